@@ -1,0 +1,198 @@
+// Package config loads the YAML configuration of gearbridge's own daemons
+// with viper: defaults from the Go struct, then the file given by --config,
+// then GEARBRIDGE_* environment variables, then command-line flags.
+//
+// Loading is strict. A key in the file that the struct does not know, or a
+// value that does not parse as the field's type, is an error naming the key.
+// Strings are never silently coerced: "" is not 0 and "maybe" is not false.
+//
+// Keys are flat and spelled like the flags (`tls-ca`, `log-level`). Viper
+// lower-cases map keys, so configuration never uses a map keyed by a queue,
+// group or host name; such things are lists.
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix is the prefix of environment overrides: key `tls-ca` is read
+// from GEARBRIDGE_TLS_CA.
+const EnvPrefix = "GEARBRIDGE"
+
+// EnvName returns the environment variable that overrides key.
+func EnvName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(key))
+}
+
+// Load fills cfg, a pointer to a struct whose fields carry `mapstructure`
+// tags, in increasing precedence from: the values already in cfg (the
+// defaults), the YAML file (when file is not empty), GEARBRIDGE_* environment
+// variables, and the flags of fs that were set on the command line and whose
+// name is a key of cfg.
+func Load(cfg any, file string, fs *pflag.FlagSet) error {
+	keys, err := Keys(cfg)
+	if err != nil {
+		return err
+	}
+	v := viper.New()
+	for _, k := range keys {
+		if err := v.BindEnv(k, EnvName(k)); err != nil {
+			return fmt.Errorf("bind env for %q: %w", k, err)
+		}
+		if fs == nil {
+			continue
+		}
+		if f := fs.Lookup(k); f != nil && f.Changed {
+			if err := v.BindPFlag(k, f); err != nil {
+				return fmt.Errorf("bind flag --%s: %w", k, err)
+			}
+		}
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return fmt.Errorf("read config file %s: %w", file, err)
+		}
+	}
+	err = v.UnmarshalExact(cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		strictScalarHook,
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		where := "configuration"
+		if file != "" {
+			where = "config file " + file
+		}
+		msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):\n\n")
+		return fmt.Errorf("%s: %s", where, msg)
+	}
+	return nil
+}
+
+// Keys lists the top-level keys of cfg (mapstructure tags, squashed
+// embedded structs included).
+func Keys(cfg any) ([]string, error) {
+	t := reflect.TypeOf(cfg)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("config: want a pointer to a struct, got %T", cfg)
+	}
+	return structKeys(t.Elem()), nil
+}
+
+func structKeys(t reflect.Type) []string {
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("mapstructure")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if strings.Contains(opts, "squash") && f.Type.Kind() == reflect.Struct {
+			keys = append(keys, structKeys(f.Type)...)
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		keys = append(keys, name)
+	}
+	return keys
+}
+
+// strictScalarHook parses strings into numbers and booleans strictly, so
+// that viper's weak typing never turns "" or "abc" into a zero value.
+// Booleans accept the classic Mod-Gearman words as well: yes/on/true/1 and
+// no/off/false/0.
+func strictScalarHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String {
+		return data, nil
+	}
+	s := strings.TrimSpace(data.(string))
+	if to == reflect.TypeFor[[]string]() || to.Kind() == reflect.String {
+		return data, nil
+	}
+	if to == reflect.TypeFor[time.Duration]() {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration (want e.g. 30s or 1m30s)", s)
+		}
+		return d, nil
+	}
+	switch to.Kind() {
+	case reflect.Bool:
+		b, ok := ParseBool(s)
+		if !ok {
+			return nil, fmt.Errorf("%q is not a boolean (want yes/no, on/off, true/false or 1/0)", s)
+		}
+		return b, nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, to.Bits())
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", s)
+		}
+		return n, nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, to.Bits())
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a non-negative integer", s)
+		}
+		return n, nil
+	case reflect.Float32, reflect.Float64:
+		n, err := strconv.ParseFloat(s, to.Bits())
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", s)
+		}
+		return n, nil
+	}
+	return data, nil
+}
+
+// ParseBool applies the classic Mod-Gearman boolean rule.
+func ParseBool(s string) (value, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "yes", "on", "true", "1":
+		return true, true
+	case "no", "off", "false", "0":
+		return false, true
+	}
+	return false, false
+}
+
+// UnknownEnv returns the GEARBRIDGE_* variables of environ that name no key
+// of cfg and are not in allow; commands log them as a warning, since a typo
+// in an override would otherwise go unnoticed.
+func UnknownEnv(cfg any, environ []string, allow ...string) []string {
+	keys, err := Keys(cfg)
+	if err != nil {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, k := range keys {
+		known[EnvName(k)] = true
+	}
+	for _, a := range allow {
+		known[a] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, EnvPrefix+"_") && !known[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,154 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+type sample struct {
+	Servers     []string      `mapstructure:"server"`
+	Listen      string        `mapstructure:"listen"`
+	Slots       int           `mapstructure:"slots"`
+	ResumeGrace time.Duration `mapstructure:"resume-grace"`
+	Encryption  bool          `mapstructure:"encryption"`
+	Identifier  string        `mapstructure:"identifier"`
+}
+
+func defaults() sample {
+	return sample{Servers: []string{"localhost:4730"}, Listen: ":4731", Slots: 4, ResumeGrace: 30 * time.Second, Encryption: true}
+}
+
+func flagSet(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	fs.StringSlice("server", nil, "")
+	fs.String("listen", ":4731", "")
+	fs.Int("slots", 4, "")
+	fs.Duration("resume-grace", 30*time.Second, "")
+	fs.String("encryption", "yes", "")
+	fs.String("identifier", "", "")
+	fs.String("unrelated", "", "")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func TestLoadDefaultsOnly(t *testing.T) {
+	cfg := defaults()
+	if err := Load(&cfg, "", flagSet(t)); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, defaults()) {
+		t.Fatalf("got %+v, want defaults", cfg)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	cfg := defaults()
+	if err := Load(&cfg, "testdata/good.yaml", flagSet(t)); err != nil {
+		t.Fatal(err)
+	}
+	want := sample{
+		Servers: []string{"gearmand1:4730", "gearmand2"}, Listen: ":4731", Slots: 8,
+		ResumeGrace: 45 * time.Second, Encryption: true, Identifier: "site-a",
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	t.Setenv("GEARBRIDGE_SLOTS", "16")
+	t.Setenv("GEARBRIDGE_IDENTIFIER", "from-env")
+	t.Setenv("GEARBRIDGE_SERVER", "a:1,b:2")
+	t.Setenv("GEARBRIDGE_ENCRYPTION", "no")
+	cfg := defaults()
+	// The flag beats the environment, which beats the file.
+	if err := Load(&cfg, "testdata/good.yaml", flagSet(t, "--identifier=from-flag")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Slots != 16 || cfg.Identifier != "from-flag" || cfg.Encryption {
+		t.Fatalf("got %+v", cfg)
+	}
+	if !reflect.DeepEqual(cfg.Servers, []string{"a:1", "b:2"}) {
+		t.Fatalf("servers %q", cfg.Servers)
+	}
+}
+
+func TestFlagSlice(t *testing.T) {
+	cfg := defaults()
+	if err := Load(&cfg, "", flagSet(t, "--server=x", "--server", "y,z")); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Servers, []string{"x", "y", "z"}) {
+		t.Fatalf("servers %q", cfg.Servers)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		file string
+		env  [2]string
+		want []string
+	}{
+		{file: "testdata/unknown_key.yaml", want: []string{"unknown_key.yaml", "slotz"}},
+		{file: "testdata/bad_int.yaml", want: []string{"slots", `"many" is not an integer`}},
+		{file: "testdata/empty_int.yaml", want: []string{"slots", `"" is not an integer`}},
+		{file: "testdata/bad_bool.yaml", want: []string{"encryption", `"maybe" is not a boolean`}},
+		{file: "testdata/bad_duration.yaml", want: []string{"resume-grace", "soon"}},
+		{file: "testdata/bad_yaml.yaml", want: []string{"bad_yaml.yaml"}},
+		{file: "testdata/missing.yaml", want: []string{"missing.yaml"}},
+		{env: [2]string{"GEARBRIDGE_SLOTS", "x1"}, want: []string{"slots", `"x1"`}},
+	}
+	for _, tt := range tests {
+		name := tt.file
+		if name == "" {
+			name = tt.env[0]
+		}
+		t.Run(name, func(t *testing.T) {
+			if tt.env[0] != "" {
+				t.Setenv(tt.env[0], tt.env[1])
+			}
+			cfg := defaults()
+			err := Load(&cfg, tt.file, flagSet(t))
+			if err == nil {
+				t.Fatalf("no error, cfg %+v", cfg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv(&sample{}, []string{"GEARBRIDGE_SLOTS=1", "GEARBRIDGE_SLOTZ=2", "HOME=/", "GEARBRIDGE_CONFIG=x"}, "GEARBRIDGE_CONFIG")
+	if !reflect.DeepEqual(got, []string{"GEARBRIDGE_SLOTZ"}) {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestParseBool(t *testing.T) {
+	for _, s := range []string{"yes", "On", "TRUE", "1"} {
+		if v, ok := ParseBool(s); !v || !ok {
+			t.Errorf("%q: got %v %v", s, v, ok)
+		}
+	}
+	for _, s := range []string{"no", "Off", "false", "0"} {
+		if v, ok := ParseBool(s); v || !ok {
+			t.Errorf("%q: got %v %v", s, v, ok)
+		}
+	}
+	for _, s := range []string{"", "maybe", "2"} {
+		if _, ok := ParseBool(s); ok {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and the demo need: the real Gearman
+# job server and CLI, and openssl (the independent oracle for the payload
+# codec). Only root can install; others get a clear message and the tests
+# that need a missing part skip loudly.
+set -euo pipefail
+
+need=()
+command -v gearmand >/dev/null 2>&1 || [ -x /usr/sbin/gearmand ] || need+=(gearman-job-server)
+command -v gearman >/dev/null 2>&1 || need+=(gearman-tools)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing Debian packages: ${need[*]}" >&2
+  echo "install-deps: run as root, or: sudo apt-get install -y ${need[*]}" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${need[*]}" >&2
+if ! apt-get install -y -qq "${need[@]}" >/dev/null; then
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi

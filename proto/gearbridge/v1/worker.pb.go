@@ -87,6 +87,7 @@ type WorkRequest struct {
 	//	*WorkRequest_Hello
 	//	*WorkRequest_Credit
 	//	*WorkRequest_Result
+	//	*WorkRequest_Drain
 	Msg           isWorkRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -156,6 +157,15 @@ func (x *WorkRequest) GetResult() *JobResult {
 	return nil
 }
 
+func (x *WorkRequest) GetDrain() *Drain {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkRequest_Drain); ok {
+			return x.Drain
+		}
+	}
+	return nil
+}
+
 type isWorkRequest_Msg interface {
 	isWorkRequest_Msg()
 }
@@ -172,11 +182,17 @@ type WorkRequest_Result struct {
 	Result *JobResult `protobuf:"bytes,3,opt,name=result,proto3,oneof"`
 }
 
+type WorkRequest_Drain struct {
+	Drain *Drain `protobuf:"bytes,4,opt,name=drain,proto3,oneof"`
+}
+
 func (*WorkRequest_Hello) isWorkRequest_Msg() {}
 
 func (*WorkRequest_Credit) isWorkRequest_Msg() {}
 
 func (*WorkRequest_Result) isWorkRequest_Msg() {}
+
+func (*WorkRequest_Drain) isWorkRequest_Msg() {}
 
 // WorkResponse is one message from the bridge to the worker.
 type WorkResponse struct {
@@ -187,6 +203,7 @@ type WorkResponse struct {
 	//	*WorkResponse_Job
 	//	*WorkResponse_Drain
 	//	*WorkResponse_Cancel
+	//	*WorkResponse_Ack
 	Msg           isWorkResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -265,6 +282,15 @@ func (x *WorkResponse) GetCancel() *Cancel {
 	return nil
 }
 
+func (x *WorkResponse) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkResponse_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
 type isWorkResponse_Msg interface {
 	isWorkResponse_Msg()
 }
@@ -285,6 +311,10 @@ type WorkResponse_Cancel struct {
 	Cancel *Cancel `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
 }
 
+type WorkResponse_Ack struct {
+	Ack *Ack `protobuf:"bytes,5,opt,name=ack,proto3,oneof"`
+}
+
 func (*WorkResponse_Welcome) isWorkResponse_Msg() {}
 
 func (*WorkResponse_Job) isWorkResponse_Msg() {}
@@ -292,6 +322,8 @@ func (*WorkResponse_Job) isWorkResponse_Msg() {}
 func (*WorkResponse_Drain) isWorkResponse_Msg() {}
 
 func (*WorkResponse_Cancel) isWorkResponse_Msg() {}
+
+func (*WorkResponse_Ack) isWorkResponse_Msg() {}
 
 // Hello opens (or resumes) a session. It must be the first message.
 type Hello struct {
@@ -306,7 +338,12 @@ type Hello struct {
 	// Worker software version.
 	Version string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
 	// Set to resume an earlier session after a reconnect; empty for a new one.
-	SessionId     string `protobuf:"bytes,5,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	SessionId string `protobuf:"bytes,5,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// When resuming: the ids of the session's jobs the worker still holds
+	// (running, or finished with a result not yet acknowledged). The bridge
+	// sends again any job of the session that is not in this list, because it
+	// was lost in transit, and expects results for the others.
+	HeldJobIds    []string `protobuf:"bytes,6,rep,name=held_job_ids,json=heldJobIds,proto3" json:"held_job_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -376,8 +413,16 @@ func (x *Hello) GetSessionId() string {
 	return ""
 }
 
+func (x *Hello) GetHeldJobIds() []string {
+	if x != nil {
+		return x.HeldJobIds
+	}
+	return nil
+}
+
 // Credit grants the bridge more jobs: the number of slots freed since the
-// last credit (or hello).
+// last credit (or hello). A worker holds credit back while it is over its
+// load limits.
 type Credit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Slots         uint32                 `protobuf:"varint,1,opt,name=slots,proto3" json:"slots,omitempty"`
@@ -800,8 +845,9 @@ func (x *Welcome) GetResumeGrace() *durationpb.Duration {
 	return nil
 }
 
-// Drain asks the worker to finish running jobs, send their results and
-// close; no more jobs will come.
+// Drain, from the bridge, asks the worker to finish running jobs, send their
+// results and close; no more jobs will come. From the worker, it tells the
+// bridge to send no more jobs because the worker is shutting down.
 type Drain struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -846,6 +892,53 @@ func (x *Drain) GetReason() string {
 	return ""
 }
 
+// Ack confirms that the result of a job is on its result queue (or, for
+// jobs without a result, that the job is finished). Until then the worker
+// keeps the result and sends it again after a reconnect.
+type Ack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Ack) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
 // Cancel withdraws a job: the bridge has already answered it (for example
 // with a timeout result), so the worker should stop it and send nothing.
 type Cancel struct {
@@ -858,7 +951,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[8]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +963,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[8]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +976,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{8}
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Cancel) GetJobId() string {
@@ -904,18 +997,20 @@ var File_gearbridge_v1_worker_proto protoreflect.FileDescriptor
 
 const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"\n" +
-	"\x1agearbridge/v1/worker.proto\x12\rgearbridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x01\n" +
+	"\x1agearbridge/v1/worker.proto\x12\rgearbridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n" +
 	"\vWorkRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.gearbridge.v1.HelloH\x00R\x05hello\x12/\n" +
 	"\x06credit\x18\x02 \x01(\v2\x15.gearbridge.v1.CreditH\x00R\x06credit\x122\n" +
-	"\x06result\x18\x03 \x01(\v2\x18.gearbridge.v1.JobResultH\x00R\x06resultB\x05\n" +
-	"\x03msg\"\xd0\x01\n" +
+	"\x06result\x18\x03 \x01(\v2\x18.gearbridge.v1.JobResultH\x00R\x06result\x12,\n" +
+	"\x05drain\x18\x04 \x01(\v2\x14.gearbridge.v1.DrainH\x00R\x05drainB\x05\n" +
+	"\x03msg\"\xf8\x01\n" +
 	"\fWorkResponse\x122\n" +
 	"\awelcome\x18\x01 \x01(\v2\x16.gearbridge.v1.WelcomeH\x00R\awelcome\x12&\n" +
 	"\x03job\x18\x02 \x01(\v2\x12.gearbridge.v1.JobH\x00R\x03job\x12,\n" +
 	"\x05drain\x18\x03 \x01(\v2\x14.gearbridge.v1.DrainH\x00R\x05drain\x12/\n" +
-	"\x06cancel\x18\x04 \x01(\v2\x15.gearbridge.v1.CancelH\x00R\x06cancelB\x05\n" +
-	"\x03msg\"\x8e\x01\n" +
+	"\x06cancel\x18\x04 \x01(\v2\x15.gearbridge.v1.CancelH\x00R\x06cancel\x12&\n" +
+	"\x03ack\x18\x05 \x01(\v2\x12.gearbridge.v1.AckH\x00R\x03ackB\x05\n" +
+	"\x03msg\"\xb0\x01\n" +
 	"\x05Hello\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
@@ -924,7 +1019,9 @@ const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"\x05slots\x18\x03 \x01(\rR\x05slots\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x05 \x01(\tR\tsessionId\"\x1e\n" +
+	"session_id\x18\x05 \x01(\tR\tsessionId\x12 \n" +
+	"\fheld_job_ids\x18\x06 \x03(\tR\n" +
+	"heldJobIds\"\x1e\n" +
 	"\x06Credit\x12\x14\n" +
 	"\x05slots\x18\x01 \x01(\rR\x05slots\"\x95\x02\n" +
 	"\tJobResult\x12\x15\n" +
@@ -968,7 +1065,9 @@ const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"\aresumed\x18\x03 \x01(\bR\aresumed\x12<\n" +
 	"\fresume_grace\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vresumeGrace\"\x1f\n" +
 	"\x05Drain\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"7\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x1c\n" +
+	"\x03Ack\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"7\n" +
 	"\x06Cancel\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason*\x82\x01\n" +
@@ -994,7 +1093,7 @@ func file_gearbridge_v1_worker_proto_rawDescGZIP() []byte {
 }
 
 var file_gearbridge_v1_worker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gearbridge_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_gearbridge_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_gearbridge_v1_worker_proto_goTypes = []any{
 	(JobType)(0),                  // 0: gearbridge.v1.JobType
 	(*WorkRequest)(nil),           // 1: gearbridge.v1.WorkRequest
@@ -1005,35 +1104,38 @@ var file_gearbridge_v1_worker_proto_goTypes = []any{
 	(*Job)(nil),                   // 6: gearbridge.v1.Job
 	(*Welcome)(nil),               // 7: gearbridge.v1.Welcome
 	(*Drain)(nil),                 // 8: gearbridge.v1.Drain
-	(*Cancel)(nil),                // 9: gearbridge.v1.Cancel
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(*Ack)(nil),                   // 9: gearbridge.v1.Ack
+	(*Cancel)(nil),                // 10: gearbridge.v1.Cancel
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
 }
 var file_gearbridge_v1_worker_proto_depIdxs = []int32{
 	3,  // 0: gearbridge.v1.WorkRequest.hello:type_name -> gearbridge.v1.Hello
 	4,  // 1: gearbridge.v1.WorkRequest.credit:type_name -> gearbridge.v1.Credit
 	5,  // 2: gearbridge.v1.WorkRequest.result:type_name -> gearbridge.v1.JobResult
-	7,  // 3: gearbridge.v1.WorkResponse.welcome:type_name -> gearbridge.v1.Welcome
-	6,  // 4: gearbridge.v1.WorkResponse.job:type_name -> gearbridge.v1.Job
-	8,  // 5: gearbridge.v1.WorkResponse.drain:type_name -> gearbridge.v1.Drain
-	9,  // 6: gearbridge.v1.WorkResponse.cancel:type_name -> gearbridge.v1.Cancel
-	10, // 7: gearbridge.v1.JobResult.start_time:type_name -> google.protobuf.Timestamp
-	10, // 8: gearbridge.v1.JobResult.finish_time:type_name -> google.protobuf.Timestamp
-	10, // 9: gearbridge.v1.Job.deadline:type_name -> google.protobuf.Timestamp
-	0,  // 10: gearbridge.v1.Job.type:type_name -> gearbridge.v1.JobType
-	10, // 11: gearbridge.v1.Job.core_time:type_name -> google.protobuf.Timestamp
-	11, // 12: gearbridge.v1.Job.timeout:type_name -> google.protobuf.Duration
-	10, // 13: gearbridge.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	10, // 14: gearbridge.v1.Job.next_check:type_name -> google.protobuf.Timestamp
-	11, // 15: gearbridge.v1.Job.latency:type_name -> google.protobuf.Duration
-	11, // 16: gearbridge.v1.Welcome.resume_grace:type_name -> google.protobuf.Duration
-	1,  // 17: gearbridge.v1.WorkerService.Work:input_type -> gearbridge.v1.WorkRequest
-	2,  // 18: gearbridge.v1.WorkerService.Work:output_type -> gearbridge.v1.WorkResponse
-	18, // [18:19] is the sub-list for method output_type
-	17, // [17:18] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	8,  // 3: gearbridge.v1.WorkRequest.drain:type_name -> gearbridge.v1.Drain
+	7,  // 4: gearbridge.v1.WorkResponse.welcome:type_name -> gearbridge.v1.Welcome
+	6,  // 5: gearbridge.v1.WorkResponse.job:type_name -> gearbridge.v1.Job
+	8,  // 6: gearbridge.v1.WorkResponse.drain:type_name -> gearbridge.v1.Drain
+	10, // 7: gearbridge.v1.WorkResponse.cancel:type_name -> gearbridge.v1.Cancel
+	9,  // 8: gearbridge.v1.WorkResponse.ack:type_name -> gearbridge.v1.Ack
+	11, // 9: gearbridge.v1.JobResult.start_time:type_name -> google.protobuf.Timestamp
+	11, // 10: gearbridge.v1.JobResult.finish_time:type_name -> google.protobuf.Timestamp
+	11, // 11: gearbridge.v1.Job.deadline:type_name -> google.protobuf.Timestamp
+	0,  // 12: gearbridge.v1.Job.type:type_name -> gearbridge.v1.JobType
+	11, // 13: gearbridge.v1.Job.core_time:type_name -> google.protobuf.Timestamp
+	12, // 14: gearbridge.v1.Job.timeout:type_name -> google.protobuf.Duration
+	11, // 15: gearbridge.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	11, // 16: gearbridge.v1.Job.next_check:type_name -> google.protobuf.Timestamp
+	12, // 17: gearbridge.v1.Job.latency:type_name -> google.protobuf.Duration
+	12, // 18: gearbridge.v1.Welcome.resume_grace:type_name -> google.protobuf.Duration
+	1,  // 19: gearbridge.v1.WorkerService.Work:input_type -> gearbridge.v1.WorkRequest
+	2,  // 20: gearbridge.v1.WorkerService.Work:output_type -> gearbridge.v1.WorkResponse
+	20, // [20:21] is the sub-list for method output_type
+	19, // [19:20] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_gearbridge_v1_worker_proto_init() }
@@ -1045,12 +1147,14 @@ func file_gearbridge_v1_worker_proto_init() {
 		(*WorkRequest_Hello)(nil),
 		(*WorkRequest_Credit)(nil),
 		(*WorkRequest_Result)(nil),
+		(*WorkRequest_Drain)(nil),
 	}
 	file_gearbridge_v1_worker_proto_msgTypes[1].OneofWrappers = []any{
 		(*WorkResponse_Welcome)(nil),
 		(*WorkResponse_Job)(nil),
 		(*WorkResponse_Drain)(nil),
 		(*WorkResponse_Cancel)(nil),
+		(*WorkResponse_Ack)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1058,7 +1162,7 @@ func file_gearbridge_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gearbridge_v1_worker_proto_rawDesc), len(file_gearbridge_v1_worker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,92 @@
+package bridge
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestGlob(t *testing.T) {
+	tests := []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"*", "", true},
+		{"*", "anything/with/slashes", true},
+		{"site-a-*", "site-a-01", true},
+		{"site-a-*", "site-b-01", false},
+		{"hostgroup_?", "hostgroup_x", true},
+		{"hostgroup_?", "hostgroup_xy", false},
+		{"a*b*c", "aXXbYYc", true},
+		{"a*b*c", "aXXbYY", false},
+		{"exact", "exact", true},
+		{"exact", "exactly", false},
+		{"**", "x", true},
+		{"*x", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaay", false},
+	}
+	for _, tt := range tests {
+		if got := Glob(tt.pattern, tt.name); got != tt.want {
+			t.Errorf("Glob(%q, %q) = %v, want %v", tt.pattern, tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestLoadAuthz(t *testing.T) {
+	a, err := LoadAuthz("testdata/authz/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name string
+		got  bool
+		want bool
+	}{
+		{"worker queue allowed", a.AllowQueue("site-a-01", "hostgroup_site_a"), true},
+		{"queue names keep their case", a.AllowQueue("site-a-01", "HOSTGROUP_SITE_A"), false},
+		{"worker other queue denied", a.AllowQueue("site-a-01", "host"), false},
+		{"other identity denied", a.AllowQueue("site-b-01", "service"), false},
+		{"sender host allowed", a.AllowHost("ci-runner", "ci-web1"), true},
+		{"sender ? glob", a.AllowHost("ci-runner", "build7"), true},
+		{"sender other host denied", a.AllowHost("ci-runner", "db1"), false},
+		{"worker is not a sender", a.AllowHost("site-a-01", "ci-web1"), false},
+		{"admin role", a.HasRole("ops", RoleAdmin), true},
+		{"no admin role", a.HasRole("site-a-01", RoleAdmin), false},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestLoadAuthzErrors(t *testing.T) {
+	tests := map[string]string{
+		"unknown_key.yaml":           "queue",
+		"bad_role.yaml":              `role "superuser"`,
+		"worker_without_queues.yaml": "a worker rule needs queues",
+		"sender_with_queues.yaml":    "queues apply to worker rules only",
+		"empty_identity.yaml":        "identity is empty",
+		"missing.yaml":               "missing.yaml",
+	}
+	for file, want := range tests {
+		t.Run(file, func(t *testing.T) {
+			_, err := LoadAuthz("testdata/authz/" + file)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v, want it to mention %q", err, want)
+			}
+		})
+	}
+}
+
+func TestDefaultDenyAndAllowAll(t *testing.T) {
+	var none Authz
+	if none.AllowQueue("x", "service") || none.AllowHost("x", "h") || none.HasRole("x", RoleAdmin) {
+		t.Fatal("an empty policy must deny everything")
+	}
+	all := AllowAll()
+	if err := all.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !all.AllowQueue("x", "hostgroup_y") || !all.AllowHost("x", "h") || !all.HasRole("x", RoleAdmin) {
+		t.Fatal("AllowAll must allow everything")
+	}
+}

@@ -1,0 +1,343 @@
+// Package bridge is the gRPC side of gearbridge: it serves remote workers
+// (WorkerService), passive-result senders (ResultService) and operators
+// (AdminService) over mutual TLS, and translates to and from the classic
+// Mod-Gearman queues on gearmand.
+//
+// Each remote worker session gets its own Gearman worker connection per
+// gearmand, registering exactly the queues the session asked for and is
+// allowed. A connection grabs a job only while its session has credit (free
+// worker slots), so nothing is hoarded and gearmand's balancing between
+// classic and remote workers stays real. A job is completed towards gearmand
+// only after its result is on the result queue; closing the connection makes
+// gearmand requeue whatever was unfinished.
+package bridge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/gearbridge/gearbridge/modgearman"
+	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
+)
+
+// Config is the bridge's configuration. Zero values take the defaults of
+// DefaultConfig through withDefaults; Validate only checks.
+type Config struct {
+	// Servers are the gearmand addresses (host:port). A session holds a
+	// worker connection to each, as classic workers do.
+	Servers []string
+	// Key is the classic payload key; Encryption selects AES (the classic
+	// default) or base64 only.
+	Key        string
+	Encryption bool
+	// ResultQueue is used for results of jobs that name none, and for
+	// passive results.
+	ResultQueue string
+	// ResumeGrace is how long a session outlives its stream, waiting for the
+	// worker to reconnect.
+	ResumeGrace time.Duration
+	// JobTimeout is the plugin timeout for jobs that carry none (event
+	// handlers, notifications), like the classic job_timeout.
+	JobTimeout time.Duration
+	// TimeoutGrace is added to a job's timeout before the bridge gives up on
+	// the worker and writes the timeout result itself.
+	TimeoutGrace time.Duration
+	// TimeoutReturn is the return code of timeout results (0..3).
+	TimeoutReturn int
+	// MaxMessageBytes bounds every gRPC message the bridge receives.
+	MaxMessageBytes int
+	// MaxSlots bounds the slots one session may announce.
+	MaxSlots int
+	// HelloTimeout bounds the wait for a session's first message.
+	HelloTimeout time.Duration
+	// DrainTimeout bounds graceful shutdown.
+	DrainTimeout time.Duration
+	// Authz decides who may do what; nil denies everything.
+	Authz *Authz
+}
+
+// DefaultConfig returns the defaults: one local gearmand, AES on, results
+// to check_results, 30 s resume grace, classic 60 s job timeout.
+func DefaultConfig() Config {
+	return Config{
+		Servers:         []string{"localhost:4730"},
+		Encryption:      true,
+		ResultQueue:     "check_results",
+		ResumeGrace:     30 * time.Second,
+		JobTimeout:      60 * time.Second,
+		TimeoutGrace:    10 * time.Second, // covers the worker's TERM→KILL grace and a result's round trip
+		TimeoutReturn:   3,                // the Go worker's default, recommended by the wire contract
+		MaxMessageBytes: 4 << 20,          // results carry at most 1 MiB of output by default
+		MaxSlots:        10000,
+		HelloTimeout:    10 * time.Second,
+		DrainTimeout:    30 * time.Second,
+	}
+}
+
+// Validate checks the configuration without changing it.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Servers) == 0 {
+		errs = append(errs, errors.New("server: at least one gearmand is needed"))
+	}
+	if c.Encryption && c.Key == "" {
+		errs = append(errs, errors.New("key: encryption is on but no key is set (set --key or --keyfile, or --encryption=no)"))
+	}
+	if c.ResultQueue == "" {
+		errs = append(errs, errors.New("result-queue: must not be empty"))
+	}
+	if c.TimeoutReturn < 0 || c.TimeoutReturn > 3 {
+		errs = append(errs, fmt.Errorf("timeout-return: %d is not a return code 0..3", c.TimeoutReturn))
+	}
+	for name, d := range map[string]time.Duration{
+		"resume-grace": c.ResumeGrace, "job-timeout": c.JobTimeout, "timeout-grace": c.TimeoutGrace,
+		"hello-timeout": c.HelloTimeout, "drain-timeout": c.DrainTimeout,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %v", name, d))
+		}
+	}
+	if c.MaxMessageBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max-message-bytes: must be positive, got %d", c.MaxMessageBytes))
+	}
+	if c.MaxSlots <= 0 {
+		errs = append(errs, fmt.Errorf("max-slots: must be positive, got %d", c.MaxSlots))
+	}
+	if c.Authz != nil {
+		if err := c.Authz.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are what the bridge takes from its owner.
+type Deps struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Gearman connects the bridge to gearmand; nil uses the real protocol
+	// package (tests inject fakes).
+	Gearman Gearman
+	// Version is reported in status.
+	Version string
+}
+
+// Bridge serves remote workers and senders.
+type Bridge struct {
+	cfg     Config
+	log     *slog.Logger
+	m       *metrics
+	gm      Gearman
+	results ResultSubmitter
+	codec   *modgearman.Codec
+	health  *health.Server
+	started time.Time
+	version string
+
+	authzPtr atomic.Pointer[Authz]
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	closing  bool
+
+	nextSession atomic.Uint64
+	wg          sync.WaitGroup // sessions' goroutines
+
+	srvMu sync.Mutex
+	srv   *grpc.Server
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a bridge. It connects nothing until Serve.
+func New(cfg Config, deps Deps) (*Bridge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("bridge config: %w", err)
+	}
+	codec, err := modgearman.NewCodec(cfg.Key, cfg.Encryption)
+	if err != nil {
+		return nil, fmt.Errorf("bridge config: %w", err)
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	gm := deps.Gearman
+	if gm == nil {
+		gm = NewGearman(cfg.Servers, log)
+	}
+	b := &Bridge{
+		cfg:      cfg,
+		log:      log,
+		m:        newMetrics(deps.Registerer),
+		gm:       gm,
+		codec:    codec,
+		health:   health.NewServer(),
+		started:  time.Now(),
+		version:  deps.Version,
+		sessions: map[string]*session{},
+	}
+	b.results = gm.Results()
+	az := cfg.Authz
+	if az == nil {
+		az = &Authz{}
+	}
+	b.authzPtr.Store(az)
+	return b, nil
+}
+
+func (b *Bridge) authz() *Authz { return b.authzPtr.Load() }
+
+// SetAuthz replaces the authorization rules, for reloads.
+func (b *Bridge) SetAuthz(a *Authz) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	b.authzPtr.Store(a)
+	return nil
+}
+
+// ServerOptions returns the gRPC options the bridge needs: TLS (1.3, client
+// certificates required — the tls.Config decides), message limits and
+// keepalive enforcement that lets workers behind NAT ping every 20 s.
+func (b *Bridge) ServerOptions(tlsConfig *tls.Config) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.Creds(credentials.NewTLS(tlsConfig)),
+		grpc.MaxRecvMsgSize(b.cfg.MaxMessageBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             15 * time.Second, // below the workers' 20 s pings, so none is punished
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    30 * time.Second,
+			Timeout: 10 * time.Second,
+		}),
+	}
+}
+
+// Register adds the bridge's services and the standard health service to s.
+func (b *Bridge) Register(s *grpc.Server) {
+	pb.RegisterWorkerServiceServer(s, &workerService{b: b})
+	pb.RegisterAdminServiceServer(s, &adminService{b: b})
+	healthpb.RegisterHealthServer(s, b.health)
+}
+
+// Serve serves on lis until ctx ends or Shutdown is called, then shuts down
+// gracefully. tlsConfig must require and verify client certificates.
+func (b *Bridge) Serve(ctx context.Context, lis net.Listener, tlsConfig *tls.Config) error {
+	if tlsConfig == nil {
+		return errors.New("bridge: serve: a TLS configuration is required")
+	}
+	s := grpc.NewServer(b.ServerOptions(tlsConfig)...)
+	b.Register(s)
+	b.srvMu.Lock()
+	if b.srv != nil {
+		b.srvMu.Unlock()
+		return errors.New("bridge: serve called twice")
+	}
+	b.srv = s
+	b.srvMu.Unlock()
+	b.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, svc := range []string{pb.WorkerService_ServiceDesc.ServiceName, pb.AdminService_ServiceDesc.ServiceName} {
+		b.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
+	b.log.Info("bridge serving", "addr", lis.Addr().String(), "servers", b.cfg.Servers)
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(lis) }()
+	select {
+	case err := <-errc:
+		_ = b.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), b.cfg.DrainTimeout)
+	defer cancel()
+	err := b.Shutdown(sctx)
+	<-errc
+	return err
+}
+
+// Shutdown stops the bridge: health goes NOT_SERVING, attached workers are
+// told to drain, the bridge waits (bounded by ctx) for their results, then
+// closes every session so that gearmand requeues what is unfinished. It may
+// be called more than once.
+func (b *Bridge) Shutdown(ctx context.Context) error {
+	b.closeOnce.Do(func() { b.closeErr = b.shutdown(ctx) })
+	return b.closeErr
+}
+
+func (b *Bridge) shutdown(ctx context.Context) error {
+	b.health.Shutdown() // every service NOT_SERVING
+	b.mu.Lock()
+	b.closing = true
+	sessions := make([]*session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		sessions = append(sessions, s)
+	}
+	b.mu.Unlock()
+	for _, s := range sessions {
+		s.drain("bridge is shutting down")
+	}
+	// Wait for in-flight jobs to come back, bounded by ctx.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		busy := 0
+		for _, s := range sessions {
+			busy += s.inFlight()
+		}
+		if busy == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			b.log.Warn("drain timed out; unfinished jobs go back to gearmand", "in_flight", busy)
+			break wait
+		case <-tick.C:
+		}
+	}
+	b.srvMu.Lock()
+	srv := b.srv
+	b.srvMu.Unlock()
+	if srv != nil {
+		stopped := make(chan struct{})
+		go func() { srv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			srv.Stop()
+			<-stopped
+		}
+	}
+	for _, s := range sessions {
+		s.close("bridge shut down")
+	}
+	b.wg.Wait()
+	return b.gm.Close()
+}
+
+// removeSession forgets a closed session.
+func (b *Bridge) removeSession(s *session) {
+	b.mu.Lock()
+	if b.sessions[s.id] == s {
+		delete(b.sessions, s.id)
+	}
+	b.mu.Unlock()
+}

@@ -1,0 +1,115 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/gearbridge/gearbridge/gearman"
+)
+
+// Gearman is the bridge's view of gearmand: worker connections for sessions
+// and a client for results.
+type Gearman interface {
+	// Servers lists the gearmand addresses; a session holds one worker
+	// connection to each.
+	Servers() []string
+	// DialWorker opens one worker connection to server, announced as
+	// clientID, able to do queues.
+	DialWorker(ctx context.Context, server, clientID string, queues []string) (WorkerConn, error)
+	// Results is where results go.
+	Results() ResultSubmitter
+	// Close releases the result client.
+	Close() error
+}
+
+// WorkerConn is one Gearman worker connection as a session uses it.
+type WorkerConn interface {
+	// TryGrab asks for one job. It returns nil, nil when none is queued.
+	TryGrab(ctx context.Context) (*GrabbedJob, error)
+	// Sleep announces PRE_SLEEP and returns when gearmand wakes the
+	// connection (NOOP) or ctx ends.
+	Sleep(ctx context.Context) error
+	// Complete finishes a job successfully.
+	Complete(ctx context.Context, handle string) error
+	// Fail finishes a job as failed.
+	Fail(ctx context.Context, handle string) error
+	// Close ends the connection; gearmand requeues its unfinished jobs.
+	Close() error
+}
+
+// GrabbedJob is a job assigned by gearmand.
+type GrabbedJob struct {
+	Handle string
+	Queue  string
+	Data   []byte
+}
+
+// ResultSubmitter puts encoded results on a result queue.
+type ResultSubmitter interface {
+	// SubmitResult submits payload as a NORMAL background job with a fresh
+	// unique and returns once gearmand accepted it.
+	SubmitResult(ctx context.Context, queue string, payload []byte) error
+}
+
+// NewGearman connects the bridge to real gearmand servers through the
+// gearman package.
+func NewGearman(servers []string, log *slog.Logger) Gearman {
+	return &realGearman{
+		servers: servers,
+		log:     log,
+		client:  gearman.NewClient(servers, gearman.ClientOptions{Logger: log}),
+	}
+}
+
+type realGearman struct {
+	servers []string
+	log     *slog.Logger
+	client  *gearman.Client
+}
+
+func (g *realGearman) Servers() []string { return g.servers }
+
+func (g *realGearman) DialWorker(ctx context.Context, server, clientID string, queues []string) (WorkerConn, error) {
+	wc, err := gearman.DialWorker(ctx, server, gearman.WorkerOptions{Logger: g.log, ClientID: clientID})
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range queues {
+		if err := wc.CanDo(q); err != nil {
+			_ = wc.Close()
+			return nil, fmt.Errorf("register queue %q on %s: %w", q, server, err)
+		}
+	}
+	return realWorkerConn{wc}, nil
+}
+
+func (g *realGearman) Results() ResultSubmitter { return g }
+
+func (g *realGearman) SubmitResult(ctx context.Context, queue string, payload []byte) error {
+	// An empty unique never coalesces: every result is its own job.
+	_, err := g.client.Submit(ctx, queue, "", payload, gearman.PriorityNormal, true)
+	return err
+}
+
+func (g *realGearman) Close() error { return g.client.Close() }
+
+type realWorkerConn struct{ wc *gearman.WorkerConn }
+
+func (c realWorkerConn) TryGrab(ctx context.Context) (*GrabbedJob, error) {
+	j, err := c.wc.TryGrab(ctx)
+	if err != nil || j == nil {
+		return nil, err
+	}
+	return &GrabbedJob{Handle: j.Handle, Queue: j.Function, Data: j.Data}, nil
+}
+
+func (c realWorkerConn) Sleep(ctx context.Context) error { return c.wc.Sleep(ctx) }
+
+func (c realWorkerConn) Complete(_ context.Context, handle string) error {
+	return c.wc.Complete(handle, nil)
+}
+
+func (c realWorkerConn) Fail(_ context.Context, handle string) error { return c.wc.Fail(handle) }
+
+func (c realWorkerConn) Close() error { return c.wc.Close() }

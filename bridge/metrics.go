@@ -1,0 +1,82 @@
+package bridge
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the bridge's Prometheus series. Every path a job or a result
+// can take has a counter, so that nothing is lost silently.
+type metrics struct {
+	sessions        *prometheus.GaugeVec
+	credit          prometheus.Gauge
+	dispatched      *prometheus.CounterVec
+	completed       *prometheus.CounterVec
+	timedOut        *prometheus.CounterVec
+	requeued        prometheus.Counter
+	invalidJobs     prometheus.Counter
+	resent          prometheus.Counter
+	refused         *prometheus.CounterVec
+	submitErrors    prometheus.Counter
+	jobDuration     *prometheus.HistogramVec
+	dispatchLatency prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gearbridge_bridge_sessions",
+			Help: "Remote worker sessions, by state (attached or detached within the resume grace).",
+		}, []string{"state"}),
+		credit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gearbridge_bridge_credit",
+			Help: "Free worker slots the bridge may fill, summed over sessions.",
+		}),
+		dispatched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_jobs_dispatched_total",
+			Help: "Jobs grabbed from gearmand and handed to a remote worker.",
+		}, []string{"queue"}),
+		completed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_jobs_completed_total",
+			Help: "Jobs whose result was submitted and which were completed towards gearmand.",
+		}, []string{"queue"}),
+		timedOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_jobs_timed_out_total",
+			Help: "Jobs for which the bridge wrote the classic timeout result itself.",
+		}, []string{"queue"}),
+		requeued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_jobs_requeued_total",
+			Help: "Unfinished jobs handed back to gearmand by closing a session's connection.",
+		}),
+		invalidJobs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_jobs_invalid_total",
+			Help: "Jobs that could not be decoded (wrong key, garbage) and were failed towards gearmand.",
+		}),
+		resent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_jobs_resent_total",
+			Help: "Jobs sent again after a resume because the worker never received them.",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_results_refused_total",
+			Help: "Results refused, by reason.",
+		}, []string{"reason"}),
+		submitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_result_submit_errors_total",
+			Help: "Failed attempts to submit a result to gearmand (each is retried).",
+		}),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gearbridge_bridge_job_duration_seconds",
+			Help:    "Time from handing a job to a worker until its result is on the result queue.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
+		}, []string{"queue"}),
+		dispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gearbridge_bridge_dispatch_seconds",
+			Help:    "Time the bridge adds between receiving a job from gearmand and sending it to the worker.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.sessions, m.credit, m.dispatched, m.completed, m.timedOut, m.requeued,
+			m.invalidJobs, m.resent, m.refused, m.submitErrors, m.jobDuration, m.dispatchLatency)
+	}
+	return m
+}

@@ -1,0 +1,223 @@
+package bridge
+
+import (
+	"context"
+	"strings"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
+)
+
+// maxQueueName is gearmand's function name limit minus the NUL.
+const maxQueueName = 511
+
+type workerService struct {
+	pb.UnimplementedWorkerServiceServer
+	b *Bridge
+}
+
+// Work runs one attachment of a worker session.
+func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
+	b := w.b
+	id, err := b.authorize(stream.Context(), RoleWorker)
+	if err != nil {
+		return err
+	}
+	hello, err := recvHello(stream, b.cfg.HelloTimeout)
+	if err != nil {
+		return err
+	}
+	queues, err := b.checkHello(id, hello)
+	if err != nil {
+		b.log.Warn("refused worker session", "identity", id.Name, "err", err)
+		return err
+	}
+
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return status.Error(codes.Unavailable, "bridge is shutting down")
+	}
+	var s *session
+	resumed := false
+	if sid := hello.GetSessionId(); sid != "" {
+		if old := b.sessions[sid]; old != nil {
+			if old.identity != id.Name {
+				b.mu.Unlock()
+				return status.Errorf(codes.PermissionDenied, "session %s belongs to another identity", sid)
+			}
+			s, resumed = old, true
+		}
+	}
+	if s == nil {
+		s = b.newSession(id, hello, queues)
+		b.sessions[s.id] = s
+	}
+	b.mu.Unlock()
+
+	welcome := &pb.Welcome{
+		SessionId:   s.id,
+		Queues:      s.queues,
+		Resumed:     resumed,
+		ResumeGrace: durationpb.New(b.cfg.ResumeGrace),
+	}
+	actx, err := s.attach(stream, int(hello.GetSlots()), hello.GetHeldJobIds(), welcome)
+	if err != nil {
+		if actx == nil {
+			return status.Errorf(codes.Unavailable, "session %s: %v", s.id, err)
+		}
+		s.detach(stream, err)
+		return err
+	}
+	if resumed {
+		s.log.Info("worker session resumed", "slots", hello.GetSlots(), "held", len(hello.GetHeldJobIds()))
+	} else {
+		s.log.Info("worker session started", "queues", s.queues, "slots", hello.GetSlots())
+		s.start()
+	}
+
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- w.recvLoop(s, stream) }()
+	select {
+	case err = <-recvErr:
+		s.detach(stream, err)
+		if status.Code(err) == codes.InvalidArgument {
+			return err
+		}
+		return nil
+	case <-actx.Done():
+		// Replaced by a newer stream of the same session, or the session
+		// closed (bridge shutdown).
+		s.detach(stream, context.Cause(actx))
+		return status.Error(codes.Unavailable, "session moved or closed")
+	}
+}
+
+func (w *workerService) recvLoop(s *session, stream pb.WorkerService_WorkServer) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch m := req.GetMsg().(type) {
+		case *pb.WorkRequest_Credit:
+			s.addCredit(m.Credit.GetSlots())
+		case *pb.WorkRequest_Result:
+			s.handleResult(m.Result)
+		case *pb.WorkRequest_Drain:
+			s.mu.Lock()
+			s.draining = true
+			s.wakeLocked()
+			s.mu.Unlock()
+			s.log.Info("worker is draining", "reason", m.Drain.GetReason())
+		default:
+			w.b.m.refused.WithLabelValues("protocol").Inc()
+			return status.Errorf(codes.InvalidArgument, "unexpected message %T after hello", m)
+		}
+	}
+}
+
+// recvHello waits for the first message, which must be a hello.
+func recvHello(stream pb.WorkerService_WorkServer, timeout time.Duration) (*pb.Hello, error) {
+	type res struct {
+		req *pb.WorkRequest
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		req, err := stream.Recv()
+		ch <- res{req, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		h := r.req.GetHello()
+		if h == nil {
+			return nil, status.Error(codes.InvalidArgument, "the first message of a session must be a hello")
+		}
+		return h, nil
+	case <-t.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %v", timeout)
+	}
+}
+
+// checkHello validates a hello and returns the queues to serve. Every queue
+// asked for must be allowed; a worker is refused rather than silently given
+// fewer queues than it expects.
+func (b *Bridge) checkHello(id Identity, h *pb.Hello) ([]string, error) {
+	if h.GetSlots() == 0 {
+		return nil, status.Error(codes.InvalidArgument, "hello: slots must be at least 1")
+	}
+	if int(h.GetSlots()) > b.cfg.MaxSlots {
+		return nil, status.Errorf(codes.InvalidArgument, "hello: %d slots is more than the bridge allows (%d)", h.GetSlots(), b.cfg.MaxSlots)
+	}
+	if len(h.GetIdentifier()) > 256 {
+		return nil, status.Error(codes.InvalidArgument, "hello: identifier longer than 256 bytes")
+	}
+	if len(h.GetQueues()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "hello: no queues asked for")
+	}
+	var queues []string
+	for _, q := range h.GetQueues() {
+		if q == "" || len(q) > maxQueueName {
+			return nil, status.Errorf(codes.InvalidArgument, "hello: queue name %q is empty or too long", q)
+		}
+		if !b.authz().AllowQueue(id.Name, q) {
+			return nil, status.Errorf(codes.PermissionDenied, "identity %q is not allowed to work on queue %q", id.Name, q)
+		}
+		if !slices.Contains(queues, q) {
+			queues = append(queues, q)
+		}
+	}
+	return queues, nil
+}
+
+type adminService struct {
+	pb.UnimplementedAdminServiceServer
+	b *Bridge
+}
+
+// GetStatus reports the sessions and counters of the bridge.
+func (a *adminService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
+	if _, err := a.b.authorize(ctx, RoleAdmin); err != nil {
+		return nil, err
+	}
+	b := a.b
+	b.mu.Lock()
+	sessions := make([]*session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		sessions = append(sessions, s)
+	}
+	b.mu.Unlock()
+	resp := &pb.GetStatusResponse{
+		Version: b.version,
+		Uptime:  durationpb.New(time.Since(b.started)),
+	}
+	var inflight, done uint64
+	for _, s := range sessions {
+		st := s.status()
+		inflight += uint64(st.GetInFlight())
+		done += st.GetJobsDone()
+		resp.Sessions = append(resp.Sessions, st)
+	}
+	slices.SortFunc(resp.Sessions, func(x, y *pb.SessionStatus) int {
+		return strings.Compare(x.GetIdentifier()+x.GetSessionId(), y.GetIdentifier()+y.GetSessionId())
+	})
+	resp.Counters = []*pb.Counter{
+		{Name: "sessions", Value: uint64(len(sessions))},
+		{Name: "jobs_in_flight", Value: inflight},
+		{Name: "jobs_done", Value: done},
+	}
+	return resp, nil
+}
+
+

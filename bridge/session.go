@@ -1,0 +1,721 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gearbridge/gearbridge/modgearman"
+	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
+)
+
+// completedMemory is how many finished job ids a session remembers, so that
+// a result sent again after a reconnect is acknowledged instead of refused.
+const completedMemory = 4096
+
+// session is one remote worker's session. It outlives its gRPC stream by
+// the resume grace.
+type session struct {
+	b          *Bridge
+	id         string
+	identity   string
+	identifier string
+	queues     []string
+	log        *slog.Logger
+	started    time.Time
+
+	ctx    context.Context // ends when the session closes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	sendMu sync.Mutex // serialises Send on the attached stream
+
+	mu          sync.Mutex
+	stream      workStream // nil while detached
+	detachStop  context.CancelFunc
+	attachGen   uint64
+	slots       int
+	credit      int
+	creditWake  chan struct{} // closed and replaced when credit may have grown
+	draining    bool
+	closed      bool
+	inflight    map[string]*inflightJob
+	completed   map[string]bool // finished job ids → answered by a timeout
+	completedQ  []string
+	nextJob     uint64
+	jobsDone    uint64
+	graceTimer  *time.Timer
+	conns       []*serverConn
+	closeReason string
+}
+
+// workStream is the part of the gRPC stream a session uses.
+type workStream interface {
+	Send(*pb.WorkResponse) error
+	Context() context.Context
+}
+
+// inflightJob is a job handed to the worker and not yet answered.
+type inflightJob struct {
+	id         string
+	conn       *serverConn
+	handle     string
+	queue      string
+	job        modgearman.Job
+	msg        *pb.Job
+	dispatched time.Time
+	timer      *time.Timer
+}
+
+// serverConn is the session's worker connection to one gearmand.
+type serverConn struct {
+	server string
+	mu     sync.Mutex
+	conn   WorkerConn // nil while reconnecting
+}
+
+func (c *serverConn) get() WorkerConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
+}
+
+func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	n := b.nextSession.Add(1)
+	sid := fmt.Sprintf("%x-%d", rand.Uint64(), n)
+	identifier := hello.GetIdentifier()
+	if identifier == "" {
+		identifier = id.Name
+	}
+	s := &session{
+		b:          b,
+		id:         sid,
+		identity:   id.Name,
+		identifier: identifier,
+		queues:     queues,
+		log:        b.log.With("session", sid, "identity", id.Name, "worker", identifier),
+		started:    time.Now(),
+		ctx:        ctx,
+		cancel:     cancel,
+		creditWake: make(chan struct{}),
+		inflight:   map[string]*inflightJob{},
+		completed:  map[string]bool{},
+	}
+	for _, srv := range b.gm.Servers() {
+		s.conns = append(s.conns, &serverConn{server: srv})
+	}
+	return s
+}
+
+// start launches one grab loop per gearmand.
+func (s *session) start() {
+	for _, c := range s.conns {
+		s.wg.Add(1)
+		s.b.wg.Add(1)
+		go func() {
+			defer s.b.wg.Done()
+			defer s.wg.Done()
+			s.grabLoop(c)
+		}()
+	}
+}
+
+// attach binds a stream to the session; the returned context ends when the
+// stream is replaced or the session closes.
+func (s *session) attach(st workStream, slots int, held []string, welcome *pb.Welcome) (context.Context, error) {
+	s.sendMu.Lock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.sendMu.Unlock()
+		return nil, errors.New("session closed")
+	}
+	if s.detachStop != nil {
+		s.detachStop() // an older stream of the same session gives way
+	}
+	if s.graceTimer != nil {
+		s.graceTimer.Stop()
+		s.graceTimer = nil
+	}
+	switch {
+	case s.attachGen == 0:
+		s.b.m.sessions.WithLabelValues("attached").Inc()
+	case s.stream == nil:
+		s.b.m.sessions.WithLabelValues("detached").Dec()
+		s.b.m.sessions.WithLabelValues("attached").Inc()
+	}
+	actx, stop := context.WithCancel(s.ctx)
+	s.stream = st
+	s.detachStop = stop
+	s.attachGen++
+	s.b.m.credit.Add(float64(slots - s.credit))
+	s.slots = slots
+	s.credit = slots
+	s.draining = false
+	// Jobs the worker does not hold were lost in transit: send them again.
+	heldSet := make(map[string]bool, len(held))
+	for _, id := range held {
+		heldSet[id] = true
+	}
+	var resend []*pb.Job
+	for id, ij := range s.inflight {
+		if !heldSet[id] {
+			resend = append(resend, ij.msg)
+		}
+	}
+	s.wakeLocked()
+	s.mu.Unlock()
+	defer s.sendMu.Unlock()
+	if err := st.Send(&pb.WorkResponse{Msg: &pb.WorkResponse_Welcome{Welcome: welcome}}); err != nil {
+		return actx, err
+	}
+	for _, j := range resend {
+		s.b.m.resent.Inc()
+		if err := st.Send(&pb.WorkResponse{Msg: &pb.WorkResponse_Job{Job: j}}); err != nil {
+			return actx, err
+		}
+	}
+	return actx, nil
+}
+
+// detach unbinds st (if it is still the attached stream) and starts the
+// resume grace.
+func (s *session) detach(st workStream, why error) {
+	s.sendMu.Lock()
+	s.mu.Lock()
+	if s.stream != st || s.closed {
+		s.mu.Unlock()
+		s.sendMu.Unlock()
+		return
+	}
+	s.stream = nil
+	s.b.m.credit.Sub(float64(s.credit))
+	s.credit = 0
+	if s.detachStop != nil {
+		s.detachStop()
+		s.detachStop = nil
+	}
+	grace := s.b.cfg.ResumeGrace
+	n := len(s.inflight)
+	if s.draining && n == 0 {
+		// A worker that drained and left is done; nothing to resume.
+		grace = 0
+	}
+	s.graceTimer = time.AfterFunc(grace, func() { s.close("resume grace expired") })
+	s.mu.Unlock()
+	s.sendMu.Unlock()
+	s.b.m.sessions.WithLabelValues("attached").Dec()
+	s.b.m.sessions.WithLabelValues("detached").Inc()
+	s.log.Info("worker disconnected; keeping session for the resume grace", "grace", grace, "in_flight", n, "err", why)
+}
+
+// close ends the session: its Gearman connections are closed, so gearmand
+// requeues every job the worker did not finish.
+func (s *session) close(reason string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.closeReason = reason
+	attached := s.stream != nil
+	s.stream = nil
+	if s.detachStop != nil {
+		s.detachStop()
+	}
+	if s.graceTimer != nil {
+		s.graceTimer.Stop()
+	}
+	s.b.m.credit.Sub(float64(s.credit))
+	s.credit = 0
+	requeued := len(s.inflight)
+	for _, ij := range s.inflight {
+		ij.timer.Stop()
+	}
+	s.inflight = map[string]*inflightJob{}
+	s.wakeLocked()
+	s.mu.Unlock()
+
+	s.cancel()
+	for _, c := range s.conns {
+		c.mu.Lock()
+		if c.conn != nil {
+			_ = c.conn.Close()
+			c.conn = nil
+		}
+		c.mu.Unlock()
+	}
+	s.wg.Wait()
+	s.b.m.requeued.Add(float64(requeued))
+	if attached {
+		s.b.m.sessions.WithLabelValues("attached").Dec()
+	} else {
+		s.b.m.sessions.WithLabelValues("detached").Dec()
+	}
+	s.b.removeSession(s)
+	s.log.Info("session closed", "reason", reason, "requeued", requeued)
+}
+
+// drain tells the worker to finish and stops handing out jobs.
+func (s *session) drain(reason string) {
+	s.mu.Lock()
+	s.draining = true
+	s.wakeLocked()
+	s.mu.Unlock()
+	s.send(&pb.WorkResponse{Msg: &pb.WorkResponse_Drain{Drain: &pb.Drain{Reason: reason}}})
+}
+
+func (s *session) inFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inflight)
+}
+
+// addCredit records freed worker slots.
+func (s *session) addCredit(n uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	add := int(n)
+	// A worker cannot have more free slots than it announced.
+	if room := s.slots - len(s.inflight) - s.credit; add > room {
+		add = max(room, 0)
+	}
+	s.credit += add
+	s.b.m.credit.Add(float64(add))
+	s.wakeLocked()
+}
+
+func (s *session) wakeLocked() {
+	close(s.creditWake)
+	s.creditWake = make(chan struct{})
+}
+
+// takeCredit blocks until the session may take one more job, and takes it.
+func (s *session) takeCredit() bool {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return false
+		}
+		if s.stream != nil && !s.draining && s.credit > 0 {
+			s.credit--
+			s.b.m.credit.Dec()
+			s.mu.Unlock()
+			return true
+		}
+		wake := s.creditWake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+func (s *session) returnCredit() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.stream == nil {
+		return
+	}
+	s.credit++
+	s.b.m.credit.Inc()
+	s.wakeLocked()
+}
+
+// grabLoop takes jobs from one gearmand while the session has credit. It
+// holds a credit only for the GRAB round trip; when gearmand has nothing it
+// sleeps without credit until gearmand wakes it.
+func (s *session) grabLoop(c *serverConn) {
+	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	for s.ctx.Err() == nil {
+		wc := c.get()
+		if wc == nil {
+			conn, err := s.b.gm.DialWorker(s.ctx, c.server, s.identifier, s.queues)
+			if err != nil {
+				if s.ctx.Err() != nil {
+					return
+				}
+				d := backoff.next()
+				s.log.Warn("cannot connect to gearmand; retrying", "server", c.server, "in", d, "err", err)
+				sleepCtx(s.ctx, d)
+				continue
+			}
+			c.mu.Lock()
+			if s.ctx.Err() != nil {
+				c.mu.Unlock()
+				_ = conn.Close()
+				return
+			}
+			c.conn = conn
+			c.mu.Unlock()
+			wc = conn
+			backoff.reset()
+		}
+		if !s.takeCredit() {
+			return
+		}
+		job, err := wc.TryGrab(s.ctx)
+		if err != nil {
+			s.returnCredit()
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("gearmand connection lost; reconnecting", "server", c.server, "err", err)
+			c.mu.Lock()
+			if c.conn == wc {
+				c.conn = nil
+			}
+			c.mu.Unlock()
+			_ = wc.Close()
+			continue
+		}
+		if job == nil {
+			s.returnCredit()
+			if err := wc.Sleep(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("gearmand connection lost while sleeping; reconnecting", "server", c.server, "err", err)
+				c.mu.Lock()
+				if c.conn == wc {
+					c.conn = nil
+				}
+				c.mu.Unlock()
+				_ = wc.Close()
+			}
+			continue
+		}
+		s.dispatch(c, wc, job)
+	}
+}
+
+// dispatch decodes one grabbed job and hands it to the worker. The credit
+// taken for it is consumed.
+func (s *session) dispatch(c *serverConn, wc WorkerConn, g *GrabbedJob) {
+	received := time.Now()
+	plain, err := s.b.codec.Decode(g.Data)
+	var job modgearman.Job
+	if err == nil {
+		job, err = modgearman.ParseJob(plain)
+	}
+	if err != nil {
+		// The job cannot run anywhere with this key: fail it like classic
+		// workers do, and count it.
+		s.b.m.invalidJobs.Inc()
+		s.log.Error("discarded invalid job; check the encryption key", "queue", g.Queue, "handle", g.Handle, "err", err)
+		if ferr := wc.Fail(s.ctx, g.Handle); ferr != nil {
+			s.log.Warn("fail invalid job", "handle", g.Handle, "err", ferr)
+		}
+		s.returnCredit()
+		return
+	}
+	timeout := job.Timeout
+	if timeout <= 0 {
+		timeout = s.b.cfg.JobTimeout
+	}
+	deadline := received.Add(timeout + s.b.cfg.TimeoutGrace)
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return // the connection is closed: gearmand requeues the job
+	}
+	s.nextJob++
+	id := strconv.FormatUint(s.nextJob, 10)
+	msg := jobMessage(id, g.Queue, deadline, timeout, job)
+	ij := &inflightJob{id: id, conn: c, handle: g.Handle, queue: g.Queue, job: job, msg: msg, dispatched: received}
+	ij.timer = time.AfterFunc(time.Until(deadline), func() { s.expire(id) })
+	s.inflight[id] = ij
+	s.mu.Unlock()
+
+	s.b.m.dispatched.WithLabelValues(g.Queue).Inc()
+	if !s.send(&pb.WorkResponse{Msg: &pb.WorkResponse_Job{Job: msg}}) {
+		// Not delivered: the job stays in flight. A resuming worker gets it
+		// again (it is not in its held list); otherwise the session closes
+		// and gearmand requeues it.
+		return
+	}
+	s.b.m.dispatchLatency.Observe(time.Since(received).Seconds())
+}
+
+// send writes to the attached stream; it reports false when detached.
+func (s *session) send(m *pb.WorkResponse) bool {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	st := s.stream
+	s.mu.Unlock()
+	if st == nil {
+		return false
+	}
+	if err := st.Send(m); err != nil {
+		s.log.Debug("send to worker failed", "err", err)
+		return false
+	}
+	return true
+}
+
+// handleResult accepts a worker's result for a job of this session.
+func (s *session) handleResult(r *pb.JobResult) {
+	s.mu.Lock()
+	ij, ok := s.inflight[r.GetJobId()]
+	if !ok {
+		timedOut, done := s.completed[r.GetJobId()]
+		s.mu.Unlock()
+		if done {
+			if timedOut {
+				// Too late: the bridge already wrote the timeout result.
+				s.b.m.refused.WithLabelValues("late").Inc()
+				s.log.Warn("refused result that came after its timeout result", "job_id", r.GetJobId())
+			}
+			// Sent again after a reconnect, or late: acknowledge so the
+			// worker forgets it.
+			s.send(ackMsg(r.GetJobId()))
+			return
+		}
+		s.b.m.refused.WithLabelValues("unknown_job").Inc()
+		s.log.Warn("refused result for a job not handed to this session", "job_id", r.GetJobId())
+		return
+	}
+	delete(s.inflight, r.GetJobId())
+	ij.timer.Stop()
+	s.wg.Add(1) // under mu, so that close (which sets closed under mu) waits for it
+	s.mu.Unlock()
+
+	res := s.workerResult(ij, r)
+	go func() {
+		defer s.wg.Done()
+		s.finish(ij, res, false)
+	}()
+}
+
+// expire writes the classic timeout result for a job whose worker did not
+// answer in time, and withdraws the job from the worker.
+func (s *session) expire(id string) {
+	s.mu.Lock()
+	ij, ok := s.inflight[id]
+	if !ok || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.inflight, id)
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	now := time.Now()
+	res := modgearman.Result{
+		Type:               "active",
+		HostName:           ij.job.HostName,
+		ServiceDescription: ij.job.ServiceDescription,
+		CoreStartTime:      ij.job.CoreTime,
+		StartTime:          ij.dispatched,
+		FinishTime:         now,
+		ReturnCode:         s.b.cfg.TimeoutReturn,
+		ExitedOK:           true,
+		Source:             s.source(),
+		Output:             timeoutText(ij.job.Type, s.identifier),
+	}
+	s.b.m.timedOut.WithLabelValues(ij.queue).Inc()
+	s.log.Warn("job timed out on the worker; wrote the timeout result", "job_id", id, "host", ij.job.HostName, "service", ij.job.ServiceDescription)
+	s.send(&pb.WorkResponse{Msg: &pb.WorkResponse_Cancel{Cancel: &pb.Cancel{JobId: id, Reason: "timed out; the bridge answered it"}}})
+	go func() {
+		defer s.wg.Done()
+		s.finish(ij, res, true)
+	}()
+}
+
+// finish puts the result on the job's result queue, then completes the job
+// towards gearmand. Results are retried until they are submitted or the
+// session closes (then gearmand requeues the job and it runs again).
+func (s *session) finish(ij *inflightJob, res modgearman.Result, timedOut bool) {
+	if hasResult(ij.job.Type) {
+		payload := s.b.codec.Encode(res.Marshal())
+		queue := ij.job.ResultQueue
+		if queue == "" {
+			queue = s.b.cfg.ResultQueue
+		}
+		backoff := newBackoff(50*time.Millisecond, 2*time.Second)
+		for {
+			err := s.b.results.SubmitResult(s.ctx, queue, payload)
+			if err == nil {
+				break
+			}
+			s.b.m.submitErrors.Inc()
+			if s.ctx.Err() != nil {
+				s.log.Error("result not submitted before the session closed; gearmand requeues the job", "job_id", ij.id, "err", err)
+				return
+			}
+			d := backoff.next()
+			s.log.Warn("submit result failed; retrying", "queue", queue, "in", d, "err", err)
+			sleepCtx(s.ctx, d)
+		}
+	}
+	if wc := ij.conn.get(); wc != nil {
+		// After a gearmand restart the handle is unknown; the result is
+		// already on the result queue, which is what counts.
+		if err := wc.Complete(s.ctx, ij.handle); err != nil {
+			s.log.Debug("complete job", "handle", ij.handle, "err", err)
+		}
+	}
+	s.mu.Lock()
+	s.completed[ij.id] = timedOut
+	s.completedQ = append(s.completedQ, ij.id)
+	if len(s.completedQ) > completedMemory {
+		delete(s.completed, s.completedQ[0])
+		s.completedQ = slices.Delete(s.completedQ, 0, 1)
+	}
+	s.jobsDone++
+	s.mu.Unlock()
+	if !timedOut {
+		s.b.m.completed.WithLabelValues(ij.queue).Inc()
+		s.b.m.jobDuration.WithLabelValues(ij.queue).Observe(time.Since(ij.dispatched).Seconds())
+		s.send(ackMsg(ij.id))
+	}
+}
+
+// workerResult builds the classic result from the worker's answer. Host and
+// service come from the job, never from the worker.
+func (s *session) workerResult(ij *inflightJob, r *pb.JobResult) modgearman.Result {
+	start, finish := r.GetStartTime().AsTime(), r.GetFinishTime().AsTime()
+	if r.GetStartTime() == nil {
+		start = ij.dispatched
+	}
+	if r.GetFinishTime() == nil {
+		finish = time.Now()
+	}
+	return modgearman.Result{
+		Type:               "active",
+		HostName:           ij.job.HostName,
+		ServiceDescription: ij.job.ServiceDescription,
+		CoreStartTime:      ij.job.CoreTime,
+		StartTime:          start,
+		FinishTime:         finish,
+		ReturnCode:         int(r.GetReturnCode()),
+		ExitedOK:           r.GetExitedOk(),
+		EarlyTimeout:       r.GetEarlyTimeout(),
+		Source:             s.source(),
+		Output:             r.GetOutput(),
+	}
+}
+
+func (s *session) source() string { return "gearbridge worker @ " + s.identifier }
+
+func (s *session) status() *pb.SessionStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &pb.SessionStatus{
+		SessionId:  s.id,
+		Identifier: s.identifier,
+		Identity:   s.identity,
+		Queues:     s.queues,
+		Slots:      uint32(s.slots),
+		Credit:     uint32(s.credit),
+		InFlight:   uint32(len(s.inflight)),
+		JobsDone:   s.jobsDone,
+		Connected:  s.stream != nil,
+		Started:    timestamppb.New(s.started),
+	}
+}
+
+// hasResult reports whether a job type sends a check result back.
+func hasResult(t modgearman.JobType) bool {
+	return t == modgearman.JobHost || t == modgearman.JobService
+}
+
+// timeoutText is the classic timeout output (wire contract §2.6).
+func timeoutText(t modgearman.JobType, identifier string) string {
+	switch t {
+	case modgearman.JobService:
+		return "(Service Check Timed Out On Worker: " + identifier + ")"
+	case modgearman.JobHost:
+		return "(Host Check Timed Out On Worker: " + identifier + ")"
+	}
+	return "(Check Timed Out On Worker: " + identifier + ")"
+}
+
+func ackMsg(id string) *pb.WorkResponse {
+	return &pb.WorkResponse{Msg: &pb.WorkResponse_Ack{Ack: &pb.Ack{JobId: id}}}
+}
+
+// jobMessage converts a decoded classic job into its typed message.
+func jobMessage(id, queue string, deadline time.Time, timeout time.Duration, j modgearman.Job) *pb.Job {
+	m := &pb.Job{
+		JobId:              id,
+		Queue:              queue,
+		Deadline:           timestamppb.New(deadline),
+		Type:               jobType(j.Type),
+		ResultQueue:        j.ResultQueue,
+		TargetQueue:        j.TargetQueue,
+		HostName:           j.HostName,
+		ServiceDescription: j.ServiceDescription,
+		Timeout:            durationpb.New(timeout),
+		CommandLine:        j.CommandLine,
+		Contact:            j.Contact,
+		PluginOutput:       j.PluginOutput,
+		LongPluginOutput:   j.LongPluginOutput,
+		CheckOptions:       int32(j.CheckOptions),
+		ScheduledCheck:     j.ScheduledCheck,
+	}
+	if !j.CoreTime.IsZero() {
+		m.CoreTime = timestamppb.New(j.CoreTime)
+	}
+	if !j.StartTime.IsZero() {
+		m.StartTime = timestamppb.New(j.StartTime)
+	}
+	if !j.NextCheck.IsZero() {
+		m.NextCheck = timestamppb.New(j.NextCheck)
+	}
+	if j.Latency != 0 {
+		m.Latency = durationpb.New(j.Latency)
+	}
+	return m
+}
+
+func jobType(t modgearman.JobType) pb.JobType {
+	switch t {
+	case modgearman.JobHost:
+		return pb.JobType_JOB_TYPE_HOST
+	case modgearman.JobService:
+		return pb.JobType_JOB_TYPE_SERVICE
+	case modgearman.JobEventHandler:
+		return pb.JobType_JOB_TYPE_EVENTHANDLER
+	case modgearman.JobNotification:
+		return pb.JobType_JOB_TYPE_NOTIFICATION
+	}
+	return pb.JobType_JOB_TYPE_UNSPECIFIED
+}
+
+// backoff is capped exponential backoff with full jitter.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func newBackoff(minD, maxD time.Duration) *backoff { return &backoff{min: minD, max: maxD, cur: minD} }
+
+func (b *backoff) next() time.Duration {
+	d := b.cur
+	b.cur = min(b.cur*2, b.max)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (b *backoff) reset() { b.cur = b.min }
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

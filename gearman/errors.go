@@ -1,0 +1,83 @@
+package gearman
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors a caller may branch on with errors.Is.
+var (
+	// ErrConnectionLost wraps the cause when a connection died while a
+	// request was in flight. The request may or may not have reached the
+	// server; the caller decides whether to retry.
+	ErrConnectionLost = errors.New("gearman: connection lost")
+	// ErrClosed is returned by calls on a closed Client, WorkerConn, Worker
+	// or Admin.
+	ErrClosed = errors.New("gearman: closed")
+	// ErrNoServer means no configured server could be reached in the last
+	// connection round; the client keeps reconnecting in the background.
+	ErrNoServer = errors.New("gearman: no server reachable")
+	// ErrWorkFail is returned by Client.Do when the worker sent WORK_FAIL.
+	ErrWorkFail = errors.New("gearman: work failed")
+	// ErrInvalidArgument means a function name, unique key or client ID
+	// cannot be encoded (it contains NUL, or a space or newline for the
+	// admin protocol) or is longer than gearmand accepts.
+	ErrInvalidArgument = errors.New("gearman: invalid argument")
+	// ErrProtocol means the peer sent something the protocol does not allow
+	// at that point, e.g. a JOB_CREATED nobody asked for.
+	ErrProtocol = errors.New("gearman: protocol violation")
+)
+
+// ServerError is an ERROR packet from gearmand (binary protocol) or an
+// "ERR" line (admin protocol). gearmand 1.1.20 answers a submit to a
+// function whose maxqueue is reached with Code "QUEUE_ERROR".
+type ServerError struct {
+	Code string
+	Text string
+}
+
+// Error implements error.
+func (e *ServerError) Error() string {
+	if e.Text == "" {
+		return "gearman server error " + e.Code
+	}
+	return fmt.Sprintf("gearman server error %s: %s", e.Code, e.Text)
+}
+
+// Server error codes worth branching on, as sent by gearmand 1.1.20.
+const (
+	CodeQueueFull        = "QUEUE_ERROR"
+	CodeJobNotFound      = "JOB_NOT_FOUND"
+	CodeArgumentTooLarge = "ARGUMENT_TOO_LARGE"
+	CodeUnknownCommand   = "UNKNOWN_COMMAND"
+)
+
+// WorkException is the WORK_EXCEPTION a worker sent for a foreground job:
+// Client.Do returns it as its error. A Handler of a Worker returns one to
+// send WORK_EXCEPTION instead of WORK_FAIL.
+type WorkException struct {
+	Handle string
+	Data   []byte
+}
+
+// Error implements error.
+func (e *WorkException) Error() string {
+	const max = 200
+	d := e.Data
+	if len(d) > max {
+		d = d[:max]
+	}
+	if e.Handle == "" {
+		return fmt.Sprintf("gearman: work exception: %q", d)
+	}
+	return fmt.Sprintf("gearman: work exception for job %s: %q", e.Handle, d)
+}
+
+// connLost wraps cause so that errors.Is finds both ErrConnectionLost and
+// the cause.
+func connLost(cause error) error {
+	if cause == nil {
+		return ErrConnectionLost
+	}
+	return fmt.Errorf("%w: %w", ErrConnectionLost, cause)
+}

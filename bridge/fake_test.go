@@ -24,15 +24,15 @@ import (
 // fakeGearman is an in-memory gearmand for unit tests: queues of jobs,
 // worker connections that grab on demand, and requeue on close.
 type fakeGearman struct {
-	mu        sync.Mutex
-	queues    map[string][]*GrabbedJob
-	wake      chan struct{}
-	nextH     int
-	grabbed   map[string]*fakeConn // handle → conn holding it
-	completed []string
-	failed    []string
-	results   []submitted
-	conns     []*fakeConn
+	mu         sync.Mutex
+	queues     map[string][]*GrabbedJob
+	wake       chan struct{}
+	nextH      int
+	grabbed    map[string]*fakeConn // handle → conn holding it
+	completed  []string
+	failed     []string
+	results    []submitted
+	conns      []*fakeConn
 	failSubmit int // fail this many submits before succeeding
 }
 

@@ -2,8 +2,8 @@ package bridge
 
 import (
 	"context"
-	"strings"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -219,5 +219,3 @@ func (a *adminService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*
 	}
 	return resp, nil
 }
-
-

@@ -280,7 +280,10 @@ type ResultStatus struct {
 	Index    uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Accepted bool   `protobuf:"varint,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	// Why a result was refused.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// True when the refusal is temporary (gearmand unavailable): send the
+	// result again later. False refusals are final (not allowed, invalid).
+	Retry         bool `protobuf:"varint,4,opt,name=retry,proto3" json:"retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -334,6 +337,13 @@ func (x *ResultStatus) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ResultStatus) GetRetry() bool {
+	if x != nil {
+		return x.Retry
+	}
+	return false
 }
 
 // SubmitResultsResponse reports every result of the batch.
@@ -423,11 +433,12 @@ const file_gearbridge_v1_result_proto_rawDesc = "" +
 	"\x06result\x18\x01 \x01(\v2\x1c.gearbridge.v1.PassiveResultR\x06result\"\x16\n" +
 	"\x14SubmitResultResponse\"N\n" +
 	"\x14SubmitResultsRequest\x126\n" +
-	"\aresults\x18\x01 \x03(\v2\x1c.gearbridge.v1.PassiveResultR\aresults\"X\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.gearbridge.v1.PassiveResultR\aresults\"n\n" +
 	"\fResultStatus\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1a\n" +
 	"\baccepted\x18\x02 \x01(\bR\baccepted\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x86\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05retry\x18\x04 \x01(\bR\x05retry\"\x86\x01\n" +
 	"\x15SubmitResultsResponse\x127\n" +
 	"\bstatuses\x18\x01 \x03(\v2\x1b.gearbridge.v1.ResultStatusR\bstatuses\x12\x1a\n" +
 	"\baccepted\x18\x02 \x01(\rR\baccepted\x12\x18\n" +

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/gearbridge/gearbridge/modgearman"
+	"github.com/gearbridge/gearbridge/gearman"
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
 )
 
@@ -47,6 +48,9 @@ type Config struct {
 	// ResultQueue is used for results of jobs that name none, and for
 	// passive results.
 	ResultQueue string
+	// DupServers get a copy of every passive result, like the classic
+	// dupserver option (every entry gets one).
+	DupServers []string
 	// ResumeGrace is how long a session outlives its stream, waiting for the
 	// worker to reconnect.
 	ResumeGrace time.Duration
@@ -143,6 +147,7 @@ type Bridge struct {
 	m       *metrics
 	gm      Gearman
 	results ResultSubmitter
+	dups    []*gearman.Client
 	codec   *modgearman.Codec
 	health  *health.Server
 	started time.Time
@@ -193,6 +198,9 @@ func New(cfg Config, deps Deps) (*Bridge, error) {
 		sessions: map[string]*session{},
 	}
 	b.results = gm.Results()
+	for _, d := range cfg.DupServers {
+		b.dups = append(b.dups, gearman.NewClient([]string{d}, gearman.ClientOptions{Logger: log}))
+	}
 	az := cfg.Authz
 	if az == nil {
 		az = &Authz{}
@@ -234,6 +242,7 @@ func (b *Bridge) ServerOptions(tlsConfig *tls.Config) []grpc.ServerOption {
 func (b *Bridge) Register(s *grpc.Server) {
 	pb.RegisterWorkerServiceServer(s, &workerService{b: b})
 	pb.RegisterAdminServiceServer(s, &adminService{b: b})
+	pb.RegisterResultServiceServer(s, &resultService{b: b})
 	healthpb.RegisterHealthServer(s, b.health)
 }
 
@@ -253,7 +262,7 @@ func (b *Bridge) Serve(ctx context.Context, lis net.Listener, tlsConfig *tls.Con
 	b.srv = s
 	b.srvMu.Unlock()
 	b.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, svc := range []string{pb.WorkerService_ServiceDesc.ServiceName, pb.AdminService_ServiceDesc.ServiceName} {
+	for _, svc := range []string{pb.WorkerService_ServiceDesc.ServiceName, pb.AdminService_ServiceDesc.ServiceName, pb.ResultService_ServiceDesc.ServiceName} {
 		b.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	}
 	b.log.Info("bridge serving", "addr", lis.Addr().String(), "servers", b.cfg.Servers)
@@ -330,6 +339,9 @@ wait:
 		s.close("bridge shut down")
 	}
 	b.wg.Wait()
+	for _, d := range b.dups {
+		_ = d.Close()
+	}
 	return b.gm.Close()
 }
 

@@ -17,6 +17,8 @@ type metrics struct {
 	resent          prometheus.Counter
 	refused         *prometheus.CounterVec
 	submitErrors    prometheus.Counter
+	passiveAccepted prometheus.Counter
+	dupErrors       prometheus.Counter
 	jobDuration     *prometheus.HistogramVec
 	dispatchLatency prometheus.Histogram
 }
@@ -63,6 +65,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gearbridge_bridge_result_submit_errors_total",
 			Help: "Failed attempts to submit a result to gearmand (each is retried).",
 		}),
+		passiveAccepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_passive_results_accepted_total",
+			Help: "Passive results from senders that gearmand accepted.",
+		}),
+		dupErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_dupserver_errors_total",
+			Help: "Copies of passive results that a dupserver did not take.",
+		}),
 		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gearbridge_bridge_job_duration_seconds",
 			Help:    "Time from handing a job to a worker until its result is on the result queue.",
@@ -76,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.credit, m.dispatched, m.completed, m.timedOut, m.requeued,
-			m.invalidJobs, m.resent, m.refused, m.submitErrors, m.jobDuration, m.dispatchLatency)
+			m.invalidJobs, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency)
 	}
 	return m
 }

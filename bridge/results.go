@@ -1,0 +1,157 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/modgearman"
+	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
+)
+
+// maxBatch bounds one SubmitResults call.
+const maxBatch = 10000
+
+// resultService takes passive results from senders.
+type resultService struct {
+	pb.UnimplementedResultServiceServer
+	b *Bridge
+}
+
+// SubmitResult submits one result; a refusal is an error status.
+func (r *resultService) SubmitResult(ctx context.Context, req *pb.SubmitResultRequest) (*pb.SubmitResultResponse, error) {
+	id, err := r.b.authorize(ctx, RoleSender)
+	if err != nil {
+		return nil, err
+	}
+	st := r.b.submitPassive(ctx, id, []*pb.PassiveResult{req.GetResult()})[0]
+	switch {
+	case st.GetAccepted():
+		return &pb.SubmitResultResponse{}, nil
+	case st.GetRetry():
+		return nil, status.Error(codes.Unavailable, st.GetReason())
+	case strings.HasPrefix(st.GetReason(), "not allowed"):
+		return nil, status.Error(codes.PermissionDenied, st.GetReason())
+	}
+	return nil, status.Error(codes.InvalidArgument, st.GetReason())
+}
+
+// SubmitResults submits a batch; each result is accepted or refused alone.
+func (r *resultService) SubmitResults(ctx context.Context, req *pb.SubmitResultsRequest) (*pb.SubmitResultsResponse, error) {
+	id, err := r.b.authorize(ctx, RoleSender)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(req.GetResults()); n > maxBatch {
+		return nil, status.Errorf(codes.InvalidArgument, "batch of %d results; at most %d per call", n, maxBatch)
+	}
+	resp := &pb.SubmitResultsResponse{Statuses: r.b.submitPassive(ctx, id, req.GetResults())}
+	for _, st := range resp.Statuses {
+		if st.GetAccepted() {
+			resp.Accepted++
+		} else {
+			resp.Refused++
+		}
+	}
+	return resp, nil
+}
+
+// submitPassive checks, encodes and submits results concurrently (the
+// Gearman client pipelines them) and reports each one's fate. A result is
+// accepted only once gearmand has taken it.
+func (b *Bridge) submitPassive(ctx context.Context, id Identity, results []*pb.PassiveResult) []*pb.ResultStatus {
+	out := make([]*pb.ResultStatus, len(results))
+	now := time.Now()
+	var wg sync.WaitGroup
+	for i, pr := range results {
+		st := &pb.ResultStatus{Index: uint32(i)}
+		out[i] = st
+		res, reason := b.passiveResult(id, pr, now)
+		if reason != "" {
+			st.Reason = reason
+			label, _, _ := strings.Cut(reason, ":")
+			b.m.refused.WithLabelValues(strings.ReplaceAll(label, " ", "_")).Inc()
+			continue
+		}
+		payload := b.codec.Encode(res.MarshalPassive())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.results.SubmitResult(ctx, b.cfg.ResultQueue, payload); err != nil {
+				b.m.submitErrors.Inc()
+				st.Reason, st.Retry = "gearmand unavailable: "+err.Error(), true
+				b.m.refused.WithLabelValues("unavailable").Inc()
+				return
+			}
+			st.Accepted = true
+			b.m.passiveAccepted.Inc()
+			for _, d := range b.dups {
+				// A copy is best effort, as with classic dupservers: the
+				// result is already on the primary result queue.
+				if _, err := d.Submit(ctx, b.cfg.ResultQueue, "", payload, gearman.PriorityNormal, true); err != nil {
+					b.m.dupErrors.Inc()
+					b.log.Warn("dupserver did not take a result copy", "err", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// passiveResult validates one result and builds its classic form (wire
+// contract §2.7). It returns a reason when the result is refused.
+func (b *Bridge) passiveResult(id Identity, pr *pb.PassiveResult, now time.Time) (modgearman.Result, string) {
+	host := pr.GetHostName()
+	switch {
+	case pr == nil:
+		return modgearman.Result{}, "invalid: empty result"
+	case host == "" || strings.ContainsAny(host, "\n\x00"):
+		return modgearman.Result{}, "invalid: host_name is empty or contains a newline or NUL"
+	case strings.ContainsAny(pr.GetServiceDescription(), "\n\x00"):
+		return modgearman.Result{}, "invalid: service_description contains a newline or NUL"
+	case pr.GetReturnCode() < 0 || pr.GetReturnCode() > 3:
+		return modgearman.Result{}, fmt.Sprintf("invalid: return code %d is not 0..3", pr.GetReturnCode())
+	case pr.GetOutput() == "":
+		return modgearman.Result{}, "invalid: output is empty"
+	case !b.authz().AllowHost(id.Name, host):
+		return modgearman.Result{}, fmt.Sprintf("not allowed: identity %q may not send results for host %q", id.Name, host)
+	}
+	output := pr.GetOutput()
+	if p := pr.GetPerfData(); p != "" {
+		output += "|" + p
+	}
+	if l := pr.GetLongOutput(); l != "" {
+		output += "\n" + l
+	}
+	start, finish := now, now
+	if pr.GetStartTime() != nil {
+		start = pr.GetStartTime().AsTime()
+	}
+	if pr.GetFinishTime() != nil {
+		finish = pr.GetFinishTime().AsTime()
+	}
+	typ := modgearman.ResultPassive
+	if pr.GetCheckType() == pb.CheckType_CHECK_TYPE_ACTIVE {
+		typ = modgearman.ResultActive
+	}
+	return modgearman.Result{
+		Type:               typ,
+		HostName:           host,
+		ServiceDescription: pr.GetServiceDescription(),
+		StartTime:          start,
+		FinishTime:         finish,
+		Latency:            pr.GetLatency().AsDuration(),
+		HasLatency:         true,
+		ReturnCode:         int(pr.GetReturnCode()),
+		ExitedOK:           true,
+		Source:             "gearbridge sender @ " + id.Name,
+		Output:             output,
+	}, ""
+}

@@ -1,0 +1,100 @@
+package bridge
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gearbridge/gearbridge/certs"
+	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
+)
+
+func senderEnv(t *testing.T) *testEnv {
+	return newTestEnv(t, func(c *Config) {
+		c.Authz = &Authz{Rules: []Rule{
+			{Identity: "ci", Role: RoleSender, Hosts: []string{"ci-*"}},
+			{Identity: "w1", Role: RoleWorker, Queues: []string{"*"}},
+		}}
+	})
+}
+
+func TestPassiveBatchRefusesPerHost(t *testing.T) {
+	e := senderEnv(t)
+	cl := pb.NewResultServiceClient(e.dial(certs.RoleSender, "ci"))
+	start := time.Unix(1700000000, 500000000)
+	resp, err := cl.SubmitResults(context.Background(), &pb.SubmitResultsRequest{Results: []*pb.PassiveResult{
+		{HostName: "ci-web", ServiceDescription: "build", ReturnCode: 2, Output: "BROKEN", PerfData: "t=3s", LongOutput: "step 4 failed",
+			StartTime: timestamppb.New(start), FinishTime: timestamppb.New(start.Add(time.Second))},
+		{HostName: "db1", ServiceDescription: "x", ReturnCode: 0, Output: "OK"},
+		{HostName: "ci-db", ReturnCode: 7, Output: "bad rc"},
+		{HostName: "ci-host", ReturnCode: 0, Output: "UP", CheckType: pb.CheckType_CHECK_TYPE_ACTIVE},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetAccepted() != 2 || resp.GetRefused() != 2 {
+		t.Fatalf("accepted %d refused %d: %v", resp.GetAccepted(), resp.GetRefused(), resp.GetStatuses())
+	}
+	st := resp.GetStatuses()
+	if !st[0].GetAccepted() || st[1].GetAccepted() || !strings.Contains(st[1].GetReason(), `host "db1"`) ||
+		st[2].GetAccepted() || !strings.Contains(st[2].GetReason(), "return code 7") || !st[3].GetAccepted() {
+		t.Fatalf("statuses %v", st)
+	}
+	_, _, results := e.fake.snapshot()
+	if len(results) != 2 {
+		t.Fatalf("%d results submitted, want 2", len(results))
+	}
+	byHost := map[string]int{}
+	for i, s := range results {
+		if s.queue != "check_results" {
+			t.Fatalf("queue %q", s.queue)
+		}
+		byHost[decodeResult(t, s.payload).HostName] = i
+	}
+	r := decodeResult(t, results[byHost["ci-web"]].payload)
+	if r.Type != "passive" || r.ServiceDescription != "build" || r.ReturnCode != 2 ||
+		r.Output != "BROKEN|t=3s\nstep 4 failed" || !r.StartTime.Equal(start) || !r.FinishTime.Equal(start.Add(time.Second)) {
+		t.Fatalf("result %+v", r)
+	}
+	if a := decodeResult(t, results[byHost["ci-host"]].payload); a.Type != "active" || a.ServiceDescription != "" {
+		t.Fatalf("active host result %+v", a)
+	}
+}
+
+func TestPassiveSingleRefusals(t *testing.T) {
+	e := senderEnv(t)
+	cl := pb.NewResultServiceClient(e.dial(certs.RoleSender, "ci"))
+	_, err := cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: "db1", Output: "x"}})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("err = %v, want PermissionDenied", err)
+	}
+	_, err = cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: "ci-1"}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("err = %v, want InvalidArgument", err)
+	}
+	e.fake.failSubmit = 1
+	_, err = cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: "ci-1", Output: "OK"}})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("err = %v, want Unavailable", err)
+	}
+	if _, err = cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: "ci-1", Output: "OK"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWorkerCertCannotSendResults(t *testing.T) {
+	e := senderEnv(t)
+	cl := pb.NewResultServiceClient(e.dial(certs.RoleWorker, "w1"))
+	_, err := cl.SubmitResults(context.Background(), &pb.SubmitResultsRequest{Results: []*pb.PassiveResult{{HostName: "ci-1", Output: "x"}}})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("err = %v, want PermissionDenied", err)
+	}
+	if _, _, results := e.fake.snapshot(); len(results) != 0 {
+		t.Fatal("a worker certificate submitted a passive result")
+	}
+}

@@ -30,8 +30,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
-	"github.com/gearbridge/gearbridge/modgearman"
 	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/modgearman"
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
 )
 

@@ -66,7 +66,7 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 		Resumed:     resumed,
 		ResumeGrace: durationpb.New(b.cfg.ResumeGrace),
 	}
-	actx, err := s.attach(stream, int(hello.GetSlots()), hello.GetHeldJobIds(), welcome)
+	actx, err := s.attach(stream, int(capacity(hello)), int(hello.GetSlots()), hello.GetHeldJobIds(), welcome)
 	if err != nil {
 		if actx == nil {
 			return status.Errorf(codes.Unavailable, "session %s: %v", s.id, err)
@@ -78,7 +78,7 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 		s.log.Info("worker session resumed", "slots", hello.GetSlots(), "held", len(hello.GetHeldJobIds()))
 	} else {
 		s.log.Info("worker session started", "queues", s.queues, "slots", hello.GetSlots())
-		s.start()
+		s.start(int(capacity(hello)))
 	}
 
 	recvErr := make(chan error, 1)
@@ -154,11 +154,14 @@ func recvHello(stream pb.WorkerService_WorkServer, timeout time.Duration) (*pb.H
 // asked for must be allowed; a worker is refused rather than silently given
 // fewer queues than it expects.
 func (b *Bridge) checkHello(id Identity, h *pb.Hello) ([]string, error) {
-	if h.GetSlots() == 0 {
-		return nil, status.Error(codes.InvalidArgument, "hello: slots must be at least 1")
+	if capacity(h) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "hello: capacity (or slots) must be at least 1")
 	}
-	if int(h.GetSlots()) > b.cfg.MaxSlots {
-		return nil, status.Errorf(codes.InvalidArgument, "hello: %d slots is more than the bridge allows (%d)", h.GetSlots(), b.cfg.MaxSlots)
+	if int(capacity(h)) > b.cfg.MaxSlots {
+		return nil, status.Errorf(codes.InvalidArgument, "hello: capacity of %d slots is more than the bridge allows (%d)", capacity(h), b.cfg.MaxSlots)
+	}
+	if h.GetSlots() > capacity(h) {
+		return nil, status.Errorf(codes.InvalidArgument, "hello: %d free slots is more than the capacity of %d", h.GetSlots(), capacity(h))
 	}
 	if len(h.GetIdentifier()) > 256 {
 		return nil, status.Error(codes.InvalidArgument, "hello: identifier longer than 256 bytes")
@@ -218,4 +221,13 @@ func (a *adminService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*
 		{Name: "jobs_done", Value: done},
 	}
 	return resp, nil
+}
+
+// capacity is the session's total slots: Hello.capacity, or the free slots
+// of a worker that does not send it.
+func capacity(h *pb.Hello) uint32 {
+	if c := h.GetCapacity(); c > 0 {
+		return c
+	}
+	return h.GetSlots()
 }

@@ -76,9 +76,11 @@ type inflightJob struct {
 	timer      *time.Timer
 }
 
-// serverConn is the session's worker connection to one gearmand.
+// serverConn is the session's worker connection to one gearmand, shared by
+// its grab loops.
 type serverConn struct {
 	server string
+	dialMu sync.Mutex // one dial at a time
 	mu     sync.Mutex
 	conn   WorkerConn // nil while reconnecting
 }
@@ -87,6 +89,50 @@ func (c *serverConn) get() WorkerConn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.conn
+}
+
+// drop forgets wc after an error (unless a newer connection replaced it)
+// and closes it, so that gearmand requeues what it held.
+func (c *serverConn) drop(wc WorkerConn) {
+	c.mu.Lock()
+	if c.conn == wc {
+		c.conn = nil
+	}
+	c.mu.Unlock()
+	_ = wc.Close()
+}
+
+// connect returns the live connection, dialling one if there is none. It
+// returns nil when the session ends.
+func (s *session) connect(c *serverConn, backoff *backoff) WorkerConn {
+	c.dialMu.Lock()
+	defer c.dialMu.Unlock()
+	for s.ctx.Err() == nil {
+		if wc := c.get(); wc != nil {
+			return wc
+		}
+		conn, err := s.b.gm.DialWorker(s.ctx, c.server, s.identifier, s.queues)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			d := backoff.next()
+			s.log.Warn("cannot connect to gearmand; retrying", "server", c.server, "in", d, "err", err)
+			sleepCtx(s.ctx, d)
+			continue
+		}
+		c.mu.Lock()
+		if s.ctx.Err() != nil {
+			c.mu.Unlock()
+			_ = conn.Close()
+			return nil
+		}
+		c.conn = conn
+		c.mu.Unlock()
+		backoff.reset()
+		return conn
+	}
+	return nil
 }
 
 func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *session {
@@ -117,22 +163,31 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *sess
 	return s
 }
 
-// start launches one grab loop per gearmand.
-func (s *session) start() {
+// maxGrabbers bounds the grab loops per gearmand connection. Several loops
+// keep several GRAB requests in flight, so one busy session is not limited
+// to one job per round trip; each still holds a credit for its request, so
+// nothing is grabbed ahead of need.
+const maxGrabbers = 4
+
+// start launches the grab loops for every gearmand.
+func (s *session) start(slots int) {
+	n := min(max(slots, 1), maxGrabbers)
 	for _, c := range s.conns {
-		s.wg.Add(1)
-		s.b.wg.Add(1)
-		go func() {
-			defer s.b.wg.Done()
-			defer s.wg.Done()
-			s.grabLoop(c)
-		}()
+		for range n {
+			s.wg.Add(1)
+			s.b.wg.Add(1)
+			go func() {
+				defer s.b.wg.Done()
+				defer s.wg.Done()
+				s.grabLoop(c)
+			}()
+		}
 	}
 }
 
 // attach binds a stream to the session; the returned context ends when the
 // stream is replaced or the session closes.
-func (s *session) attach(st workStream, slots int, held []string, welcome *pb.Welcome) (context.Context, error) {
+func (s *session) attach(st workStream, capacity, free int, held []string, welcome *pb.Welcome) (context.Context, error) {
 	s.sendMu.Lock()
 	s.mu.Lock()
 	if s.closed {
@@ -158,9 +213,9 @@ func (s *session) attach(st workStream, slots int, held []string, welcome *pb.We
 	s.stream = st
 	s.detachStop = stop
 	s.attachGen++
-	s.b.m.credit.Add(float64(slots - s.credit))
-	s.slots = slots
-	s.credit = slots
+	s.b.m.credit.Add(float64(free - s.credit))
+	s.slots = capacity
+	s.credit = free
 	s.draining = false
 	// Jobs the worker does not hold were lost in transit: send them again.
 	heldSet := make(map[string]bool, len(held))
@@ -341,31 +396,9 @@ func (s *session) returnCredit() {
 // sleeps without credit until gearmand wakes it.
 func (s *session) grabLoop(c *serverConn) {
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
-	for s.ctx.Err() == nil {
-		wc := c.get()
-		if wc == nil {
-			conn, err := s.b.gm.DialWorker(s.ctx, c.server, s.identifier, s.queues)
-			if err != nil {
-				if s.ctx.Err() != nil {
-					return
-				}
-				d := backoff.next()
-				s.log.Warn("cannot connect to gearmand; retrying", "server", c.server, "in", d, "err", err)
-				sleepCtx(s.ctx, d)
-				continue
-			}
-			c.mu.Lock()
-			if s.ctx.Err() != nil {
-				c.mu.Unlock()
-				_ = conn.Close()
-				return
-			}
-			c.conn = conn
-			c.mu.Unlock()
-			wc = conn
-			backoff.reset()
-		}
-		if !s.takeCredit() {
+	for {
+		wc := s.connect(c, backoff)
+		if wc == nil || !s.takeCredit() {
 			return
 		}
 		job, err := wc.TryGrab(s.ctx)
@@ -375,24 +408,14 @@ func (s *session) grabLoop(c *serverConn) {
 				return
 			}
 			s.log.Warn("gearmand connection lost; reconnecting", "server", c.server, "err", err)
-			c.mu.Lock()
-			if c.conn == wc {
-				c.conn = nil
-			}
-			c.mu.Unlock()
-			_ = wc.Close()
+			c.drop(wc)
 			continue
 		}
 		if job == nil {
 			s.returnCredit()
 			if err := wc.Sleep(s.ctx); err != nil && s.ctx.Err() == nil {
 				s.log.Warn("gearmand connection lost while sleeping; reconnecting", "server", c.server, "err", err)
-				c.mu.Lock()
-				if c.conn == wc {
-					c.conn = nil
-				}
-				c.mu.Unlock()
-				_ = wc.Close()
+				c.drop(wc)
 			}
 			continue
 		}
@@ -602,10 +625,13 @@ func (s *session) workerResult(ij *inflightJob, r *pb.JobResult) modgearman.Resu
 		StartTime:          start,
 		FinishTime:         finish,
 		ReturnCode:         int(r.GetReturnCode()),
-		ExitedOK:           r.GetExitedOk(),
-		EarlyTimeout:       r.GetEarlyTimeout(),
-		Source:             s.source(),
-		Output:             r.GetOutput(),
+		// Like the classic Go worker: exited_ok=1 and no early_timeout, so
+		// the core shows the worker's own texts (timeout, signal) and the
+		// return code the worker chose, not its generic "did not exit
+		// properly".
+		ExitedOK: true,
+		Source:   s.source(),
+		Output:   r.GetOutput(),
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"errors"
 
 	"github.com/spf13/cobra"
+
+	"github.com/gearbridge/gearbridge/internal/bridgebench"
+	"github.com/gearbridge/gearbridge/internal/gearbench"
 )
 
 func newBenchCmd(s streams, g *globals) *cobra.Command {
@@ -16,9 +19,78 @@ func newBenchCmd(s streams, g *globals) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(
-		notYetCmd("bridge", "Checks/s through the bridge against a direct Gearman worker", 4),
+		newBenchGearmanCmd(s, g),
+		newBenchBridgeCmd(s, g),
 		notYetCmd("send", "Passive results/s over gRPC and over Gearman", 6),
 	)
-	_, _ = s, g
+	return cmd
+}
+
+// benchServer returns the one gearmand a benchmark runs against.
+func benchServer(g *globals) (string, error) {
+	servers, err := normalizeServers(g.servers)
+	if err != nil {
+		return "", usageError(err)
+	}
+	if len(servers) != 1 {
+		return "", usageError(errors.New("bench: give exactly one --server HOST:PORT (a gearmand the benchmark may fill)"))
+	}
+	return servers[0], nil
+}
+
+func newBenchBridgeCmd(s streams, g *globals) *cobra.Command {
+	var o bridgebench.Options
+	cmd := &cobra.Command{
+		Use:   "bridge",
+		Short: "Checks/s through the bridge against a direct Gearman worker",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			server, err := benchServer(g)
+			if err != nil {
+				return err
+			}
+			log, err := g.logger(s.err)
+			if err != nil {
+				return err
+			}
+			o.Server, o.Logger = server, log
+			return bridgebench.Run(cmd.Context(), o, s.out)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Checks, "checks", 20000, "checks per throughput phase")
+	f.IntVar(&o.Sessions, "sessions", 4, "bridge sessions (remote workers); also direct worker connections")
+	f.IntVar(&o.Slots, "slots", 32, "slots per session")
+	f.IntVar(&o.IdleSessions, "idle-sessions", 1000, "idle sessions for the memory figure (0 skips it)")
+	f.StringVar(&o.Bin, "bin", "", "gearbridge binary that runs the bridge (default: this one)")
+	return cmd
+}
+
+func newBenchGearmanCmd(s streams, g *globals) *cobra.Command {
+	var o gearbench.Options
+	cmd := &cobra.Command{
+		Use:   "gearman",
+		Short: "Gearman protocol throughput: pipelined submits, drains, round trips, against the gearman CLI",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			server, err := benchServer(g)
+			if err != nil {
+				return err
+			}
+			log, err := g.logger(s.err)
+			if err != nil {
+				return err
+			}
+			o.Server, o.Logger = server, log
+			if err := o.Validate(); err != nil {
+				return usageError(err)
+			}
+			return gearbench.Run(cmd.Context(), o, s.out)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Jobs, "jobs", 100000, "jobs for the submit and drain phases")
+	f.IntVar(&o.PayloadSize, "payload-size", 64, "bytes per job")
+	f.BoolVar(&o.Compare, "compare", true, "also time Debian's gearman -b CLI on the same gearmand")
 	return cmd
 }

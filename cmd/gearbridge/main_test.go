@@ -52,6 +52,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 		{"version takes no args", []string{"version", "x"}, "unknown command"},
 		{"unknown bench", []string{"bench", "frob"}, "unknown command"},
+		{"bad log level", []string{"bench", "gearman", "--server=127.0.0.1:1", "--log-level=loud"}, "log level"},
+		{"bench needs one server", []string{"bench", "gearman"}, "exactly one --server"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +69,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 }
 
 func TestNotAvailableYet(t *testing.T) {
-	for _, c := range []string{"bridge", "worker", "certs", "top", "check"} {
+	for _, c := range []string{"top", "check"} {
 		code, out, errOut := runCmd(t, "gearbridge", c)
 		if code != exitUsage || !strings.Contains(errOut, "not available yet") || out != "" {
 			t.Errorf("%s: exit %d stdout %q stderr %q", c, code, out, errOut)

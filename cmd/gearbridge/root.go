@@ -127,10 +127,10 @@ which translates to and from the Gearman queues.`,
 	root.AddCommand(
 		newVersionCmd(s),
 		newBenchCmd(s, g),
-		notYetCmd("bridge", "Serve remote workers and senders over mutual-TLS gRPC", 4),
-		notYetCmd("worker", "Run checks from a bridge (or from gearmand directly)", 4),
+		newBridgeCmd(s, g),
+		newWorkerCmd(s, g),
 		notYetCmd("send", "Send passive results (send_gearman compatible)", 6),
-		notYetCmd("certs", "Manage the private CA, certificates and enrollment tokens", 4),
+		newCertsCmd(s),
 		notYetCmd("top", "Show queues and bridge sessions (like gearman_top)", 4),
 		notYetCmd("check", "Monitor gearmand queues and workers (like check_gearman)", 4),
 	)

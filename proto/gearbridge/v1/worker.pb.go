@@ -333,7 +333,8 @@ type Hello struct {
 	Identifier string `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
 	// Gearman queues the worker wants to serve, e.g. "service", "hostgroup_dmz".
 	Queues []string `protobuf:"bytes,2,rep,name=queues,proto3" json:"queues,omitempty"`
-	// Number of jobs the worker can run at once; it is the initial credit.
+	// Number of slots free right now (0 while over load limits or busy with
+	// held jobs); it is the initial credit.
 	Slots uint32 `protobuf:"varint,3,opt,name=slots,proto3" json:"slots,omitempty"`
 	// Worker software version.
 	Version string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
@@ -343,7 +344,10 @@ type Hello struct {
 	// (running, or finished with a result not yet acknowledged). The bridge
 	// sends again any job of the session that is not in this list, because it
 	// was lost in transit, and expects results for the others.
-	HeldJobIds    []string `protobuf:"bytes,6,rep,name=held_job_ids,json=heldJobIds,proto3" json:"held_job_ids,omitempty"`
+	HeldJobIds []string `protobuf:"bytes,6,rep,name=held_job_ids,json=heldJobIds,proto3" json:"held_job_ids,omitempty"`
+	// Total number of jobs the worker runs at once (max-workers). The bridge
+	// never lets the session hold more; zero means "same as slots".
+	Capacity      uint32 `protobuf:"varint,7,opt,name=capacity,proto3" json:"capacity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -418,6 +422,13 @@ func (x *Hello) GetHeldJobIds() []string {
 		return x.HeldJobIds
 	}
 	return nil
+}
+
+func (x *Hello) GetCapacity() uint32 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
 }
 
 // Credit grants the bridge more jobs: the number of slots freed since the
@@ -1010,7 +1021,7 @@ const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"\x05drain\x18\x03 \x01(\v2\x14.gearbridge.v1.DrainH\x00R\x05drain\x12/\n" +
 	"\x06cancel\x18\x04 \x01(\v2\x15.gearbridge.v1.CancelH\x00R\x06cancel\x12&\n" +
 	"\x03ack\x18\x05 \x01(\v2\x12.gearbridge.v1.AckH\x00R\x03ackB\x05\n" +
-	"\x03msg\"\xb0\x01\n" +
+	"\x03msg\"\xcc\x01\n" +
 	"\x05Hello\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
@@ -1021,7 +1032,8 @@ const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12 \n" +
 	"\fheld_job_ids\x18\x06 \x03(\tR\n" +
-	"heldJobIds\"\x1e\n" +
+	"heldJobIds\x12\x1a\n" +
+	"\bcapacity\x18\a \x01(\rR\bcapacity\"\x1e\n" +
 	"\x06Credit\x12\x14\n" +
 	"\x05slots\x18\x01 \x01(\rR\x05slots\"\x95\x02\n" +
 	"\tJobResult\x12\x15\n" +

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/gearbridge/gearbridge/bridge"
+	"github.com/gearbridge/gearbridge/certs"
+	"github.com/gearbridge/gearbridge/internal/buildinfo"
+	"github.com/gearbridge/gearbridge/internal/config"
+)
+
+// bridgeOptions is the bridge's YAML configuration; keys are spelled like
+// the flags.
+type bridgeOptions struct {
+	Servers         []string      `mapstructure:"server"`
+	DupServers      []string      `mapstructure:"dupserver"`
+	Key             string        `mapstructure:"key"`
+	KeyFile         string        `mapstructure:"keyfile"`
+	Encryption      bool          `mapstructure:"encryption"`
+	Listen          string        `mapstructure:"listen"`
+	TLSCA           string        `mapstructure:"tls-ca"`
+	TLSCert         string        `mapstructure:"tls-cert"`
+	TLSKey          string        `mapstructure:"tls-key"`
+	Authz           string        `mapstructure:"authz"`
+	ResultQueue     string        `mapstructure:"result-queue"`
+	ResumeGrace     time.Duration `mapstructure:"resume-grace"`
+	JobTimeout      time.Duration `mapstructure:"job-timeout"`
+	TimeoutGrace    time.Duration `mapstructure:"timeout-grace"`
+	TimeoutReturn   int           `mapstructure:"timeout-return"`
+	DrainTimeout    time.Duration `mapstructure:"drain-timeout"`
+	MaxMessageBytes int           `mapstructure:"max-message-bytes"`
+	MetricsListen   string        `mapstructure:"metrics-listen"`
+	LogLevel        string        `mapstructure:"log-level"`
+	LogFormat       string        `mapstructure:"log-format"`
+}
+
+func newBridgeCmd(s streams, g *globals) *cobra.Command {
+	d := bridge.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "bridge",
+		Short: "Serve remote workers and senders over mutual-TLS gRPC",
+		Long: `Serve remote workers over mutual-TLS gRPC and translate to and from the
+classic Mod-Gearman queues on gearmand.
+
+Every identity needs a rule in the --authz file; without one everything is
+denied. For a single-tenant setup:
+
+  rules:
+    - {identity: "*", role: worker, queues: ["*"]}
+    - {identity: "*", role: sender, hosts: ["*"]}
+    - {identity: "*", role: admin}`,
+		Args: cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringSlice("dupserver", nil, "gearmand `HOST[:PORT]` that gets a copy of every passive result (repeatable)")
+	f.String("authz", "", "authorization rules `FILE` (YAML); without it everything is denied")
+	f.String("result-queue", d.ResultQueue, "result queue for jobs that name none")
+	f.Duration("resume-grace", d.ResumeGrace, "how long a session waits for its worker to reconnect")
+	f.Duration("job-timeout", d.JobTimeout, "plugin timeout for jobs that carry none")
+	f.Duration("timeout-grace", d.TimeoutGrace, "added to a job's timeout before the bridge writes the timeout result itself")
+	f.Int("timeout-return", d.TimeoutReturn, "return code of timeout results (0..3)")
+	f.Duration("drain-timeout", d.DrainTimeout, "bound on graceful shutdown")
+	f.Int("max-message-bytes", d.MaxMessageBytes, "largest gRPC message accepted")
+	f.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (/metrics)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		opts := bridgeOptions{
+			Servers:         []string{"localhost:4730"},
+			Encryption:      true,
+			Listen:          ":4731",
+			ResultQueue:     d.ResultQueue,
+			ResumeGrace:     d.ResumeGrace,
+			JobTimeout:      d.JobTimeout,
+			TimeoutGrace:    d.TimeoutGrace,
+			TimeoutReturn:   d.TimeoutReturn,
+			DrainTimeout:    d.DrainTimeout,
+			MaxMessageBytes: d.MaxMessageBytes,
+			LogLevel:        "info",
+			LogFormat:       "text",
+		}
+		if err := config.Load(&opts, g.configFile, cmd.Flags()); err != nil {
+			return usageError(err)
+		}
+		log, err := (&globals{logLevel: opts.LogLevel, logFormat: opts.LogFormat}).logger(s.err)
+		if err != nil {
+			return err
+		}
+		cfg, err := opts.bridgeConfig()
+		if err != nil {
+			return usageError(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			return usageError(fmt.Errorf("bridge config: %w", err))
+		}
+		if opts.TLSCA == "" || opts.TLSCert == "" || opts.TLSKey == "" {
+			return usageError(errors.New("bridge: --tls-ca, --tls-cert and --tls-key are required (see gearbridge certs init and certs issue)"))
+		}
+		tlsReloader, err := certs.NewReloader(opts.TLSCert, opts.TLSKey, opts.TLSCA)
+		if err != nil {
+			return usageError(fmt.Errorf("bridge TLS: %w", err))
+		}
+
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		b, err := bridge.New(cfg, bridge.Deps{Logger: log, Registerer: reg, Version: buildinfo.Get().Version})
+		if err != nil {
+			return usageError(err)
+		}
+		lis, err := net.Listen("tcp", opts.Listen)
+		if err != nil {
+			return fmt.Errorf("bridge: listen: %w", err)
+		}
+		ctx := cmd.Context()
+		if opts.MetricsListen != "" {
+			stop, err := serveMetrics(opts.MetricsListen, reg)
+			if err != nil {
+				_ = lis.Close()
+				return err
+			}
+			defer stop()
+		}
+		// SIGHUP reloads the certificates and the authorization rules
+		// without dropping sessions.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					if err := tlsReloader.Reload(); err != nil {
+						log.Error("reload TLS material", "err", err)
+					} else {
+						log.Info("reloaded TLS material")
+					}
+					if opts.Authz != "" {
+						if az, err := bridge.LoadAuthz(opts.Authz); err != nil {
+							log.Error("reload authz rules; keeping the old ones", "err", err)
+						} else if err := b.SetAuthz(az); err != nil {
+							log.Error("reload authz rules; keeping the old ones", "err", err)
+						} else {
+							log.Info("reloaded authz rules", "rules", len(az.Rules))
+						}
+					}
+				}
+			}
+		}()
+		return b.Serve(ctx, lis, tlsReloader.ServerConfig(nil))
+	}
+	return cmd
+}
+
+// bridgeConfig turns the options into the package's Config.
+func (o bridgeOptions) bridgeConfig() (bridge.Config, error) {
+	cfg := bridge.DefaultConfig()
+	servers, err := normalizeServers(o.Servers)
+	if err != nil {
+		return cfg, err
+	}
+	dups, err := normalizeServers(o.DupServers)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.DupServers = dups
+	key, err := resolveKey(o.Key, o.KeyFile)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Servers = servers
+	cfg.Key = key
+	cfg.Encryption = o.Encryption
+	cfg.ResultQueue = o.ResultQueue
+	cfg.ResumeGrace = o.ResumeGrace
+	cfg.JobTimeout = o.JobTimeout
+	cfg.TimeoutGrace = o.TimeoutGrace
+	cfg.TimeoutReturn = o.TimeoutReturn
+	cfg.DrainTimeout = o.DrainTimeout
+	cfg.MaxMessageBytes = o.MaxMessageBytes
+	if o.Authz != "" {
+		az, err := bridge.LoadAuthz(o.Authz)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Authz = az
+	}
+	return cfg, nil
+}
+
+// serveMetrics serves reg on addr until the returned stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(lis)
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gearbridge/gearbridge/modgearman"
+)
+
+// defaultGearmanPort is gearmand's registered port.
+const defaultGearmanPort = "4730"
+
+// normalizeServers expands comma lists, adds the default port and drops
+// duplicates, like the classic server= option: "host" is host:4730 and
+// ":4730" is 0.0.0.0:4730.
+func normalizeServers(in []string) ([]string, error) {
+	var out []string
+	for _, item := range in {
+		for s := range strings.SplitSeq(item, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			host, port := s, defaultGearmanPort
+			if h, p, err := net.SplitHostPort(s); err == nil {
+				host, port = h, p
+			} else if strings.Count(s, ":") == 1 {
+				return nil, fmt.Errorf("server %q: %w", s, err)
+			}
+			if host == "" {
+				host = "0.0.0.0"
+			}
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("server %q: port %q is not a number 1..65535", s, port)
+			}
+			addr := net.JoinHostPort(host, port)
+			if !slices.Contains(out, addr) {
+				out = append(out, addr)
+			}
+		}
+	}
+	return out, nil
+}
+
+// resolveKey returns the classic payload key from --key or --keyfile (first
+// line, at most 32 characters, trailing whitespace removed: the C rule).
+func resolveKey(key, keyFile string) (string, error) {
+	if keyFile == "" {
+		return key, nil
+	}
+	if key != "" {
+		return "", errors.New("key: set either --key or --keyfile, not both")
+	}
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		return "", fmt.Errorf("keyfile: %w", err)
+	}
+	k := modgearman.KeyFromFile(b)
+	if k == "" {
+		return "", fmt.Errorf("keyfile %s: the first line is empty", keyFile)
+	}
+	return k, nil
+}

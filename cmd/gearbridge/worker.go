@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/gearbridge/gearbridge/certs"
+	"github.com/gearbridge/gearbridge/internal/buildinfo"
+	"github.com/gearbridge/gearbridge/internal/config"
+	"github.com/gearbridge/gearbridge/modgearman/classicconf"
+	"github.com/gearbridge/gearbridge/worker"
+)
+
+// defaultBridge is where a worker looks for the bridge when none is given:
+// the bridge's default port on the same machine.
+const defaultBridge = "localhost:4731"
+
+// workerOptions is the worker's configuration as read from a YAML file,
+// GEARBRIDGE_* variables and flags; keys are spelled like the flags. A
+// classic mod_gearman_worker.conf is mapped onto it first.
+type workerOptions struct {
+	Bridge                    []string      `mapstructure:"bridge"`
+	TLSCA                     string        `mapstructure:"tls-ca"`
+	TLSCert                   string        `mapstructure:"tls-cert"`
+	TLSKey                    string        `mapstructure:"tls-key"`
+	Identifier                string        `mapstructure:"identifier"`
+	Hosts                     bool          `mapstructure:"hosts"`
+	Services                  bool          `mapstructure:"services"`
+	EventHandler              bool          `mapstructure:"eventhandler"`
+	Notifications             bool          `mapstructure:"notifications"`
+	HostGroups                []string      `mapstructure:"hostgroups"`
+	ServiceGroups             []string      `mapstructure:"servicegroups"`
+	MaxWorkers                int           `mapstructure:"max-workers"`
+	JobTimeout                time.Duration `mapstructure:"job-timeout"`
+	MaxAge                    time.Duration `mapstructure:"max-age"`
+	LoadLimit1                float64       `mapstructure:"load-limit1"`
+	LoadLimit5                float64       `mapstructure:"load-limit5"`
+	LoadLimit15               float64       `mapstructure:"load-limit15"`
+	TimeoutReturn             int           `mapstructure:"timeout-return"`
+	ShowErrorOutput           bool          `mapstructure:"show-error-output"`
+	InternalCheckDummy        bool          `mapstructure:"internal-check-dummy"`
+	RestrictPath              []string      `mapstructure:"restrict-path"`
+	RestrictCommandCharacters string        `mapstructure:"restrict-command-characters"`
+	DrainTimeout              time.Duration `mapstructure:"drain-timeout"`
+	StateDir                  string        `mapstructure:"state-dir"`
+	MetricsListen             string        `mapstructure:"metrics-listen"`
+	LogLevel                  string        `mapstructure:"log-level"`
+	LogFormat                 string        `mapstructure:"log-format"`
+}
+
+// defaultWorkerOptions are the options before any file or flag.
+func defaultWorkerOptions() workerOptions {
+	d := worker.DefaultConfig()
+	return workerOptions{
+		Bridge:             []string{defaultBridge},
+		MaxWorkers:         d.Slots,
+		JobTimeout:         d.JobTimeout,
+		TimeoutReturn:      d.TimeoutReturn,
+		ShowErrorOutput:    d.ShowErrorOutput,
+		InternalCheckDummy: d.InternalCheckDummy,
+		DrainTimeout:       d.DrainTimeout,
+		LogLevel:           "info",
+		LogFormat:          "text",
+	}
+}
+
+func newWorkerCmd(s streams, g *globals) *cobra.Command {
+	d := defaultWorkerOptions()
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run checks from a bridge (or from gearmand directly)",
+		Long: `Run Mod-Gearman checks for a bridge. The worker dials out to the bridge over
+mutual TLS, so it needs no inbound port and never holds the Gearman key.
+
+Queues are chosen as with mod_gearman_worker: --hosts, --services,
+--eventhandler, --notifications, --hostgroups and --servicegroups. At least
+one is required.
+
+--config reads a YAML file with keys spelled like the flags, or, when the
+name ends in .conf or .cfg, a classic mod_gearman_worker.conf (the options
+that apply to a remote worker are used; flags override them).
+
+--bridge takes a comma list: the worker tries the bridges in turn.
+SIGTERM and SIGINT drain the worker: running checks finish and their results
+are delivered (bounded by --drain-timeout). SIGHUP reloads the TLS
+certificate.`,
+		Args: cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.Bool("hosts", false, "run host checks (queue host)")
+	f.Bool("services", false, "run service checks (queue service)")
+	f.Bool("eventhandler", false, "run event handlers (queue eventhandler)")
+	f.Bool("notifications", false, "run notifications (queue notification)")
+	f.StringSlice("hostgroups", nil, "serve the queues hostgroup_`NAME` (comma list)")
+	f.StringSlice("servicegroups", nil, "serve the queues servicegroup_`NAME` (comma list)")
+	f.Int("max-workers", d.MaxWorkers, "plugins that may run at once")
+	f.Duration("job-timeout", d.JobTimeout, "plugin timeout for jobs that carry none")
+	f.Duration("max-age", 0, "answer jobs older than this with \"could not start check in time\" (0 = off)")
+	f.Float64("load-limit1", 0, "take no new jobs while the 1 minute load is above this (0 = off)")
+	f.Float64("load-limit5", 0, "take no new jobs while the 5 minute load is above this (0 = off)")
+	f.Float64("load-limit15", 0, "take no new jobs while the 15 minute load is above this (0 = off)")
+	f.Int("timeout-return", d.TimeoutReturn, "return code of timed-out plugins (0..3)")
+	f.Bool("show-error-output", d.ShowErrorOutput, "append stderr to the output of failing plugins")
+	f.StringSlice("restrict-path", nil, "only run commands below these `DIR`s (comma list)")
+	f.Duration("drain-timeout", d.DrainTimeout, "bound on finishing running checks at shutdown")
+	f.String("state-dir", "", "state `DIR` (reserved for enrollment)")
+	f.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (/metrics)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		opts, notes, err := loadWorkerOptions(cmd.Flags(), g.configFile)
+		if err != nil {
+			return usageError(err)
+		}
+		log, err := (&globals{logLevel: opts.LogLevel, logFormat: opts.LogFormat}).logger(s.err)
+		if err != nil {
+			return err
+		}
+		for _, n := range notes {
+			log.Warn("config file", "note", n)
+		}
+		cfg, err := opts.workerConfig(os.Hostname)
+		if err != nil {
+			return usageError(err)
+		}
+		return runWorker(cmd.Context(), opts, cfg, log)
+	}
+	return cmd
+}
+
+// loadWorkerOptions reads the defaults, the config file (classic or YAML),
+// GEARBRIDGE_* variables and the flags that were set, in that order. notes
+// are warnings about the classic file for the log.
+func loadWorkerOptions(fs *pflag.FlagSet, file string) (workerOptions, []string, error) {
+	opts := defaultWorkerOptions()
+	var notes []string
+	if isClassicConf(file) {
+		cc, err := classicconf.ParseFile(file)
+		if err != nil {
+			return opts, nil, fmt.Errorf("classic config: %w", err)
+		}
+		notes = opts.applyClassic(cc)
+		file = "" // the flags and the environment still apply on top
+	}
+	if err := config.Load(&opts, file, fs); err != nil {
+		return opts, nil, err
+	}
+	return opts, notes, nil
+}
+
+// isClassicConf reports whether file is a classic key=value file.
+func isClassicConf(file string) bool {
+	ext := strings.ToLower(filepath.Ext(file))
+	return ext == ".conf" || ext == ".cfg"
+}
+
+// applyClassic maps the options of a mod_gearman_worker.conf that apply to
+// a remote worker. It returns notes on options that are set but not used.
+func (o *workerOptions) applyClassic(c classicconf.Config) []string {
+	o.Hosts, o.Services, o.EventHandler, o.Notifications = c.Hosts, c.Services, c.EventHandler, c.Notifications
+	o.HostGroups = c.HostGroups
+	o.ServiceGroups = c.ServiceGroups
+	o.MaxWorkers = c.MaxWorker
+	o.JobTimeout = time.Duration(c.JobTimeout) * time.Second
+	o.MaxAge = time.Duration(c.MaxAge) * time.Second
+	o.LoadLimit1, o.LoadLimit5, o.LoadLimit15 = c.LoadLimit1, c.LoadLimit5, c.LoadLimit15
+	o.TimeoutReturn = c.TimeoutReturn
+	o.ShowErrorOutput = c.ShowErrorOutput
+	o.InternalCheckDummy = c.InternalCheckDummy
+	o.RestrictPath = c.RestrictPath
+	o.RestrictCommandCharacters = c.RestrictCommandCharacters
+	if c.Identifier != "" {
+		o.Identifier = c.Identifier
+	}
+	if c.PrometheusServer != "" {
+		o.MetricsListen = c.PrometheusServer
+	}
+	if c.Debug > 0 {
+		o.LogLevel = "debug"
+	}
+	notes := append([]string(nil), c.Warnings...)
+	if len(c.Servers) > 0 || len(c.DupServers) > 0 {
+		notes = append(notes, "server and dupserver are not used: a remote worker talks to --bridge, and the bridge to gearmand")
+	}
+	if c.Key != "" || c.KeyFile != "" {
+		notes = append(notes, "key and keyfile are not used: the bridge decrypts jobs, a remote worker never needs the key")
+	}
+	return notes
+}
+
+// workerConfig turns the options into the package's Config and checks it.
+func (o workerOptions) workerConfig(hostname func() (string, error)) (worker.Config, error) {
+	cfg := worker.DefaultConfig()
+	for _, b := range o.Bridge {
+		for item := range strings.SplitSeq(b, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				cfg.Bridges = append(cfg.Bridges, item)
+			}
+		}
+	}
+	cfg.Identifier = o.Identifier
+	if cfg.Identifier == "" {
+		h, err := hostname()
+		if err != nil {
+			return cfg, fmt.Errorf("identifier: not set and the host name is unknown: %w", err)
+		}
+		cfg.Identifier = h
+	}
+	cfg.Queues = o.queues()
+	cfg.Slots = o.MaxWorkers
+	cfg.JobTimeout = o.JobTimeout
+	cfg.MaxAge = o.MaxAge
+	cfg.LoadLimit1, cfg.LoadLimit5, cfg.LoadLimit15 = o.LoadLimit1, o.LoadLimit5, o.LoadLimit15
+	cfg.TimeoutReturn = o.TimeoutReturn
+	cfg.ShowErrorOutput = o.ShowErrorOutput
+	cfg.InternalCheckDummy = o.InternalCheckDummy
+	cfg.RestrictPath = o.RestrictPath
+	cfg.RestrictCommandCharacters = o.RestrictCommandCharacters
+	cfg.DrainTimeout = o.DrainTimeout
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("worker config: %w", err)
+	}
+	if o.TLSCA == "" || o.TLSCert == "" || o.TLSKey == "" {
+		return cfg, errors.New("worker: --tls-ca, --tls-cert and --tls-key are required (see gearbridge certs issue)")
+	}
+	return cfg, nil
+}
+
+// queues lists the Gearman queues the options ask for, in the classic order.
+func (o workerOptions) queues() []string {
+	var q []string
+	add := func(name string) {
+		for _, have := range q {
+			if have == name {
+				return
+			}
+		}
+		q = append(q, name)
+	}
+	if o.Hosts {
+		add("host")
+	}
+	if o.Services {
+		add("service")
+	}
+	if o.EventHandler {
+		add("eventhandler")
+	}
+	if o.Notifications {
+		add("notification")
+	}
+	for _, g := range o.HostGroups {
+		if g = strings.TrimSpace(g); g != "" {
+			add("hostgroup_" + g)
+		}
+	}
+	for _, g := range o.ServiceGroups {
+		if g = strings.TrimSpace(g); g != "" {
+			add("servicegroup_" + g)
+		}
+	}
+	return q
+}
+
+// runWorker runs the worker until ctx ends and it has drained.
+func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger) error {
+	tlsReloader, err := certs.NewReloader(opts.TLSCert, opts.TLSKey, opts.TLSCA)
+	if err != nil {
+		return usageError(fmt.Errorf("worker TLS: %w", err))
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	w, err := worker.New(cfg, worker.Deps{
+		Logger:     log,
+		Registerer: reg,
+		// The server name comes from each bridge address.
+		Credentials: credentials.NewTLS(tlsReloader.ClientConfig("")),
+		Version:     buildinfo.Get().Version,
+	})
+	if err != nil {
+		return usageError(err)
+	}
+	if opts.MetricsListen != "" {
+		stop, err := serveMetrics(opts.MetricsListen, reg)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	// SIGHUP reloads the certificate, for example after a renewal; new
+	// connections use it.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	hupCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Go(func() {
+		for {
+			select {
+			case <-hupCtx.Done():
+				return
+			case <-hup:
+				if err := tlsReloader.Reload(); err != nil {
+					log.Error("reload TLS material; keeping the old one", "err", err)
+				} else {
+					log.Info("reloaded TLS material")
+				}
+			}
+		}
+	})
+	if err := w.Run(ctx); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// Defaults of [DefaultConfig].
+const (
+	// DefaultSlots is the classic max-worker default: at most 20 plugins run
+	// at once.
+	DefaultSlots = 20
+	// DefaultJobTimeout is the classic job_timeout, used for jobs that carry
+	// no timeout of their own.
+	DefaultJobTimeout = 60 * time.Second
+	// DefaultOutputCap bounds captured plugin output. A result must fit into
+	// one gRPC message, which the bridge accepts up to 4 MiB by default.
+	DefaultOutputCap = 1 << 20
+	// DefaultTimeoutReturn is the Go worker's timeout_return: UNKNOWN.
+	DefaultTimeoutReturn = 3
+	// DefaultDrainTimeout bounds a drain: long enough for ordinary checks to
+	// finish, short enough for a service manager's stop timeout (systemd
+	// waits 90 s by default).
+	DefaultDrainTimeout = 30 * time.Second
+	// DefaultBackoffMin and DefaultBackoffMax bound the jittered pause
+	// between connection attempts. The cap is low on purpose: a restarted
+	// bridge should see its workers back within a few seconds, and a dial
+	// attempt costs the bridge one TLS handshake.
+	DefaultBackoffMin = 100 * time.Millisecond
+	DefaultBackoffMax = 2 * time.Second
+	// DefaultLoadInterval is how often the load limits are checked.
+	DefaultLoadInterval = time.Second
+)
+
+// maxIdentifier and maxQueueName are the limits the bridge enforces.
+const (
+	maxIdentifier = 256
+	maxQueueName  = 511
+)
+
+// Config is the worker's configuration. Start from [DefaultConfig]; the zero
+// value is not valid.
+type Config struct {
+	// Bridges are the bridge addresses (gRPC targets, usually host:port),
+	// tried in turn.
+	Bridges []string
+	// Identifier names this worker in the bridge's status and in result
+	// texts ("(worker: <identifier>)"). Classic workers use the host name.
+	Identifier string
+	// Queues are the Gearman queues to serve, e.g. "service",
+	// "hostgroup_dmz".
+	Queues []string
+	// Slots is the number of plugins that may run at once (max-worker).
+	Slots int
+	// JobTimeout is the plugin timeout for jobs that carry none.
+	JobTimeout time.Duration
+	// MaxAge, when positive, answers jobs whose core_time is older than
+	// this with "could not start in time" instead of running them.
+	MaxAge time.Duration
+	// LoadLimit1, LoadLimit5 and LoadLimit15 hold back credit while the
+	// 1, 5 or 15 minute load average is above them; 0 switches a limit off.
+	LoadLimit1, LoadLimit5, LoadLimit15 float64
+	// LoadInterval is how often the load is read while a limit is set.
+	LoadInterval time.Duration
+	// OutputCap bounds the captured stdout and stderr of one plugin.
+	OutputCap int
+	// ShowErrorOutput appends stderr to the output of failing plugins.
+	ShowErrorOutput bool
+	// TimeoutReturn is the return code (0..3) of timed-out plugins.
+	TimeoutReturn int
+	// InternalCheckDummy answers check_dummy command lines without starting
+	// a process.
+	InternalCheckDummy bool
+	// RestrictPath, when not empty, lists the only directories commands may
+	// be started from; RestrictCommandCharacters are then forbidden in
+	// commands (empty means the classic default set).
+	RestrictPath              []string
+	RestrictCommandCharacters string
+	// DrainTimeout bounds a drain: waiting for running plugins and for the
+	// acknowledgement of their results, at shutdown and when a bridge asks
+	// for it. Plugins still running after it are killed.
+	DrainTimeout time.Duration
+	// BackoffMin and BackoffMax bound the jittered exponential pause
+	// between connection attempts.
+	BackoffMin, BackoffMax time.Duration
+}
+
+// DefaultConfig returns the classic worker defaults. Bridges, Identifier
+// and Queues are left empty: they have no sensible default here (the
+// command fills in the host name as identifier).
+func DefaultConfig() Config {
+	return Config{
+		Slots:              DefaultSlots,
+		JobTimeout:         DefaultJobTimeout,
+		LoadInterval:       DefaultLoadInterval,
+		OutputCap:          DefaultOutputCap,
+		ShowErrorOutput:    true,
+		TimeoutReturn:      DefaultTimeoutReturn,
+		InternalCheckDummy: true,
+		DrainTimeout:       DefaultDrainTimeout,
+		BackoffMin:         DefaultBackoffMin,
+		BackoffMax:         DefaultBackoffMax,
+	}
+}
+
+// Validate reports every invalid field, named like the command's flags. It
+// does not change c.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Bridges) == 0 {
+		errs = append(errs, errors.New("bridge: at least one bridge address is needed"))
+	}
+	for _, b := range c.Bridges {
+		if b == "" {
+			errs = append(errs, errors.New("bridge: empty address"))
+		}
+	}
+	if c.Identifier == "" || len(c.Identifier) > maxIdentifier {
+		errs = append(errs, fmt.Errorf("identifier: must be 1..%d bytes, got %d", maxIdentifier, len(c.Identifier)))
+	}
+	if len(c.Queues) == 0 {
+		errs = append(errs, errors.New("queues: a worker needs at least one queue (--services, --hosts, --eventhandler, --notifications, --hostgroups or --servicegroups)"))
+	}
+	seen := map[string]bool{}
+	for _, q := range c.Queues {
+		switch {
+		case q == "" || len(q) > maxQueueName:
+			errs = append(errs, fmt.Errorf("queues: queue name %q is empty or longer than %d bytes", q, maxQueueName))
+		case seen[q]:
+			errs = append(errs, fmt.Errorf("queues: %q is listed twice", q))
+		}
+		seen[q] = true
+	}
+	if c.Slots < 1 {
+		errs = append(errs, fmt.Errorf("max-workers: must be at least 1, got %d", c.Slots))
+	}
+	if c.JobTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("job-timeout: must be positive, got %v", c.JobTimeout))
+	}
+	if c.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("max-age: must not be negative, got %v", c.MaxAge))
+	}
+	for name, v := range map[string]float64{"load-limit1": c.LoadLimit1, "load-limit5": c.LoadLimit5, "load-limit15": c.LoadLimit15} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("%s: must not be negative (0 is off), got %v", name, v))
+		}
+	}
+	if c.loadLimited() && c.LoadInterval <= 0 {
+		errs = append(errs, fmt.Errorf("load-interval: must be positive, got %v", c.LoadInterval))
+	}
+	if c.OutputCap <= 0 {
+		errs = append(errs, fmt.Errorf("output-cap: must be positive, got %d", c.OutputCap))
+	}
+	if c.TimeoutReturn < 0 || c.TimeoutReturn > 3 {
+		errs = append(errs, fmt.Errorf("timeout-return: %d is not a return code 0..3", c.TimeoutReturn))
+	}
+	for _, p := range c.RestrictPath {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("restrict-path: %q is not an absolute path", p))
+		}
+	}
+	if c.DrainTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("drain-timeout: must be positive, got %v", c.DrainTimeout))
+	}
+	if c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin {
+		errs = append(errs, fmt.Errorf("backoff: want 0 < min <= max, got min %v, max %v", c.BackoffMin, c.BackoffMax))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) loadLimited() bool {
+	return c.LoadLimit1 > 0 || c.LoadLimit5 > 0 || c.LoadLimit15 > 0
+}
+
+// Deps are what a worker takes from its owner.
+type Deps struct {
+	// Logger receives the worker's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the worker's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Load returns the 1, 5 and 15 minute load averages; nil reads
+	// /proc/loadavg ([SystemLoad]). It is only called when a load limit is
+	// set.
+	Load func() ([3]float64, error)
+	// Credentials secure the connection to the bridge: mutual TLS in
+	// production (credentials.NewTLS with a certs client config), insecure
+	// credentials in tests. Required.
+	Credentials credentials.TransportCredentials
+	// DialOptions are added to the worker's own options (keepalive,
+	// reconnect parameters); tests use them for an in-memory dialer.
+	DialOptions []grpc.DialOption
+	// Version is announced in the Hello.
+	Version string
+}

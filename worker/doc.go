@@ -1,0 +1,31 @@
+// Package worker is gearbridge's remote worker: it dials out to a bridge
+// over gRPC, announces the queues it serves and how many jobs it can run,
+// runs the Mod-Gearman check jobs the bridge hands it with the plugin
+// package, and streams their results back.
+//
+// # Session protocol
+//
+// A [Worker] holds one session at a time on one of the configured bridges
+// (WorkerService.Work). It opens the stream with a Hello carrying its
+// identifier, queues and initial credit: the number of slots free at that
+// moment. Afterwards it sends Credit whenever slots free up, so the bridge
+// never hands out more jobs than the worker can start. Load limits hold
+// credit back while the system load is above them. At most Config.Slots
+// plugins ever run: a job that arrives while every slot is busy (one the
+// bridge sends again after a resume, say) waits on the worker for a slot.
+//
+// Every result is kept in an outbox until the bridge acknowledges it (Ack).
+// When the stream breaks, the worker reconnects with jittered exponential
+// backoff, asks to resume its session and lists the jobs it still holds
+// (running, or finished and unacknowledged); after a resumed Welcome it sends
+// the unacknowledged results again. If the bridge no longer knows the
+// session, gearmand has requeued its jobs: the worker stops their plugins and
+// drops their results, which would otherwise be delivered twice.
+//
+// A Cancel withdraws a job the bridge has already answered (for example with
+// a timeout result): its plugin is killed and no result is sent. A Drain from
+// the bridge means the bridge is going away: the worker takes no new jobs,
+// finishes the running ones, waits for their acknowledgements and then moves
+// to the next bridge. When the context given to [Worker.Run] ends, the worker
+// drains itself the same way, bounded by [Config.DrainTimeout], and returns.
+package worker

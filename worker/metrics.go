@@ -1,0 +1,102 @@
+package worker
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons of gearbridge_worker_jobs_discarded_total.
+const (
+	// discardSessionLost: the bridge no longer knew the session after a
+	// reconnect, so gearmand has requeued the job and it runs elsewhere.
+	discardSessionLost = "session_lost"
+	// discardDrainTimeout: the job was still running, or its result
+	// unacknowledged, when the shutdown drain timed out.
+	discardDrainTimeout = "drain_timeout"
+)
+
+// metrics are the worker's Prometheus series. Every way a job can end
+// without a delivered result is counted.
+type metrics struct {
+	received        prometheus.Counter
+	resultsSent     prometheus.Counter
+	resultsResent   prometheus.Counter
+	acks            prometheus.Counter
+	cancelled       prometheus.Counter
+	timeouts        prometheus.Counter
+	tooOld          prometheus.Counter
+	discarded       *prometheus.CounterVec
+	running         prometheus.Gauge
+	creditWithheld  prometheus.Gauge
+	reconnects      prometheus.Counter
+	connectFailures prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_jobs_received_total",
+			Help: "Jobs received from the bridge.",
+		}),
+		resultsSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_results_sent_total",
+			Help: "Results sent to the bridge, resent ones included.",
+		}),
+		resultsResent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_results_resent_total",
+			Help: "Unacknowledged results sent again after a resumed session.",
+		}),
+		acks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_results_acked_total",
+			Help: "Results the bridge confirmed as delivered.",
+		}),
+		cancelled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_jobs_cancelled_total",
+			Help: "Jobs withdrawn by the bridge (it answered them itself); their plugins are killed and no result is sent.",
+		}),
+		timeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_plugin_timeouts_total",
+			Help: "Plugins killed at their timeout.",
+		}),
+		tooOld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_jobs_too_old_total",
+			Help: "Jobs answered with \"could not start check in time\" because they were older than max-age.",
+		}),
+		discarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gearbridge_worker_jobs_discarded_total",
+			Help: "Jobs whose result was never delivered by this worker, by reason (session_lost: gearmand requeued them; drain_timeout: shutdown cut them off).",
+		}, []string{"reason"}),
+		running: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gearbridge_worker_plugins_running",
+			Help: "Plugins running now.",
+		}),
+		creditWithheld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gearbridge_worker_credit_withheld",
+			Help: "Free slots not offered to the bridge because the load is above a load limit.",
+		}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_reconnects_total",
+			Help: "Sessions established with a bridge after the first one.",
+		}),
+		connectFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_connect_failures_total",
+			Help: "Attempts to open a session with a bridge that failed before its welcome.",
+		}),
+	}
+	// Known label values start at zero, so that dashboards see them.
+	m.discarded.WithLabelValues(discardSessionLost)
+	m.discarded.WithLabelValues(discardDrainTimeout)
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{
+		m.received, m.resultsSent, m.resultsResent, m.acks, m.cancelled, m.timeouts, m.tooOld,
+		m.discarded, m.running, m.creditWithheld, m.reconnects, m.connectFailures,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register worker metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,89 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
+)
+
+// runStream dials c's bridge, opens the session stream, sends hello, waits
+// for the welcome and then reports every message to the loop until the
+// stream ends. It returns why the stream ended.
+func (l *loop) runStream(c *conn, hello *pb.Hello) error {
+	cc, err := grpc.NewClient(c.addr, l.w.dialOpts...)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", c.addr, err)
+	}
+	defer cc.Close()
+
+	timer := time.AfterFunc(handshakeTimeout, func() { c.cancel(errHandshakeTimeout) })
+	wel, st, err := handshake(c, pb.NewWorkerServiceClient(cc), hello)
+	if !timer.Stop() && err == nil {
+		err = errHandshakeTimeout
+	}
+	if err != nil {
+		if cause := contextCause(c); cause != nil {
+			err = fmt.Errorf("%w (%w)", cause, err)
+		}
+		return fmt.Errorf("bridge %s: %w", c.addr, err)
+	}
+	if !l.post(c, streamEvent{c: c, kind: evWelcome, stream: st, welcome: wel}) {
+		return contextCause(c)
+	}
+	for {
+		msg, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("bridge %s ended the session stream", c.addr)
+		}
+		if err != nil {
+			return fmt.Errorf("bridge %s: receive: %w", c.addr, err)
+		}
+		if !l.post(c, streamEvent{c: c, kind: evMessage, msg: msg}) {
+			return contextCause(c)
+		}
+	}
+}
+
+// handshake opens the stream, sends hello and reads the welcome.
+func handshake(c *conn, client pb.WorkerServiceClient, hello *pb.Hello) (*pb.Welcome, pb.WorkerService_WorkClient, error) {
+	st, err := client.Work(c.ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open session stream: %w", err)
+	}
+	if err := st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Hello{Hello: hello}}); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The stream ended; its status says why.
+			_, err = st.Recv()
+		}
+		return nil, nil, fmt.Errorf("send hello: %w", err)
+	}
+	first, err := st.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil, nil, errors.New("wait for welcome: the bridge ended the stream")
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("wait for welcome: %w", err)
+	}
+	wel := first.GetWelcome()
+	if wel == nil {
+		return nil, nil, fmt.Errorf("wait for welcome: the first message is %T", first.GetMsg())
+	}
+	if wel.GetSessionId() == "" {
+		return nil, nil, errors.New("wait for welcome: the welcome carries no session id")
+	}
+	return wel, st, nil
+}
+
+// contextCause is why c's context ended, or nil.
+func contextCause(c *conn) error {
+	if c.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(c.ctx)
+}

@@ -1,0 +1,166 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/gearbridge/gearbridge/plugin"
+)
+
+// Connection timing.
+const (
+	// keepaliveTime makes the worker ping an idle connection every 20 s, so
+	// that NAT and firewall state in front of a remote worker does not
+	// expire (many drop idle TCP state after 30..60 s). The bridge permits
+	// pings every 15 s.
+	keepaliveTime = 20 * time.Second
+	// keepaliveTimeout is how long a ping may go unanswered before the
+	// connection counts as dead and the worker reconnects.
+	keepaliveTimeout = 10 * time.Second
+	// handshakeTimeout bounds dialling, the TLS handshake, the hello and the
+	// bridge's welcome. It matches the bridge's own wait for a hello.
+	handshakeTimeout = 10 * time.Second
+	// closeTimeout bounds the wait for the bridge to end a stream the worker
+	// half-closed.
+	closeTimeout = 2 * time.Second
+)
+
+// Worker runs jobs from a bridge. Create it with [New] and start it with
+// [Worker.Run].
+type Worker struct {
+	cfg      Config
+	log      *slog.Logger
+	m        *metrics
+	load     func() ([3]float64, error)
+	dialOpts []grpc.DialOption
+	version  string
+	base     plugin.Options
+	started  atomic.Bool
+}
+
+// New checks cfg and builds a worker. It connects nothing until Run.
+func New(cfg Config, deps Deps) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	if deps.Credentials == nil {
+		return nil, errors.New("worker: no transport credentials for the bridge connection")
+	}
+	base := plugin.DefaultOptions()
+	base.Identifier = cfg.Identifier
+	base.TimeoutReturn = cfg.TimeoutReturn
+	base.MaxOutput = cfg.OutputCap
+	base.ShowErrorOutput = cfg.ShowErrorOutput
+	base.InternalCheckDummy = cfg.InternalCheckDummy
+	base.RestrictPath = cfg.RestrictPath
+	base.RestrictCommandCharacters = cfg.RestrictCommandCharacters
+	if err := base.Validate(); err != nil {
+		return nil, fmt.Errorf("worker config: plugin options: %w", err)
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	load := deps.Load
+	if load == nil {
+		load = SystemLoad
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(deps.Credentials),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:                keepaliveTime,
+			Timeout:             keepaliveTimeout,
+			PermitWithoutStream: true,
+		}),
+		// Each attempt uses a fresh connection and the worker's own
+		// backoff decides when to try again; gRPC's default connect
+		// backoff (up to 120 s) would keep a restarted bridge waiting.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  cfg.BackoffMin,
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   cfg.BackoffMax,
+			},
+			MinConnectTimeout: handshakeTimeout,
+		}),
+	}
+	opts = append(opts, deps.DialOptions...)
+	return &Worker{
+		cfg:      cfg,
+		log:      log.With("identifier", cfg.Identifier),
+		m:        m,
+		load:     load,
+		dialOpts: opts,
+		version:  deps.Version,
+		base:     base,
+	}, nil
+}
+
+// Run serves the configured queues until ctx ends, reconnecting to the
+// bridges as needed. When ctx ends it drains: it tells the bridge, takes no
+// new jobs, lets running plugins finish and waits for their results to be
+// acknowledged, bounded by Config.DrainTimeout, after which remaining
+// plugins are killed. Run returns when every goroutine it started has
+// finished. It may be called only once.
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.started.CompareAndSwap(false, true) {
+		return errors.New("worker: Run called twice")
+	}
+	return newLoop(w).run(ctx)
+}
+
+// retryBackoff is capped exponential backoff with equal jitter: each pause is
+// between half and all of the current step.
+type retryBackoff struct {
+	min, max, cur time.Duration
+}
+
+func newRetryBackoff(minD, maxD time.Duration) retryBackoff {
+	return retryBackoff{min: minD, max: maxD, cur: minD}
+}
+
+func (b *retryBackoff) next() time.Duration {
+	d := b.cur
+	b.cur = min(b.cur*2, b.max)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (b *retryBackoff) reset() { b.cur = b.min }
+
+// alarm is a timer a select loop can wait on; it never fires while unset.
+type alarm struct{ t *time.Timer }
+
+func (a *alarm) set(d time.Duration) {
+	if a.t == nil {
+		a.t = time.NewTimer(d)
+		return
+	}
+	a.t.Reset(d)
+}
+
+func (a *alarm) stop() {
+	if a.t != nil {
+		a.t.Stop()
+	}
+}
+
+func (a *alarm) c() <-chan time.Time {
+	if a.t == nil {
+		return nil
+	}
+	return a.t.C
+}

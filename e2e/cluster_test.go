@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -231,6 +232,24 @@ type result struct {
 // collect reads results from queue until n have arrived or timeout passes.
 func (c *cluster) collect(queue string, n int, timeout time.Duration) []result {
 	c.t.Helper()
+	return c.collectUntil(queue, timeout, func(got []result) bool { return len(got) >= n })
+}
+
+// collectHosts reads results until every host in want has one (duplicates,
+// possible after a crash, are returned too).
+func (c *cluster) collectHosts(queue string, want map[string]bool, timeout time.Duration) []result {
+	c.t.Helper()
+	missing := maps.Clone(want)
+	return c.collectUntil(queue, timeout, func(got []result) bool {
+		delete(missing, got[len(got)-1].HostName)
+		return len(missing) == 0
+	})
+}
+
+// collectUntil reads results from queue until done says so; it fails the
+// test when timeout passes first.
+func (c *cluster) collectUntil(queue string, timeout time.Duration, done func([]result) bool) []result {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	wc, err := gearman.DialWorker(ctx, c.gm.Addr(), gearman.WorkerOptions{ClientID: "e2e-results"})
@@ -242,10 +261,10 @@ func (c *cluster) collect(queue string, n int, timeout time.Duration) []result {
 		c.t.Fatal(err)
 	}
 	var out []result
-	for len(out) < n {
+	for len(out) == 0 || !done(out) {
 		job, err := wc.Grab(ctx)
 		if err != nil {
-			c.t.Fatalf("got %d of %d results: %v", len(out), n, err)
+			c.t.Fatalf("got %d results, not all that were expected: %v", len(out), err)
 		}
 		plain, err := c.codec.Decode(job.Data)
 		if err != nil {

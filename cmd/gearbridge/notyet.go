@@ -1,20 +1,25 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 )
 
-// notYetCmd is a command whose issue is still open. It says so and exits 2;
-// it never pretends to work.
+// notYetCmd is a command that is not built yet. It says so and exits 2; it
+// never pretends to work. issue names the open issue that tracks it, if any.
 func notYetCmd(name, short string, issue int) *cobra.Command {
+	msg := fmt.Sprintf("%s: not available yet", name)
+	if issue > 0 {
+		msg += fmt.Sprintf(" (tracked in issue %d)", issue)
+	}
 	return &cobra.Command{
 		Use:                name,
 		Short:              short + " (not available yet)",
 		DisableFlagParsing: true,
 		RunE: func(*cobra.Command, []string) error {
-			return usageError(fmt.Errorf("%s: not available yet (tracked in issue %d)", name, issue))
+			return usageError(errors.New(msg))
 		},
 	}
 }

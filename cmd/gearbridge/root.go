@@ -131,8 +131,8 @@ which translates to and from the Gearman queues.`,
 		newWorkerCmd(s, g),
 		notYetCmd("send", "Send passive results (send_gearman compatible)", 6),
 		newCertsCmd(s),
-		notYetCmd("top", "Show queues and bridge sessions (like gearman_top)", 4),
-		notYetCmd("check", "Monitor gearmand queues and workers (like check_gearman)", 4),
+		notYetCmd("top", "Show queues and bridge sessions (like gearman_top)", 0),
+		notYetCmd("check", "Monitor gearmand queues and workers (like check_gearman)", 0),
 	)
 	return root
 }

@@ -68,15 +68,6 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 }
 
-func TestNotAvailableYet(t *testing.T) {
-	for _, c := range []string{"top", "check"} {
-		code, out, errOut := runCmd(t, "gearbridge", c)
-		if code != exitUsage || !strings.Contains(errOut, "not available yet") || out != "" {
-			t.Errorf("%s: exit %d stdout %q stderr %q", c, code, out, errOut)
-		}
-	}
-}
-
 func TestSendGearmanPersonality(t *testing.T) {
 	code, _, errOut := runCmd(t, "/usr/bin/send_gearman", "--host=h", "--message=m")
 	if code != exitUsage || !strings.Contains(errOut, "send: not available yet") {

@@ -84,6 +84,10 @@ func run(ctx context.Context, argv0 string, args []string, in io.Reader, out, er
 	if err == nil {
 		return exitOK
 	}
+	var pe pluginExit
+	if errors.As(err, &pe) {
+		return int(pe) // a plugin-style command printed its state already
+	}
 	fmt.Fprintf(errOut, "gearbridge: %v\n", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
@@ -131,8 +135,8 @@ which translates to and from the Gearman queues.`,
 		newWorkerCmd(s, g),
 		notYetCmd("send", "Send passive results (send_gearman compatible)", 6),
 		newCertsCmd(s),
-		notYetCmd("top", "Show queues and bridge sessions (like gearman_top)", 0),
-		notYetCmd("check", "Monitor gearmand queues and workers (like check_gearman)", 0),
+		newTopCmd(s, g),
+		newCheckCmd(s, g),
 	)
 	return root
 }

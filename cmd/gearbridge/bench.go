@@ -21,7 +21,7 @@ func newBenchCmd(s streams, g *globals) *cobra.Command {
 	cmd.AddCommand(
 		newBenchGearmanCmd(s, g),
 		newBenchBridgeCmd(s, g),
-		notYetCmd("send", "Passive results/s over gRPC and over Gearman", 6),
+		newBenchSendCmd(s, g),
 	)
 	return cmd
 }

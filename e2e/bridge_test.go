@@ -380,3 +380,27 @@ func alive(pid int) bool {
 	_, rest, _ := strings.Cut(string(b), ") ")
 	return !strings.HasPrefix(rest, "Z")
 }
+
+// TestTopShowsQueuesAndSessions runs `gearbridge top` against gearmand and,
+// with an admin certificate, the bridge's AdminService.
+func TestTopShowsQueuesAndSessions(t *testing.T) {
+	c := newCluster(t)
+	_, baddr := c.startBridge("bridge", "127.0.0.1:0")
+	w := c.startWorker("w1", baddr, "--services", "--max-workers", "3")
+	c.waitLog(w, "session started", 20*time.Second)
+	c.gb("certs", "issue", "--dir", c.ca, "--role", "admin", "--name", "ops")
+	out := c.gb("top", "-b", "--server", c.gm.Addr(), "--bridge", baddr,
+		"--tls-ca", filepath.Join(c.ca, "ca.crt"), "--tls-cert", filepath.Join(c.ca, "ops.crt"), "--tls-key", filepath.Join(c.ca, "ops.key"))
+	for _, want := range []string{" service ", "Worker Available", " w1 ", "connected", "|     3 |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("top output lacks %q:\n%s", want, out)
+		}
+	}
+	// A worker certificate is not an admin.
+	cmd := exec.Command(gbBin, "top", "-b", "--server", c.gm.Addr(), "--bridge", baddr,
+		"--tls-ca", filepath.Join(c.ca, "ca.crt"), "--tls-cert", filepath.Join(c.ca, "w1.crt"), "--tls-key", filepath.Join(c.ca, "w1.key"))
+	b, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(b), "PermissionDenied") {
+		t.Errorf("a worker certificate read the bridge status:\n%s", b)
+	}
+}

@@ -77,7 +77,7 @@ func newCluster(t *testing.T) *cluster {
 	c.gb("certs", "init", "--dir", c.ca)
 	c.gb("certs", "issue", "--dir", c.ca, "--role", "bridge", "--name", "bridge", "--san", "localhost,127.0.0.1")
 	c.authz = filepath.Join(c.dir, "authz.yaml")
-	writeFile(t, c.authz, "rules:\n  - {identity: \"w*\", role: worker, queues: [\"service\", \"host\", \"eventhandler\", \"hostgroup_*\"]}\n", 0o644)
+	writeFile(t, c.authz, "rules:\n  - {identity: \"w*\", role: worker, queues: [\"service\", \"host\", \"eventhandler\", \"hostgroup_*\"]}\n  - {identity: ops, role: admin}\n", 0o644)
 	codec, err := modgearman.NewCodec(testKey, true)
 	if err != nil {
 		t.Fatal(err)

@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
+	"github.com/gearbridge/gearbridge/certs"
 	"github.com/gearbridge/gearbridge/gearman"
+	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
 )
 
 // topOptions are gearman_top's flags (wire contract §6.4).
@@ -25,15 +31,33 @@ func newTopCmd(s streams, g *globals) *cobra.Command {
 	o := topOptions{}
 	cmd := &cobra.Command{
 		Use:   "top",
-		Short: "Show gearmand queues (like gearman_top)",
+		Short: "Show gearmand queues (like gearman_top) and bridge sessions",
 		Long: `Show the queues of one or more gearmand like gearman_top: workers
 available, jobs waiting and jobs running per queue. -b prints once (or, with
--i, every interval without clearing the screen).`,
+-i, every interval without clearing the screen). With --bridge and an admin
+certificate (--tls-*), also the bridge's remote worker sessions.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			servers, err := normalizeServers(append(append([]string(nil), o.hosts...), g.servers...))
 			if err != nil {
 				return usageError(err)
+			}
+			var admin pb.AdminServiceClient
+			if g.bridge != "" {
+				if g.tlsCA == "" || g.tlsCert == "" || g.tlsKey == "" {
+					return usageError(errors.New("top: --bridge needs --tls-ca, --tls-cert and --tls-key (an admin certificate)"))
+				}
+				host, _, _ := net.SplitHostPort(g.bridge)
+				tc, err := certs.ClientTLSConfig(g.tlsCert, g.tlsKey, g.tlsCA, host)
+				if err != nil {
+					return usageError(fmt.Errorf("top: %w", err))
+				}
+				cc, err := grpc.NewClient(g.bridge, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+				if err != nil {
+					return usageError(fmt.Errorf("top: %w", err))
+				}
+				defer cc.Close()
+				admin = pb.NewAdminServiceClient(cc)
 			}
 			if len(servers) == 0 {
 				servers = []string{"localhost:4730"}
@@ -50,6 +74,9 @@ available, jobs waiting and jobs running per queue. -b prints once (or, with
 				}
 				for _, srv := range servers {
 					printTop(ctx, s.out, srv, o.quiet, time.Now())
+				}
+				if admin != nil {
+					printSessions(ctx, s.out, g.bridge, admin)
 				}
 				if !loop {
 					return nil
@@ -111,4 +138,30 @@ func printTop(ctx context.Context, out io.Writer, server string, quiet bool, now
 		fmt.Fprintf(out, " %-*s |%16d  |%12d  |%12d\n", width, q.Name, q.Workers, q.Waiting(), q.Running)
 	}
 	fmt.Fprintf(out, "%s\n\n", line)
+}
+
+// printSessions prints the bridge's sessions from its AdminService.
+func printSessions(ctx context.Context, out io.Writer, bridge string, admin pb.AdminServiceClient) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := admin.GetStatus(ctx, &pb.GetStatusRequest{})
+	if err != nil {
+		fmt.Fprintf(out, "bridge %s: %v\n\n", bridge, err)
+		return
+	}
+	fmt.Fprintf(out, "bridge %s  -  v%s  -  up %v\n\n", bridge, st.GetVersion(), st.GetUptime().AsDuration().Round(time.Second))
+	if len(st.GetSessions()) == 0 {
+		fmt.Fprint(out, "no worker sessions\n\n")
+		return
+	}
+	fmt.Fprintf(out, " %-20s | %-9s | %5s | %6s | %9s | %9s | %s\n", "Worker", "State", "Slots", "Credit", "In Flight", "Jobs Done", "Queues")
+	for _, ss := range st.GetSessions() {
+		state := "connected"
+		if !ss.GetConnected() {
+			state = "detached"
+		}
+		fmt.Fprintf(out, " %-20s | %-9s | %5d | %6d | %9d | %9d | %s\n", ss.GetIdentifier(), state, ss.GetSlots(),
+			ss.GetCredit(), ss.GetInFlight(), ss.GetJobsDone(), strings.Join(ss.GetQueues(), ","))
+	}
+	fmt.Fprintln(out)
 }

@@ -14,7 +14,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 echo "== gearbridge bench gearman"
-bin/gearbridge bench gearman --server 127.0.0.1:"$port"
+bin/gearbridge bench gearman --server 127.0.0.1:"$port" --log-level warn
 echo
 echo "== gearbridge bench bridge"
-bin/gearbridge bench bridge --server 127.0.0.1:"$port"
+bin/gearbridge bench bridge --server 127.0.0.1:"$port" --log-level warn
+echo
+echo "== gearbridge bench send"
+bin/gearbridge bench send --server 127.0.0.1:"$port" --log-level warn

@@ -1,0 +1,14 @@
+/* Functions of the C shim that Go calls (all on the core's main thread,
+ * except gb_wake). */
+#ifndef GEARBRIDGE_SHIM_H
+#define GEARBRIDGE_SHIM_H
+#include "layout.h"
+
+void gb_log(int level, const char *msg);
+void gb_inject(struct gb_result *r);
+const char *gb_custom_var(void *obj, int is_service, const char *name);
+int gb_in_hostgroup(void *host, const char *name);
+int gb_in_servicegroup(void *svc, const char *name);
+void *gb_service_host(void *svc);
+int gb_api_version(void);
+#endif

@@ -1,0 +1,555 @@
+package neb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/modgearman"
+	"github.com/gearbridge/gearbridge/plugin"
+)
+
+// Check options of the core (identical in Naemon and Nagios 4).
+const (
+	CheckOptionForceExecution = 1
+	CheckOptionFreshnessCheck = 2
+	CheckOptionOrphanCheck    = 4
+)
+
+// Check is what the cgo side copies out of a check or event handler
+// nebstruct before calling Module.Check.
+type Check struct {
+	Kind               Kind
+	HostName           string
+	ServiceDescription string
+	// CommandLine is the fully macro-expanded command line.
+	CommandLine string
+	// Timeout is the check timeout the core passed.
+	Timeout time.Duration
+	// Latency is the core's latency at the callback (negative is clamped).
+	Latency time.Duration
+	// CheckOptions is the check_result's options ORed with the object's.
+	CheckOptions int
+}
+
+// Action tells the core what to do with an intercepted check.
+type Action int
+
+// Actions returned in a Decision.
+const (
+	// ActionLocal: the core runs it (return NEB_OK).
+	ActionLocal Action = iota
+	// ActionOverride: the module took it (return OVERRIDE, set is_executing).
+	ActionOverride
+	// ActionCancel: not submitted; the core reschedules it (return CANCEL).
+	ActionCancel
+)
+
+// Decision is the answer of Module.Check.
+type Decision struct {
+	Action Action
+	Queue  string
+	// Reason says why a check was not submitted (ActionCancel, or
+	// ActionOverride with an explicit result).
+	Reason string
+}
+
+// Errors of the submit path, wrapped in Decision reasons and results.
+var (
+	ErrQueueFull     = errors.New("submit queue full")
+	ErrGearmandDown  = errors.New("gearmand unreachable")
+	ErrNotRunning    = errors.New("module not running")
+	ErrInvalidTarget = errors.New("invalid job")
+)
+
+// Options are the dependencies and tunables of a Module.
+type Options struct {
+	// Logger receives module events; nil discards them.
+	Logger *slog.Logger
+	// Sink receives results for the core (an Outbox's Push). Required.
+	Sink func(CheckResult) bool
+	// CancelHonoured is true on cores that reschedule a check whose
+	// INITIATE callback returned CANCEL (Naemon). When false (Nagios 4)
+	// a check that cannot be submitted is overridden and answered with an
+	// explicit UNKNOWN result.
+	CancelHonoured bool
+	// QueueSize bounds the submit queue. Default 10000.
+	QueueSize int
+	// Submitters is the number of goroutines submitting. Default 16.
+	Submitters int
+	// SubmitTimeout bounds one submission. Default: the configured
+	// gearman_connection_timeout, else 5s.
+	SubmitTimeout time.Duration
+	// Version is reported in the "check" ping reply.
+	Version string
+	// Hostname is reported in the "check" ping reply.
+	Hostname string
+	// Now replaces time.Now in tests.
+	Now func() time.Time
+}
+
+// Stats are the module's counters.
+type Stats struct {
+	Intercepted      uint64 // checks and handlers taken from the core
+	Local            uint64 // left to the core
+	Submitted        uint64 // accepted by gearmand
+	NotSubmitted     uint64 // refused at the callback (queue full, down)
+	QueueFull        uint64
+	GearmandDown     uint64
+	SubmitFailed     uint64 // enqueued, then failed to reach gearmand
+	ExplicitResults  uint64 // results made for checks that were not submitted
+	DummyAnswered    uint64 // internal check_dummy
+	Orphans          uint64 // orphan results
+	Results          uint64 // results received from the result queue
+	BadResults       uint64 // undecodable or unparsable result workloads
+	LatencyDiscarded uint64 // absurd latencies replaced by 0
+	Pings            uint64 // "check" pings answered
+	SinkFull         uint64 // results the sink refused
+	Perfdata         uint64 // perfdata jobs enqueued
+}
+
+type counters struct {
+	intercepted, local, submitted, notSubmitted, queueFull, down, submitFailed,
+	explicit, dummy, orphans, results, bad, latencyDiscarded, pings, sinkFull, perfdata atomic.Uint64
+	submitNanos atomic.Uint64
+}
+
+type submission struct {
+	check    Check
+	queue    string
+	uniq     string
+	job      modgearman.Job
+	raw      string // payload text instead of job (perfdata)
+	prio     gearman.Priority
+	expected bool // a result is expected (checks, not event handlers)
+}
+
+// Module is one configured broker module instance. Check and the result
+// handling are safe for concurrent use; Start and Close are idempotent.
+type Module struct {
+	cfg   Config
+	opts  Options
+	log   *slog.Logger
+	codec *modgearman.Codec
+	now   func() time.Time
+
+	// pending is where Check puts submissions: appending under a mutex
+	// wakes no goroutine, so the core's main thread never pays for a
+	// scheduler wake-up. The dispatcher collects it every millisecond.
+	pendMu  sync.Mutex
+	pending []submission
+	spare   []submission
+
+	queue   chan submission // dispatcher → submitters, unbuffered
+	healthy atomic.Bool
+	running atomic.Bool
+	// inFlight counts the submissions the dispatcher took and has not yet
+	// handed over.
+	inFlight atomic.Int64
+
+	lastWarn   atomic.Int64 // unix nanoseconds of the last limited warning
+	suppressed atomic.Uint64
+	c          counters
+	started    time.Time
+
+	mu       sync.Mutex
+	state    int // 0 new, 1 running, 2 closed
+	client   *gearman.Client
+	worker   *gearman.Worker
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closeErr error
+}
+
+// New returns a module for cfg. It starts nothing; call Start when the
+// core's event loop starts.
+func New(cfg Config, opts Options) (*Module, error) {
+	if opts.Sink == nil {
+		return nil, errors.New("neb: Options.Sink is required")
+	}
+	codec, err := modgearman.NewCodec(cfg.Secret, cfg.Encryption)
+	if err != nil {
+		return nil, fmt.Errorf("neb: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 10000
+	}
+	if opts.Submitters <= 0 {
+		opts.Submitters = 16
+	}
+	if opts.SubmitTimeout <= 0 {
+		opts.SubmitTimeout = 5 * time.Second
+		if cfg.GearmanConnectionTimeout > 0 {
+			opts.SubmitTimeout = time.Duration(cfg.GearmanConnectionTimeout) * time.Millisecond
+		}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "localhost"
+	}
+	m := &Module{cfg: cfg, opts: opts, log: opts.Logger, codec: codec, now: opts.Now,
+		queue: make(chan submission)}
+	m.healthy.Store(true)
+	return m, nil
+}
+
+// Config returns the module's configuration.
+func (m *Module) Config() *Config { return &m.cfg }
+
+// Start connects to gearmand and starts the submitters and the result
+// workers. Calls after the first are no-ops.
+func (m *Module) Start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != 0 {
+		return
+	}
+	m.state = 1
+	m.started = m.now()
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.client = gearman.NewClient(m.cfg.Servers, gearman.ClientOptions{Logger: m.log, DialTimeout: m.opts.SubmitTimeout})
+	for range m.opts.Submitters {
+		m.wg.Add(1)
+		go m.submitLoop(ctx)
+	}
+	m.wg.Add(2)
+	go m.probeLoop(ctx)
+	go m.dispatchLoop(ctx)
+	if m.cfg.ResultWorkers > 0 {
+		m.worker = gearman.NewWorker(m.cfg.Servers, []string{m.cfg.ResultQueue}, m.handleResult,
+			gearman.WorkerOptions{Logger: m.log, Connections: m.cfg.ResultWorkers, ClientID: "gearbridge-neb"})
+	}
+	m.running.Store(true)
+	m.log.Info("gearbridge neb started", "servers", m.cfg.Servers, "result_queue", m.cfg.ResultQueue,
+		"result_workers", m.cfg.ResultWorkers)
+}
+
+// Close stops the module: new checks are refused, queued submissions are
+// given until ctx ends to reach gearmand, then everything is closed. It may
+// be called more than once.
+func (m *Module) Close(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != 1 {
+		m.state = 2
+		return m.closeErr
+	}
+	m.state = 2
+	m.running.Store(false)
+	if m.worker != nil {
+		if err := m.worker.Shutdown(ctx); err != nil {
+			m.closeErr = err
+		}
+	}
+	// Let the dispatcher and the submitters empty the queue, bounded by ctx.
+	for m.queued() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	m.cancel()
+	m.wg.Wait()
+	_ = m.client.Close()
+	return m.closeErr
+}
+
+// Stats returns a snapshot of the counters.
+func (m *Module) Stats() Stats {
+	c := &m.c
+	return Stats{
+		Intercepted: c.intercepted.Load(), Local: c.local.Load(), Submitted: c.submitted.Load(),
+		NotSubmitted: c.notSubmitted.Load(), QueueFull: c.queueFull.Load(), GearmandDown: c.down.Load(),
+		SubmitFailed: c.submitFailed.Load(), ExplicitResults: c.explicit.Load(), DummyAnswered: c.dummy.Load(),
+		Orphans: c.orphans.Load(), Results: c.results.Load(), BadResults: c.bad.Load(),
+		LatencyDiscarded: c.latencyDiscarded.Load(), Pings: c.pings.Load(), SinkFull: c.sinkFull.Load(),
+		Perfdata: c.perfdata.Load(),
+	}
+}
+
+// Check routes one intercepted check or event handler and, when it is
+// distributed, enqueues its job. It never blocks. o is only used during
+// the call.
+func (m *Module) Check(c *Check, o Objects) Decision {
+	q, ok := Route(&m.cfg, c.Kind, o)
+	if !ok {
+		m.c.local.Add(1)
+		return Decision{Action: ActionLocal}
+	}
+	if !m.running.Load() {
+		m.c.local.Add(1)
+		return Decision{Action: ActionLocal, Reason: ErrNotRunning.Error()}
+	}
+	m.c.intercepted.Add(1)
+	now := m.now()
+	isCheck := c.Kind == KindHost || c.Kind == KindService
+
+	if isCheck && m.cfg.InternalCheckDummy {
+		if r, ok := plugin.InternalDummy(c.CommandLine); ok {
+			m.c.dummy.Add(1)
+			m.deliver(CheckResult{HostName: c.HostName, ServiceDescription: c.ServiceDescription,
+				ReturnCode: r.ReturnCode, ExitedOK: true, StartTime: now, FinishTime: now,
+				Output: r.Output, Source: "gearbridge internal check_dummy", Received: now})
+			return Decision{Action: ActionOverride, Queue: q}
+		}
+	}
+
+	s := m.buildSubmission(c, q, now)
+	var err error
+	if !m.healthy.Load() {
+		err = ErrGearmandDown
+		m.c.down.Add(1)
+	} else {
+		if !m.enqueue(s) {
+			err = ErrQueueFull
+		}
+	}
+	if err != nil {
+		m.c.notSubmitted.Add(1)
+		m.warnLimited("check not submitted", "queue", q, "host", c.HostName, "service", c.ServiceDescription, "err", err)
+		reason := fmt.Sprintf("not submitted to queue '%s': %v", q, err)
+		switch {
+		case !isCheck:
+			// Nothing can be reported for an event handler; the core
+			// must not run it locally either (classic behaviour).
+			m.warnLimited("event handler lost", "host", c.HostName, "service", c.ServiceDescription, "err", err)
+			return Decision{Action: ActionOverride, Queue: q, Reason: reason}
+		case m.opts.CancelHonoured:
+			return Decision{Action: ActionCancel, Queue: q, Reason: reason}
+		default:
+			m.explicitResult(c, reason, now)
+			return Decision{Action: ActionOverride, Queue: q, Reason: reason}
+		}
+	}
+	if isCheck && c.CheckOptions&CheckOptionOrphanCheck != 0 {
+		if (c.Kind == KindHost && m.cfg.OrphanHostChecks) || (c.Kind == KindService && m.cfg.OrphanServiceChecks) {
+			m.c.orphans.Add(1)
+			m.deliver(CheckResult{HostName: c.HostName, ServiceDescription: c.ServiceDescription,
+				ReturnCode: m.cfg.OrphanReturn, ExitedOK: true, StartTime: now, FinishTime: now,
+				Output: fmt.Sprintf("(%s check orphaned, is the mod-gearman worker on queue '%s' running?)\n",
+					c.Kind, q), Source: "gearbridge", Received: now})
+		}
+	}
+	return Decision{Action: ActionOverride, Queue: q}
+}
+
+func (m *Module) explicitResult(c *Check, reason string, now time.Time) {
+	m.c.explicit.Add(1)
+	m.deliver(CheckResult{HostName: c.HostName, ServiceDescription: c.ServiceDescription,
+		ReturnCode: 3, ExitedOK: true, StartTime: now, FinishTime: now,
+		Output: "(gearbridge: check " + reason + ")", Source: "gearbridge", Received: now})
+}
+
+func (m *Module) deliver(r CheckResult) {
+	if !m.opts.Sink(r) {
+		m.c.sinkFull.Add(1)
+	}
+}
+
+// BuildJob returns the job for c routed to queue q (spec §2.2–§2.4).
+func BuildJob(cfg *Config, c *Check, q string, now time.Time) modgearman.Job {
+	switch c.Kind {
+	case KindHost, KindService:
+		lat := max(c.Latency, 0)
+		j := modgearman.Job{Type: modgearman.JobHost, ResultQueue: cfg.ResultQueue, TargetQueue: q,
+			HostName: c.HostName, CoreTime: now.Add(-lat), Timeout: c.Timeout, CommandLine: c.CommandLine}
+		if c.Kind == KindService {
+			j.Type = modgearman.JobService
+			j.ServiceDescription = c.ServiceDescription
+		}
+		return j
+	default:
+		return modgearman.Job{Type: modgearman.JobEventHandler, StartTime: now, CoreTime: now, CommandLine: c.CommandLine}
+	}
+}
+
+// JobPriority returns the Gearman priority of c (spec §1.3).
+func JobPriority(c *Check) gearman.Priority {
+	if c.Kind == KindService {
+		if c.CheckOptions&CheckOptionForceExecution != 0 {
+			return gearman.PriorityHigh
+		}
+		return gearman.PriorityLow
+	}
+	return gearman.PriorityNormal
+}
+
+// JobUniq returns the unique id of c's job (spec §1.4), or "" for none.
+func JobUniq(cfg *Config, c *Check) string {
+	if !cfg.UseUniqJobs {
+		return ""
+	}
+	switch c.Kind {
+	case KindHost:
+		return modgearman.Uniq(c.HostName)
+	case KindService:
+		return modgearman.Uniq(c.HostName, c.ServiceDescription)
+	}
+	return ""
+}
+
+func (m *Module) buildSubmission(c *Check, q string, now time.Time) submission {
+	// Marshalling and encryption happen in the submitter, off the core's
+	// main thread.
+	return submission{check: *c, queue: q, uniq: JobUniq(&m.cfg, c), job: BuildJob(&m.cfg, c, q, now),
+		prio: JobPriority(c), expected: c.Kind == KindHost || c.Kind == KindService}
+}
+
+func (m *Module) submitLoop(ctx context.Context) {
+	defer m.wg.Done()
+	defer m.recoverGoroutine("submitter")
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-m.queue:
+			m.submitOne(ctx, s)
+		}
+	}
+}
+
+// enqueue appends s to the bounded queue; false means it was full.
+func (m *Module) enqueue(s submission) bool {
+	m.pendMu.Lock()
+	ok := len(m.pending) < m.opts.QueueSize
+	if ok {
+		m.pending = append(m.pending, s)
+	}
+	m.pendMu.Unlock()
+	if !ok {
+		m.c.queueFull.Add(1)
+	}
+	return ok
+}
+
+// dispatchPeriod is how often the dispatcher looks for new submissions
+// when it found none: it bounds the delay a job waits before it is handed to
+// a submitter, and costs about a thousand cheap wake-ups per second.
+const dispatchPeriod = time.Millisecond
+
+// dispatchLoop hands pending submissions to the submitters.
+func (m *Module) dispatchLoop(ctx context.Context) {
+	defer m.wg.Done()
+	defer m.recoverGoroutine("dispatcher")
+	for {
+		m.pendMu.Lock()
+		if len(m.pending) == 0 {
+			m.pendMu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(dispatchPeriod):
+			}
+			continue
+		}
+		// Swap buffers: batch and pending never share storage.
+		batch := m.pending
+		m.pending = m.spare[:0]
+		m.spare = nil
+		m.inFlight.Store(int64(len(batch)))
+		m.pendMu.Unlock()
+		for i := range batch {
+			select {
+			case m.queue <- batch[i]:
+				m.inFlight.Add(-1)
+			case <-ctx.Done():
+				return
+			}
+			batch[i] = submission{}
+		}
+		m.spare = batch[:0]
+	}
+}
+
+// queued returns the submissions not yet taken by a submitter.
+func (m *Module) queued() int {
+	m.pendMu.Lock()
+	defer m.pendMu.Unlock()
+	return len(m.pending) + int(m.inFlight.Load())
+}
+
+func (m *Module) submitOne(ctx context.Context, s submission) {
+	defer m.recoverGoroutine("submit")
+	sctx, cancel := context.WithTimeout(ctx, m.opts.SubmitTimeout)
+	t0 := time.Now()
+	payload := []byte(s.raw)
+	if s.raw == "" {
+		payload = s.job.Marshal()
+	}
+	_, err := m.client.Submit(sctx, s.queue, s.uniq, m.codec.Encode(payload), s.prio, true)
+	cancel()
+	if err == nil {
+		m.c.submitted.Add(1)
+		m.c.submitNanos.Add(uint64(time.Since(t0)))
+		m.healthy.Store(true)
+		return
+	}
+	m.c.submitFailed.Add(1)
+	var se *gearman.ServerError
+	if !errors.As(err, &se) {
+		m.healthy.Store(false)
+	}
+	m.warnLimited("submit failed", "queue", s.queue, "host", s.check.HostName, "service", s.check.ServiceDescription, "err", err)
+	if s.expected {
+		m.explicitResult(&s.check, fmt.Sprintf("not submitted to queue '%s': %v", s.queue, err), m.now())
+	}
+}
+
+// probeLoop marks gearmand healthy again once it answers an ECHO.
+func (m *Module) probeLoop(ctx context.Context) {
+	defer m.wg.Done()
+	defer m.recoverGoroutine("probe")
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if m.healthy.Load() {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := m.client.Echo(pctx, []byte("gearbridge"))
+		cancel()
+		if err == nil {
+			m.healthy.Store(true)
+			m.log.Info("gearmand reachable again")
+		}
+	}
+}
+
+// warnInterval bounds how often submit problems are logged: while gearmand
+// is down every check would log, so the classic module's once-per-interval
+// habit is kept, with the number of suppressed messages.
+const warnInterval = 10 * time.Second
+
+// warnLimited logs a warning at most once per warnInterval.
+func (m *Module) warnLimited(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := m.lastWarn.Load()
+	if now-last < int64(warnInterval) || !m.lastWarn.CompareAndSwap(last, now) {
+		m.suppressed.Add(1)
+		return
+	}
+	if n := m.suppressed.Swap(0); n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	m.log.Warn(msg, args...)
+}
+
+func (m *Module) recoverGoroutine(what string) {
+	if r := recover(); r != nil {
+		m.log.Error("panic recovered", "in", what, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	}
+}

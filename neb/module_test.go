@@ -1,0 +1,397 @@
+package neb
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/internal/gearmantest"
+	"github.com/gearbridge/gearbridge/modgearman"
+)
+
+const testKey = "testkey-0123456789"
+
+type harness struct {
+	m    *Module
+	out  *Outbox
+	woke chan struct{}
+}
+
+func newModule(t *testing.T, args string, opts Options) *harness {
+	t.Helper()
+	c, err := ParseBrokerArgs(args, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{woke: make(chan struct{}, 1)}
+	h.out = NewOutbox(0, func() {
+		select {
+		case h.woke <- struct{}{}:
+		default:
+		}
+	})
+	opts.Sink = h.out.Push
+	h.m, err = New(c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.m.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.m.Close(ctx)
+	})
+	return h
+}
+
+// next waits for the next result delivered to the outbox.
+func (h *harness) next(t *testing.T) CheckResult {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if rs := h.out.Take(nil); len(rs) > 0 {
+			for _, r := range rs[1:] {
+				h.out.Push(r)
+			}
+			return rs[0]
+		}
+		select {
+		case <-h.woke:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no result delivered")
+		}
+	}
+}
+
+func grab(t *testing.T, addr, fn string) *gearman.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wc, err := gearman.DialWorker(ctx, addr, gearman.WorkerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	if err := wc.CanDo(fn); err != nil {
+		t.Fatal(err)
+	}
+	j, err := wc.Grab(ctx)
+	if err != nil {
+		t.Fatalf("grab %s: %v", fn, err)
+	}
+	_ = wc.Complete(j.Handle, nil)
+	return j
+}
+
+func TestModuleSubmitsJobsAndTakesResults(t *testing.T) {
+	srv := gearmantest.Start(t)
+	h := newModule(t, "server="+srv.Addr()+" key="+testKey+" hosts=yes services=yes eventhandler=yes hostgroups=hg accept_clear_results=yes",
+		Options{CancelHonoured: true, Version: "test"})
+	codec, _ := modgearman.NewCodec(testKey, true)
+
+	c := &Check{Kind: KindService, HostName: "h1", ServiceDescription: "disk /", CommandLine: "/bin/check_disk -w 10",
+		Timeout: 60 * time.Second, Latency: 1500 * time.Millisecond}
+	before := time.Now()
+	d := h.m.Check(c, fakeObjects{})
+	if d.Action != ActionOverride || d.Queue != "service" {
+		t.Fatalf("decision %+v", d)
+	}
+	j := grab(t, srv.Addr(), "service")
+	if j.Unique != modgearman.Uniq("h1", "disk /") {
+		t.Errorf("unique %q", j.Unique)
+	}
+	plain, err := codec.Decode(j.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := modgearman.ParseJob(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Type != modgearman.JobService || job.HostName != "h1" || job.ServiceDescription != "disk /" ||
+		job.CommandLine != c.CommandLine || job.ResultQueue != "check_results" || job.TargetQueue != "service" ||
+		job.Timeout != 60*time.Second {
+		t.Errorf("job %+v", job)
+	}
+	if lag := before.Sub(job.CoreTime); lag < 1400*time.Millisecond || lag > 2*time.Second {
+		t.Errorf("core_time %v is not now - latency (%v)", job.CoreTime, lag)
+	}
+
+	// Host check in a hostgroup → hostgroup queue, NORMAL priority.
+	d = h.m.Check(&Check{Kind: KindHost, HostName: "h2", CommandLine: "/bin/check_ping"}, fakeObjects{hostGroups: []string{"hg"}})
+	if d.Queue != "hostgroup_hg" {
+		t.Fatalf("decision %+v", d)
+	}
+	if j := grab(t, srv.Addr(), "hostgroup_hg"); j.Unique != modgearman.Uniq("h2") {
+		t.Errorf("host unique %q", j.Unique)
+	}
+
+	// Event handler: no unique, eventhandler queue.
+	d = h.m.Check(&Check{Kind: KindServiceEventHandler, HostName: "h1", ServiceDescription: "x", CommandLine: "/bin/restart"}, fakeObjects{})
+	if d.Action != ActionOverride || d.Queue != "eventhandler" {
+		t.Fatalf("decision %+v", d)
+	}
+	ej := grab(t, srv.Addr(), "eventhandler")
+	plain, _ = codec.Decode(ej.Data)
+	if job, err := modgearman.ParseJob(plain); err != nil || job.Type != modgearman.JobEventHandler || job.CommandLine != "/bin/restart" {
+		t.Errorf("event handler job %+v %v", job, err)
+	}
+
+	// Results: encrypted (C and Go padding are the codec's business) and clear.
+	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := time.Now()
+	res := modgearman.Result{Type: "active", HostName: "h1", ServiceDescription: "disk /",
+		CoreStartTime: now.Add(-3 * time.Second), StartTime: now.Add(-2 * time.Second), FinishTime: now.Add(-time.Second),
+		ReturnCode: 1, ExitedOK: true, Source: "test", Output: "WARN - 91%\nlong|used=91%"}
+	if _, err := client.Submit(ctx, "check_results", "", codec.Encode(res.Marshal()), gearman.PriorityNormal, true); err != nil {
+		t.Fatal(err)
+	}
+	r := h.next(t)
+	if r.HostName != "h1" || r.ServiceDescription != "disk /" || r.ReturnCode != 1 || r.Output != res.Output || r.Passive {
+		t.Errorf("result %+v", r)
+	}
+	if r.Latency < 1900*time.Millisecond || r.Latency > 3*time.Second {
+		t.Errorf("latency %v, want about 2s", r.Latency)
+	}
+	clear := modgearman.Result{Type: "passive", HostName: "h3", ReturnCode: 2, Output: "down"}
+	clearWL, _ := modgearman.NewCodec("", false)
+	if _, err := client.Submit(ctx, "check_results", "", clearWL.Encode(clear.MarshalPassive()), gearman.PriorityNormal, true); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.next(t); r.HostName != "h3" || !r.Passive || r.ReturnCode != 2 || r.ServiceDescription != "" {
+		t.Errorf("clear result %+v", r)
+	}
+	// Garbage is counted, not delivered.
+	_, _ = client.Submit(ctx, "check_results", "", []byte("bm90IGEgcGF5bG9hZA=="), gearman.PriorityNormal, true)
+
+	// The check ping.
+	reply, err := client.Do(ctx, "check_results", "", []byte("check"), gearman.PriorityHigh)
+	if err != nil || !strings.HasPrefix(string(reply), "0:OK - result worker running on") {
+		t.Errorf("ping reply %q %v", reply, err)
+	}
+	waitFor(t, func() bool { return h.m.Stats().BadResults == 1 })
+	st := h.m.Stats()
+	if st.Submitted != 3 || st.Results != 2 || st.Pings != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("condition not reached")
+}
+
+func TestPriorities(t *testing.T) {
+	srv := gearmantest.Start(t)
+	h := newModule(t, "server="+srv.Addr()+" encryption=no", Options{})
+	h.m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "low", CommandLine: "c"}, fakeObjects{})
+	h.m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "forced", CommandLine: "c",
+		CheckOptions: CheckOptionForceExecution}, fakeObjects{})
+	h.m.Check(&Check{Kind: KindHost, HostName: "h", CommandLine: "c"}, fakeObjects{})
+	waitFor(t, func() bool { return h.m.Stats().Submitted == 3 })
+	adm := gearman.NewAdmin(srv.Addr(), gearman.AdminOptions{})
+	defer adm.Close()
+	ps, err := adm.PriorityStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]gearman.PriorityStatus{}
+	for _, p := range ps {
+		got[p.Name] = p
+	}
+	if s := got["service"]; s.High != 1 || s.Low != 1 || s.Normal != 0 {
+		t.Errorf("service priorities %+v", s)
+	}
+	if s := got["host"]; s.Normal != 1 {
+		t.Errorf("host priorities %+v", s)
+	}
+}
+
+func TestCheckDummyAndOrphans(t *testing.T) {
+	srv := gearmantest.Start(t)
+	h := newModule(t, "server="+srv.Addr()+" encryption=no", Options{})
+	d := h.m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "d",
+		CommandLine: "/usr/lib/nagios/plugins/check_dummy 1 hello"}, fakeObjects{})
+	if d.Action != ActionOverride {
+		t.Fatalf("%+v", d)
+	}
+	if r := h.next(t); r.ReturnCode != 1 || r.Output != "WARNING: hello" || r.ServiceDescription != "d" {
+		t.Errorf("dummy %+v", r)
+	}
+	h.m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "o", CommandLine: "/bin/x",
+		CheckOptions: CheckOptionOrphanCheck}, fakeObjects{})
+	r := h.next(t)
+	if r.ReturnCode != 2 || !strings.Contains(r.Output, "service check orphaned, is the mod-gearman worker on queue 'service' running?") {
+		t.Errorf("orphan %+v", r)
+	}
+	if st := h.m.Stats(); st.DummyAnswered != 1 || st.Orphans != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestGearmandDown(t *testing.T) {
+	srv := gearmantest.Start(t)
+	for _, honoured := range []bool{true, false} {
+		h := newModule(t, "server="+srv.Addr()+" encryption=no", Options{CancelHonoured: honoured, SubmitTimeout: time.Second})
+		srv.Stop()
+		c := &Check{Kind: KindService, HostName: "h", ServiceDescription: "s", CommandLine: "/bin/x"}
+		// The first submission finds out asynchronously and answers with an
+		// explicit result; later ones are refused at once.
+		h.m.Check(c, fakeObjects{})
+		r := h.next(t)
+		if r.ReturnCode != 3 || !strings.Contains(r.Output, "not submitted to queue 'service'") {
+			t.Errorf("explicit result %+v", r)
+		}
+		d := h.m.Check(c, fakeObjects{})
+		if honoured && d.Action != ActionCancel || !honoured && d.Action != ActionOverride || !strings.Contains(d.Reason, "gearmand unreachable") {
+			t.Errorf("decision while down %+v", d)
+		}
+		if !honoured {
+			if r := h.next(t); !strings.Contains(r.Output, "gearmand unreachable") {
+				t.Errorf("explicit result %+v", r)
+			}
+		}
+		srv.Restart(t)
+		waitFor(t, func() bool { return h.m.Check(c, fakeObjects{}).Action == ActionOverride && h.m.healthy.Load() })
+		waitFor(t, func() bool { return h.m.Stats().Submitted >= 1 })
+		if st := h.m.Stats(); st.GearmandDown == 0 || st.SubmitFailed == 0 {
+			t.Errorf("stats %+v", st)
+		}
+	}
+}
+
+func TestQueueFullNeverBlocks(t *testing.T) {
+	// A server that accepts and never answers: submitters hang, the queue
+	// fills, Check keeps returning at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	h := newModule(t, "server="+ln.Addr().String()+" encryption=no result_workers=0",
+		Options{CancelHonoured: true, QueueSize: 4, Submitters: 2, SubmitTimeout: 2 * time.Second})
+	start := time.Now()
+	var cancelled int
+	for i := range 100 {
+		c := &Check{Kind: KindService, HostName: "h", ServiceDescription: string(rune('a' + i%26)), CommandLine: "/bin/x"}
+		if h.m.Check(c, fakeObjects{}).Action == ActionCancel {
+			cancelled++
+		}
+	}
+	if el := time.Since(start); el > 100*time.Millisecond {
+		t.Errorf("100 checks took %v", el)
+	}
+	if st := h.m.Stats(); cancelled < 90 || st.QueueFull != uint64(cancelled) {
+		t.Errorf("cancelled %d, stats %+v", cancelled, st)
+	}
+}
+
+func TestToCheckResultLatency(t *testing.T) {
+	now := time.Unix(1700000100, 0)
+	tests := []struct {
+		name string
+		r    modgearman.Result
+		want time.Duration
+		sane bool
+	}{
+		{"spec formula", modgearman.Result{CoreStartTime: now.Add(-10 * time.Second), StartTime: now.Add(-5 * time.Second), FinishTime: now.Add(-2 * time.Second)}, 7 * time.Second, true},
+		{"missing core time", modgearman.Result{StartTime: now.Add(-5 * time.Second), FinishTime: now}, 0, true},
+		{"all missing", modgearman.Result{}, 0, true},
+		{"negative clamped", modgearman.Result{CoreStartTime: now.Add(time.Hour), StartTime: now, FinishTime: now}, 0, true},
+		{"absurd discarded", modgearman.Result{CoreStartTime: time.Unix(1, 0), StartTime: now, FinishTime: now}, 0, false},
+		{"latency key added", modgearman.Result{CoreStartTime: now.Add(-time.Second), StartTime: now, FinishTime: now, Latency: 2 * time.Second, HasLatency: true}, 3 * time.Second, true},
+		{"finish before start", modgearman.Result{CoreStartTime: now.Add(-time.Second), StartTime: now, FinishTime: now.Add(-time.Hour)}, time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cr, sane := ToCheckResult(tt.r, now)
+			if cr.Latency != tt.want || sane != tt.sane {
+				t.Errorf("latency %v sane %v, want %v %v", cr.Latency, sane, tt.want, tt.sane)
+			}
+			if cr.FinishTime.Before(cr.StartTime) {
+				t.Error("finish before start")
+			}
+		})
+	}
+}
+
+// TestEverySubmissionArrives guards the dispatcher's buffer swap: every
+// check becomes exactly one job, across many idle/busy transitions.
+func TestEverySubmissionArrives(t *testing.T) {
+	srv := gearmantest.Start(t)
+	h := newModule(t, "server="+srv.Addr()+" encryption=no use_uniq_jobs=off result_workers=0", Options{})
+	const n = 3000
+	for i := range n {
+		c := &Check{Kind: KindService, HostName: "h", ServiceDescription: "s", CommandLine: "/bin/x"}
+		if d := h.m.Check(c, fakeObjects{}); d.Action != ActionOverride {
+			t.Fatalf("check %d: %+v", i, d)
+		}
+		if i%7 == 0 {
+			time.Sleep(time.Duration(i%3) * time.Millisecond)
+		}
+	}
+	waitFor(t, func() bool { return h.m.Stats().Submitted+h.m.Stats().SubmitFailed == n })
+	if st := h.m.Stats(); st.Submitted != n {
+		t.Errorf("stats %+v", st)
+	}
+	adm := gearman.NewAdmin(srv.Addr(), gearman.AdminOptions{})
+	defer adm.Close()
+	ss, err := adm.Status(context.Background())
+	if err != nil || len(ss) != 1 || ss[0].Total != n {
+		t.Errorf("gearmand status %+v %v", ss, err)
+	}
+}
+
+// TestCloseStopsGoroutines: Close waits for every goroutine the module
+// started, and can be called twice.
+func TestCloseStopsGoroutines(t *testing.T) {
+	srv := gearmantest.Start(t)
+	before := runtime.NumGoroutine()
+	c, err := ParseBrokerArgs("server="+srv.Addr()+" encryption=no result_workers=3", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(c, Options{Sink: func(CheckResult) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start()
+	m.Start()
+	m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "s", CommandLine: "/bin/x"}, fakeObjects{})
+	waitFor(t, func() bool { return m.Stats().Submitted == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
+	if d := m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "s", CommandLine: "/bin/x"}, fakeObjects{}); d.Action != ActionLocal {
+		t.Errorf("check after Close: %+v", d)
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/gearbridge/gearbridge/certs"
 	"github.com/gearbridge/gearbridge/gearman"
 	"github.com/gearbridge/gearbridge/modgearman"
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
@@ -70,8 +73,24 @@ type Config struct {
 	HelloTimeout time.Duration
 	// DrainTimeout bounds graceful shutdown.
 	DrainTimeout time.Duration
-	// Authz decides who may do what; nil denies everything.
+	// Authz decides who may do what; nil denies everything (or, with
+	// AuthzFile, means: load that file).
 	Authz *Authz
+	// AuthzFile, if set, is the authorization file that Reload reads again.
+	AuthzFile string
+	// CertsDir, if set, is the CA directory the bridge signs with and keeps
+	// enrollment tokens and revocations in. It enables EnrollService, lets
+	// clients without a certificate connect (for enrollment only: every
+	// other call verifies the client certificate itself; see
+	// ServerTLSConfig) and closes sessions of revoked certificates. Deps.TLS
+	// is then required.
+	CertsDir string
+	// CertLifetime is the lifetime of enrolled and renewed certificates;
+	// zero is the certs package's default (90 days).
+	CertLifetime time.Duration
+	// WatchInterval is how often the files Reload reads are checked for
+	// changes.
+	WatchInterval time.Duration
 }
 
 // DefaultConfig returns the defaults: one local gearmand, AES on, results
@@ -89,6 +108,7 @@ func DefaultConfig() Config {
 		MaxSlots:        10000,
 		HelloTimeout:    10 * time.Second,
 		DrainTimeout:    30 * time.Second,
+		WatchInterval:   DefaultWatchInterval,
 	}
 }
 
@@ -109,7 +129,7 @@ func (c Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"resume-grace": c.ResumeGrace, "job-timeout": c.JobTimeout, "timeout-grace": c.TimeoutGrace,
-		"hello-timeout": c.HelloTimeout, "drain-timeout": c.DrainTimeout,
+		"hello-timeout": c.HelloTimeout, "drain-timeout": c.DrainTimeout, "watch-interval": c.WatchInterval,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %v", name, d))
@@ -126,6 +146,9 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.CertLifetime < 0 {
+		errs = append(errs, fmt.Errorf("cert-lifetime: must not be negative, got %v", c.CertLifetime))
+	}
 	return errors.Join(errs...)
 }
 
@@ -138,6 +161,9 @@ type Deps struct {
 	Gearman Gearman
 	// Version is reported in status.
 	Version string
+	// TLS is the bridge's own certificate and CA. It is reloaded by Reload
+	// and, with Config.CertsDir, verifies client certificates per call.
+	TLS *certs.Reloader
 }
 
 // Bridge serves remote workers and senders.
@@ -153,7 +179,16 @@ type Bridge struct {
 	started time.Time
 	version string
 
-	authzPtr atomic.Pointer[Authz]
+	authzPtr      atomic.Pointer[Authz] // operatorAuthz + enrolledRules
+	operatorAuthz atomic.Pointer[Authz]
+	enrolledRules atomic.Pointer[Authz]
+	enrolledMu    sync.Mutex // serialises writes of enrolled-authz.json
+
+	tlsR    *certs.Reloader
+	caPtr   atomic.Pointer[certs.CA] // with CertsDir
+	revoked *certs.Revocations       // with CertsDir
+	tokens  *certs.Tokens            // with CertsDir
+	limiter *rateLimiter
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -202,22 +237,79 @@ func New(cfg Config, deps Deps) (*Bridge, error) {
 		b.dups = append(b.dups, gearman.NewClient([]string{d}, gearman.ClientOptions{Logger: log}))
 	}
 	az := cfg.Authz
+	if az == nil && cfg.AuthzFile != "" {
+		if az, err = LoadAuthz(cfg.AuthzFile); err != nil {
+			return nil, fmt.Errorf("bridge config: %w", err)
+		}
+	}
 	if az == nil {
 		az = &Authz{}
 	}
-	b.authzPtr.Store(az)
+	b.operatorAuthz.Store(az)
+	b.enrolledRules.Store(&Authz{})
+	b.tlsR = deps.TLS
+	b.limiter = newRateLimiter()
+	if cfg.CertsDir != "" {
+		if deps.TLS == nil {
+			return nil, errors.New("bridge: certs-dir needs the bridge's TLS material (Deps.TLS)")
+		}
+		ca, err := certs.LoadCA(cfg.CertsDir)
+		if err != nil {
+			return nil, fmt.Errorf("bridge: certs-dir: %w", err)
+		}
+		b.caPtr.Store(ca)
+		if b.revoked, err = ca.Revocations(); err != nil {
+			return nil, fmt.Errorf("bridge: certs-dir: %w", err)
+		}
+		b.tokens = certs.OpenTokens(cfg.CertsDir)
+		doc, err := readEnrolled(filepath.Join(cfg.CertsDir, EnrolledAuthzFile))
+		if err != nil {
+			return nil, fmt.Errorf("bridge: certs-dir: %w", err)
+		}
+		b.enrolledRules.Store(toAuthz(doc))
+	}
+	b.applyAuthz()
 	return b, nil
 }
 
 func (b *Bridge) authz() *Authz { return b.authzPtr.Load() }
 
-// SetAuthz replaces the authorization rules, for reloads.
+// currentCA is the CA the bridge signs enrolled and renewed certificates
+// with; Reload replaces it.
+func (b *Bridge) currentCA() *certs.CA { return b.caPtr.Load() }
+
+// applyAuthz makes the operator's rules plus the enrolled rules effective.
+func (b *Bridge) applyAuthz() {
+	op, en := b.operatorAuthz.Load(), b.enrolledRules.Load()
+	b.authzPtr.Store(&Authz{Rules: slices.Concat(op.Rules, en.Rules)})
+}
+
+// SetAuthz replaces the operator's authorization rules, for reloads. Rules
+// added by enrollment stay.
 func (b *Bridge) SetAuthz(a *Authz) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	b.authzPtr.Store(a)
+	b.operatorAuthz.Store(a)
+	b.applyAuthz()
 	return nil
+}
+
+// ServerTLSConfig returns the TLS configuration to serve with, built from
+// Deps.TLS. Without CertsDir, TLS requires a client certificate and
+// verifies it in the handshake. With CertsDir, the handshake also admits
+// clients without a certificate, so that they can enroll; every call other
+// than Enroll and the health check then verifies the client certificate
+// (CA, validity, role, revocation) and is refused with Unauthenticated and
+// a logged reason.
+func (b *Bridge) ServerTLSConfig() (*tls.Config, error) {
+	if b.tlsR == nil {
+		return nil, errors.New("bridge: no TLS material (Deps.TLS)")
+	}
+	if b.cfg.CertsDir != "" {
+		return b.tlsR.OptionalClientServerConfig(), nil
+	}
+	return b.tlsR.ServerConfig(nil), nil
 }
 
 // ServerOptions returns the gRPC options the bridge needs: TLS (1.3, client
@@ -243,6 +335,9 @@ func (b *Bridge) Register(s *grpc.Server) {
 	pb.RegisterWorkerServiceServer(s, &workerService{b: b})
 	pb.RegisterAdminServiceServer(s, &adminService{b: b})
 	pb.RegisterResultServiceServer(s, &resultService{b: b})
+	if b.cfg.CertsDir != "" {
+		pb.RegisterEnrollServiceServer(s, &enrollService{b: b})
+	}
 	healthpb.RegisterHealthServer(s, b.health)
 }
 
@@ -266,6 +361,12 @@ func (b *Bridge) Serve(ctx context.Context, lis net.Listener, tlsConfig *tls.Con
 		b.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
 	}
 	b.log.Info("bridge serving", "addr", lis.Addr().String(), "servers", b.cfg.Servers)
+
+	wctx, stopWatch := context.WithCancel(ctx)
+	var watchWG sync.WaitGroup
+	watchWG.Go(func() { b.watch(wctx) })
+	defer watchWG.Wait()
+	defer stopWatch()
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(lis) }()

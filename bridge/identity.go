@@ -2,7 +2,9 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -16,12 +18,17 @@ import (
 type Identity struct {
 	Name string
 	Role Role
+	// Serial is the certificate's serial (certs.SerialOf), so that a
+	// session can be closed when its certificate is revoked.
+	Serial string
 }
 
-// identityFrom reads the caller's identity from the verified TLS chain. It
-// returns Unauthenticated when there is none: the listener requires client
-// certificates, so this only happens on a misconfigured server.
-func identityFrom(ctx context.Context) (Identity, error) {
+// identityFrom reads the caller's identity from its client certificate.
+// Without CertsDir the TLS handshake has verified the chain already. With
+// CertsDir the handshake admits clients without certificates (for
+// enrollment), so the certificate is verified here: CA, validity period,
+// role and revocation. Every refusal is Unauthenticated with the reason.
+func (b *Bridge) identityFrom(ctx context.Context) (Identity, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return Identity{}, status.Error(codes.Unauthenticated, "no peer information")
@@ -29,6 +36,16 @@ func identityFrom(ctx context.Context) (Identity, error) {
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok {
 		return Identity{}, status.Error(codes.Unauthenticated, "connection is not TLS")
+	}
+	if b.cfg.CertsDir != "" {
+		leaf, role, name, err := b.tlsR.VerifyClient(info.State, time.Now(), b.revoked.VerifyPeer)
+		if errors.Is(err, certs.ErrNoClientCert) {
+			return Identity{}, status.Error(codes.Unauthenticated, "no client certificate (only enrollment works without one)")
+		}
+		if err != nil {
+			return Identity{}, status.Errorf(codes.Unauthenticated, "client certificate refused: %v", err)
+		}
+		return Identity{Name: name, Role: Role(role), Serial: certs.SerialOf(leaf)}, nil
 	}
 	chains := info.State.VerifiedChains
 	if len(chains) == 0 || len(chains[0]) == 0 {
@@ -38,15 +55,15 @@ func identityFrom(ctx context.Context) (Identity, error) {
 	if err != nil {
 		return Identity{}, status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
 	}
-	return Identity{Name: name, Role: Role(role)}, nil
+	return Identity{Name: name, Role: Role(role), Serial: certs.SerialOf(chains[0][0])}, nil
 }
 
 // authorize checks that the caller's certificate carries role and that the
 // authorization rules give its identity that role. Both must allow.
 func (b *Bridge) authorize(ctx context.Context, role Role) (Identity, error) {
-	id, err := identityFrom(ctx)
+	id, err := b.identityFrom(ctx)
 	if err != nil {
-		b.log.Warn("refused unauthenticated call", "err", err)
+		b.log.Warn("refused unauthenticated call", "peer", peerAddr(ctx), "err", err)
 		return Identity{}, err
 	}
 	if id.Role != role {

@@ -52,6 +52,7 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 				return status.Errorf(codes.PermissionDenied, "session %s belongs to another identity", sid)
 			}
 			s, resumed = old, true
+			s.setCertSerial(id.Serial)
 		}
 	}
 	if s == nil {

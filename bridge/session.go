@@ -56,6 +56,7 @@ type session struct {
 	graceTimer  *time.Timer
 	conns       []*serverConn
 	closeReason string
+	serial      string // of the certificate that attached last
 }
 
 // workStream is the part of the gRPC stream a session uses.
@@ -156,6 +157,7 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *sess
 		creditWake: make(chan struct{}),
 		inflight:   map[string]*inflightJob{},
 		completed:  map[string]bool{},
+		serial:     id.Serial,
 	}
 	for _, srv := range b.gm.Servers() {
 		s.conns = append(s.conns, &serverConn{server: srv})
@@ -272,6 +274,22 @@ func (s *session) detach(st workStream, why error) {
 	s.b.m.sessions.WithLabelValues("attached").Dec()
 	s.b.m.sessions.WithLabelValues("detached").Inc()
 	s.log.Info("worker disconnected; keeping session for the resume grace", "grace", grace, "in_flight", n, "err", why)
+}
+
+// certSerial is the serial of the certificate the session was last
+// attached with.
+func (s *session) certSerial() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.serial
+}
+
+// setCertSerial records the certificate of a resuming stream, which may be
+// a renewed one.
+func (s *session) setCertSerial(serial string) {
+	s.mu.Lock()
+	s.serial = serial
+	s.mu.Unlock()
 }
 
 // close ends the session: its Gearman connections are closed, so gearmand

@@ -19,8 +19,12 @@
 // # CA directory
 //
 // [InitCA] creates a directory holding ca.crt (0644), ca.key (0600) and,
-// once something is revoked, revoked.json (0644). Files are always written
-// with [WriteFileAtomic], so a crash never leaves a half-written key.
+// once something is revoked, revoked.json (0644). The CA records every
+// certificate it signs in issued.json, so that certificates can be listed
+// and revoked by name, and keeps one-time enrollment tokens in tokens.json
+// (0600) as SHA-256 hashes only ([Tokens]). Files are always written with
+// [WriteFileAtomic], so a crash never leaves a half-written key; the lists
+// that several processes update are guarded by lock files.
 //
 // # Trust
 //

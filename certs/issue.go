@@ -209,6 +209,13 @@ func (ca *CA) issue(spec leafSpec, lifetime time.Duration) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create certificate: %w", err)
 	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse new certificate: %w", err)
+	}
+	if err := ca.record(cert, spec.role, spec.name); err != nil {
+		return nil, err
+	}
 	return der, nil
 }
 

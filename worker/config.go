@@ -198,4 +198,7 @@ type Deps struct {
 	DialOptions []grpc.DialOption
 	// Version is announced in the Hello.
 	Version string
+	// Renew, if set, keeps the worker's certificate fresh over the bridge
+	// connection; see [RenewFunc].
+	Renew RenewFunc
 }

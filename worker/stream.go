@@ -36,6 +36,10 @@ func (l *loop) runStream(c *conn, hello *pb.Hello) error {
 	if !l.post(c, streamEvent{c: c, kind: evWelcome, stream: st, welcome: wel}) {
 		return contextCause(c)
 	}
+	if l.w.renew != nil {
+		stop := l.startRenewal(c.ctx, cc)
+		defer stop() // before cc.Close
+	}
 	for {
 		msg, err := st.Recv()
 		if errors.Is(err, io.EOF) {

@@ -44,6 +44,7 @@ type Worker struct {
 	dialOpts []grpc.DialOption
 	version  string
 	base     plugin.Options
+	renew    RenewFunc
 	started  atomic.Bool
 }
 
@@ -107,6 +108,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		dialOpts: opts,
 		version:  deps.Version,
 		base:     base,
+		renew:    deps.Renew,
 	}, nil
 }
 

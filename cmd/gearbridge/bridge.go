@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -35,6 +37,8 @@ type bridgeOptions struct {
 	TLSCert         string        `mapstructure:"tls-cert"`
 	TLSKey          string        `mapstructure:"tls-key"`
 	Authz           string        `mapstructure:"authz"`
+	CertsDir        string        `mapstructure:"certs-dir"`
+	CertLifetime    time.Duration `mapstructure:"cert-lifetime"`
 	ResultQueue     string        `mapstructure:"result-queue"`
 	ResumeGrace     time.Duration `mapstructure:"resume-grace"`
 	JobTimeout      time.Duration `mapstructure:"job-timeout"`
@@ -61,12 +65,24 @@ denied. For a single-tenant setup:
   rules:
     - {identity: "*", role: worker, queues: ["*"]}
     - {identity: "*", role: sender, hosts: ["*"]}
-    - {identity: "*", role: admin}`,
+    - {identity: "*", role: admin}
+
+--certs-dir DIR makes the bridge the enrollment point of the CA in DIR
+(gearbridge certs init): workers and senders enroll with one-time tokens
+(gearbridge certs token) and renew their certificates over their connection.
+The --tls-* files default to DIR/ca.crt, DIR/bridge.crt and DIR/bridge.key.
+Revocations (gearbridge certs revoke) take effect within a second: revoked
+certificates are refused and their sessions closed.
+
+SIGHUP, and any change of the certificate, CA, revocation or --authz files,
+reloads them without dropping sessions.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
 	f.StringSlice("dupserver", nil, "gearmand `HOST[:PORT]` that gets a copy of every passive result (repeatable)")
 	f.String("authz", "", "authorization rules `FILE` (YAML); without it everything is denied")
+	f.String("certs-dir", "", "CA `DIR`ectory to enroll, renew and revoke with (see gearbridge certs)")
+	f.Duration("cert-lifetime", 0, "lifetime of enrolled and renewed certificates (default 90 days)")
 	f.String("result-queue", d.ResultQueue, "result queue for jobs that name none")
 	f.Duration("resume-grace", d.ResumeGrace, "how long a session waits for its worker to reconnect")
 	f.Duration("job-timeout", d.JobTimeout, "plugin timeout for jobs that carry none")
@@ -104,8 +120,13 @@ denied. For a single-tenant setup:
 		if err := cfg.Validate(); err != nil {
 			return usageError(fmt.Errorf("bridge config: %w", err))
 		}
+		if opts.CertsDir != "" {
+			opts.TLSCA = cmp.Or(opts.TLSCA, filepath.Join(opts.CertsDir, certs.CACertFile))
+			opts.TLSCert = cmp.Or(opts.TLSCert, filepath.Join(opts.CertsDir, "bridge.crt"))
+			opts.TLSKey = cmp.Or(opts.TLSKey, filepath.Join(opts.CertsDir, "bridge.key"))
+		}
 		if opts.TLSCA == "" || opts.TLSCert == "" || opts.TLSKey == "" {
-			return usageError(errors.New("bridge: --tls-ca, --tls-cert and --tls-key are required (see gearbridge certs init and certs issue)"))
+			return usageError(errors.New("bridge: --tls-ca, --tls-cert and --tls-key (or --certs-dir) are required (see gearbridge certs init and certs issue)"))
 		}
 		tlsReloader, err := certs.NewReloader(opts.TLSCert, opts.TLSKey, opts.TLSCA)
 		if err != nil {
@@ -114,7 +135,11 @@ denied. For a single-tenant setup:
 
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		b, err := bridge.New(cfg, bridge.Deps{Logger: log, Registerer: reg, Version: buildinfo.Get().Version})
+		b, err := bridge.New(cfg, bridge.Deps{Logger: log, Registerer: reg, Version: buildinfo.Get().Version, TLS: tlsReloader})
+		if err != nil {
+			return usageError(err)
+		}
+		tlsConfig, err := b.ServerTLSConfig()
 		if err != nil {
 			return usageError(err)
 		}
@@ -142,24 +167,15 @@ denied. For a single-tenant setup:
 				case <-ctx.Done():
 					return
 				case <-hup:
-					if err := tlsReloader.Reload(); err != nil {
-						log.Error("reload TLS material", "err", err)
+					if err := b.Reload(); err != nil {
+						log.Error("reload on SIGHUP", "err", err)
 					} else {
-						log.Info("reloaded TLS material")
-					}
-					if opts.Authz != "" {
-						if az, err := bridge.LoadAuthz(opts.Authz); err != nil {
-							log.Error("reload authz rules; keeping the old ones", "err", err)
-						} else if err := b.SetAuthz(az); err != nil {
-							log.Error("reload authz rules; keeping the old ones", "err", err)
-						} else {
-							log.Info("reloaded authz rules", "rules", len(az.Rules))
-						}
+						log.Info("reloaded TLS material, CA, revocations and authz rules")
 					}
 				}
 			}
 		}()
-		return b.Serve(ctx, lis, tlsReloader.ServerConfig(nil))
+		return b.Serve(ctx, lis, tlsConfig)
 	}
 	return cmd
 }
@@ -196,7 +212,10 @@ func (o bridgeOptions) bridgeConfig() (bridge.Config, error) {
 			return cfg, err
 		}
 		cfg.Authz = az
+		cfg.AuthzFile = o.Authz
 	}
+	cfg.CertsDir = o.CertsDir
+	cfg.CertLifetime = o.CertLifetime
 	return cfg, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/gearbridge/gearbridge/certs"
+	"github.com/gearbridge/gearbridge/internal/enroll"
 	"github.com/gearbridge/gearbridge/internal/sendbench"
 	"github.com/gearbridge/gearbridge/modgearman"
 	"github.com/gearbridge/gearbridge/modgearman/classicconf"
@@ -155,7 +156,13 @@ stdin timeouts.`,
 		fmt.Fprintln(s.out, msg)
 		return &exitError{code: exitUnknown, err: errors.New(msg)}
 	}
+	cmd.AddCommand(newEnrollCmd(s, g, certs.RoleSender))
 	return cmd
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // sendSetup is the resolved configuration of one send run.
@@ -329,10 +336,18 @@ func sendTransport(g *globals, f *sendFlags, st *sendSetup, log *slog.Logger, me
 		if len(f.dupservers) > 0 {
 			return nil, false, errors.New("--dupserver applies to --server (Gearman) mode; with --bridge the bridge's configuration decides about copies")
 		}
-		if g.tlsCA == "" || g.tlsCert == "" || g.tlsKey == "" {
-			return nil, false, errors.New("--bridge needs --tls-ca, --tls-cert and --tls-key (see gearbridge certs issue --role sender)")
+		tlsCert, tlsKey, tlsCA := g.tlsCert, g.tlsKey, g.tlsCA
+		if tlsCA == "" && tlsCert == "" && tlsKey == "" {
+			// Enrolled with `gearbridge send enroll`: the state directory
+			// holds the certificate.
+			if c, k, a := enroll.Paths(f.stateDir); fileExists(c) {
+				tlsCert, tlsKey, tlsCA = c, k, a
+			}
 		}
-		rl, err := certs.NewReloader(g.tlsCert, g.tlsKey, g.tlsCA)
+		if tlsCA == "" || tlsCert == "" || tlsKey == "" {
+			return nil, false, errors.New("--bridge needs --tls-ca, --tls-cert and --tls-key, or a --state-dir enrolled with `gearbridge send enroll`")
+		}
+		rl, err := certs.NewReloader(tlsCert, tlsKey, tlsCA)
 		if err != nil {
 			return nil, false, fmt.Errorf("TLS: %w", err)
 		}

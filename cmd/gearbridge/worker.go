@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/gearbridge/gearbridge/certs"
 	"github.com/gearbridge/gearbridge/internal/buildinfo"
 	"github.com/gearbridge/gearbridge/internal/config"
+	"github.com/gearbridge/gearbridge/internal/enroll"
 	"github.com/gearbridge/gearbridge/modgearman/classicconf"
 	"github.com/gearbridge/gearbridge/worker"
 )
@@ -58,6 +60,7 @@ type workerOptions struct {
 	RestrictCommandCharacters string        `mapstructure:"restrict-command-characters"`
 	DrainTimeout              time.Duration `mapstructure:"drain-timeout"`
 	StateDir                  string        `mapstructure:"state-dir"`
+	RenewInterval             time.Duration `mapstructure:"renew-check-interval"`
 	MetricsListen             string        `mapstructure:"metrics-listen"`
 	LogLevel                  string        `mapstructure:"log-level"`
 	LogFormat                 string        `mapstructure:"log-format"`
@@ -98,7 +101,11 @@ that apply to a remote worker are used; flags override them).
 --bridge takes a comma list: the worker tries the bridges in turn.
 SIGTERM and SIGINT drain the worker: running checks finish and their results
 are delivered (bounded by --drain-timeout). SIGHUP reloads the TLS
-certificate.`,
+certificate.
+
+With --state-dir DIR (filled by gearbridge worker enroll) no --tls-* flags are
+needed, and the worker renews its certificate over its connection to the
+bridge when less than a third of its lifetime is left.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -118,7 +125,8 @@ certificate.`,
 	f.Bool("show-error-output", d.ShowErrorOutput, "append stderr to the output of failing plugins")
 	f.StringSlice("restrict-path", nil, "only run commands below these `DIR`s (comma list)")
 	f.Duration("drain-timeout", d.DrainTimeout, "bound on finishing running checks at shutdown")
-	f.String("state-dir", "", "state `DIR` (reserved for enrollment)")
+	f.String("state-dir", "", "state `DIR` from gearbridge worker enroll: certificate, key and CA, renewed automatically")
+	f.Duration("renew-check-interval", enroll.DefaultRenewInterval, "with --state-dir: how often the certificate's remaining lifetime is checked")
 	f.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (/metrics)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		opts, notes, err := loadWorkerOptions(cmd.Flags(), g.configFile)
@@ -132,12 +140,74 @@ certificate.`,
 		for _, n := range notes {
 			log.Warn("config file", "note", n)
 		}
+		opts.useStateDir()
 		cfg, err := opts.workerConfig(os.Hostname)
 		if err != nil {
 			return usageError(err)
 		}
 		return runWorker(cmd.Context(), opts, cfg, log)
 	}
+	cmd.AddCommand(newEnrollCmd(s, g, certs.RoleWorker))
+	return cmd
+}
+
+// useStateDir points the TLS files that are not set explicitly at the
+// state directory.
+func (o *workerOptions) useStateDir() {
+	if o.StateDir == "" {
+		return
+	}
+	crt, key, ca := enroll.Paths(o.StateDir)
+	o.TLSCert, o.TLSKey, o.TLSCA = cmp.Or(o.TLSCert, crt), cmp.Or(o.TLSKey, key), cmp.Or(o.TLSCA, ca)
+}
+
+// renews reports whether the worker renews its certificate itself: when
+// it uses the certificate and key of its state directory.
+func (o workerOptions) renews() bool {
+	if o.StateDir == "" {
+		return false
+	}
+	crt, key, _ := enroll.Paths(o.StateDir)
+	return o.TLSCert == crt && o.TLSKey == key
+}
+
+// newEnrollCmd is `gearbridge worker enroll` and, with role sender,
+// `gearbridge send enroll`.
+func newEnrollCmd(s streams, g *globals, role certs.Role) *cobra.Command {
+	var token, fingerprint, stateDir string
+	var timeout time.Duration
+	parent := map[certs.Role]string{certs.RoleWorker: "worker", certs.RoleSender: "send"}[role]
+	cmd := &cobra.Command{
+		Use:   "enroll",
+		Short: "Get a " + string(role) + " certificate from the bridge with a one-time token",
+		Long: `Enroll with a one-time token from gearbridge certs token. The key is generated
+here and never leaves this machine; the bridge signs a certificate request for
+the identity the token names. The bridge is trusted only if its CA matches
+--ca-fingerprint. The key (0600), the certificate and the CA are written to
+--state-dir, which must not hold a key yet. Afterwards run
+gearbridge ` + parent + ` --bridge HOST:PORT --state-dir DIR ...`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.bridge == "" || token == "" || fingerprint == "" || stateDir == "" {
+				return usageError(errors.New(parent + " enroll: --bridge, --token, --ca-fingerprint and --state-dir are required"))
+			}
+			pair, err := enroll.Enroll(cmd.Context(), enroll.Options{
+				Bridge: g.bridge, Token: token, CAFingerprint: fingerprint,
+				StateDir: stateDir, Role: role, Timeout: timeout,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.out, "enrolled as %s %q (serial %s, valid until %s); state in %s\n",
+				pair.Role, pair.Name, certs.SerialOf(pair.Cert), pair.Cert.NotAfter.UTC().Format(time.RFC3339), stateDir)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&token, "token", "", "one-time enrollment `TOKEN`")
+	f.StringVar(&fingerprint, "ca-fingerprint", "", "the CA's `sha256:HEX` fingerprint, from certs token")
+	f.StringVar(&stateDir, "state-dir", "", "`DIR` for the key, certificate and CA")
+	f.DurationVar(&timeout, "timeout", enroll.DefaultTimeout, "bound on the enrollment")
 	return cmd
 }
 
@@ -234,7 +304,7 @@ func (o workerOptions) workerConfig(hostname func() (string, error)) (worker.Con
 		return cfg, fmt.Errorf("worker config: %w", err)
 	}
 	if o.TLSCA == "" || o.TLSCert == "" || o.TLSKey == "" {
-		return cfg, errors.New("worker: --tls-ca, --tls-cert and --tls-key are required (see gearbridge certs issue)")
+		return cfg, errors.New("worker: --tls-ca, --tls-cert and --tls-key are required (see gearbridge certs issue), or --state-dir (see gearbridge worker enroll)")
 	}
 	return cfg, nil
 }
@@ -277,13 +347,23 @@ func (o workerOptions) queues() []string {
 
 // runWorker runs the worker until ctx ends and it has drained.
 func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger) error {
+	if opts.renews() {
+		if err := enroll.Recover(opts.StateDir); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+	}
 	tlsReloader, err := certs.NewReloader(opts.TLSCert, opts.TLSKey, opts.TLSCA)
 	if err != nil {
 		return usageError(fmt.Errorf("worker TLS: %w", err))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var renew worker.RenewFunc
+	if opts.renews() {
+		renew = enroll.NewRenewer(opts.StateDir, tlsReloader, log, opts.RenewInterval).Run
+	}
 	w, err := worker.New(cfg, worker.Deps{
+		Renew:      renew,
 		Logger:     log,
 		Registerer: reg,
 		// The server name comes from each bridge address.

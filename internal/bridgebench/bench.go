@@ -11,21 +11,16 @@ package bridgebench
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -33,6 +28,7 @@ import (
 
 	"github.com/gearbridge/gearbridge/certs"
 	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/internal/bridgeproc"
 	"github.com/gearbridge/gearbridge/modgearman"
 	"github.com/gearbridge/gearbridge/plugin"
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
@@ -90,12 +86,16 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	client := gearman.NewClient([]string{o.Server}, gearman.ClientOptions{})
 	defer client.Close()
 
-	br, err := startBridge(ctx, o, dir)
+	br, err := bridgeproc.Start(ctx, dir, bridgeproc.Options{
+		Bin: o.Bin, Server: o.Server, Key: benchKey,
+		ClientRole: certs.RoleWorker, ClientName: "bench",
+		AuthzYAML: "rules:\n  - {identity: \"*\", role: worker, queues: [\"bench_*\"]}\n",
+	})
 	if err != nil {
 		return err
 	}
-	defer br.stop()
-	fmt.Fprintf(out, "bridge pid %d on %s, gearmand %s, %d sessions x %d slots\n", br.cmd.Process.Pid, br.addr, o.Server, o.Sessions, o.Slots)
+	defer br.Stop()
+	fmt.Fprintf(out, "bridge pid %d on %s, gearmand %s, %d sessions x %d slots\n", br.Cmd.Process.Pid, br.Addr, o.Server, o.Sessions, o.Slots)
 
 	// Path A: remote workers through the bridge.
 	bq, bres := "bench_bridge_"+nonce, "bench_results_bridge_"+nonce
@@ -104,11 +104,11 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	defer func() { wcancel(); wwg.Wait() }()
 	for i := range o.Sessions {
 		cfg := worker.DefaultConfig()
-		cfg.Bridges = []string{br.addr}
+		cfg.Bridges = []string{br.Addr}
 		cfg.Identifier = fmt.Sprintf("bench-%d", i)
 		cfg.Queues = []string{bq}
 		cfg.Slots = o.Slots
-		w, err := worker.New(cfg, worker.Deps{Credentials: credentials.NewTLS(br.clientTLS), Logger: o.Logger})
+		w, err := worker.New(cfg, worker.Deps{Credentials: credentials.NewTLS(br.ClientTLS), Logger: o.Logger})
 		if err != nil {
 			return err
 		}
@@ -334,107 +334,8 @@ func directHandler(codec *modgearman.Codec, c *gearman.Client) gearman.Handler {
 	}
 }
 
-// bridgeProc is the bridge child process.
-type bridgeProc struct {
-	cmd       *exec.Cmd
-	addr      string
-	clientTLS *tls.Config
-	done      chan struct{}
-}
-
-func (b *bridgeProc) stop() {
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.done:
-	case <-time.After(15 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.done
-	}
-}
-
-func startBridge(ctx context.Context, o Options, dir string) (*bridgeProc, error) {
-	ca, err := certs.InitCA(filepath.Join(dir, "ca"), certs.CAOptions{})
-	if err != nil {
-		return nil, err
-	}
-	caFile := filepath.Join(dir, "ca", certs.CACertFile)
-	if err := issue(ca, dir, "bridge", certs.RoleBridge); err != nil {
-		return nil, err
-	}
-	if err := issue(ca, dir, "bench", certs.RoleWorker); err != nil {
-		return nil, err
-	}
-	authz := filepath.Join(dir, "authz.yaml")
-	if err := os.WriteFile(authz, []byte("rules:\n  - {identity: \"*\", role: worker, queues: [\"bench_*\"]}\n"), 0o644); err != nil {
-		return nil, err
-	}
-	clientTLS, err := certs.ClientTLSConfig(filepath.Join(dir, "bench.crt"), filepath.Join(dir, "bench.key"), caFile, "localhost")
-	if err != nil {
-		return nil, err
-	}
-	bin := o.Bin
-	if bin == "" {
-		if bin, err = os.Executable(); err != nil {
-			return nil, err
-		}
-	}
-	logPath := filepath.Join(dir, "bridge.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "bridge", "--listen", "127.0.0.1:0", "--server", o.Server, "--key", benchKey,
-		"--tls-ca", caFile, "--tls-cert", filepath.Join(dir, "bridge.crt"), "--tls-key", filepath.Join(dir, "bridge.key"),
-		"--authz", authz, "--log-level", "info", "--log-format", "text")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	b := &bridgeProc{cmd: cmd, clientTLS: clientTLS, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(b.done) }()
-	rx := regexp.MustCompile(`bridge serving.* addr=(\S+)`)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		log, _ := os.ReadFile(logPath)
-		if m := rx.FindSubmatch(log); m != nil {
-			b.addr = string(m[1])
-			return b, nil
-		}
-		select {
-		case <-b.done:
-			return nil, fmt.Errorf("bridge exited: %s", log)
-		case <-ctx.Done():
-			b.stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			b.stop()
-			return nil, errors.New("bridge did not start listening within 20s")
-		}
-	}
-}
-
-func issue(ca *certs.CA, dir, name string, role certs.Role) error {
-	var crt, key []byte
-	var err error
-	if role == certs.RoleBridge {
-		crt, key, err = ca.IssueServer([]string{"localhost", "127.0.0.1"}, 0)
-	} else {
-		crt, key, err = ca.IssueClient(role, name, 0)
-	}
-	if err != nil {
-		return err
-	}
-	if err := certs.WriteFileAtomic(filepath.Join(dir, name+".key"), key, certs.KeyFileMode); err != nil {
-		return err
-	}
-	return certs.WriteFileAtomic(filepath.Join(dir, name+".crt"), crt, certs.CertFileMode)
-}
-
 // idleRSS opens n idle sessions on the bridge and reads its resident memory.
-func idleRSS(ctx context.Context, br *bridgeProc, n int, queue string) (float64, error) {
+func idleRSS(ctx context.Context, br *bridgeproc.Proc, n int, queue string) (float64, error) {
 	const perConn = 100 // sessions per HTTP/2 connection
 	var conns []*grpc.ClientConn
 	defer func() {
@@ -446,7 +347,7 @@ func idleRSS(ctx context.Context, br *bridgeProc, n int, queue string) (float64,
 	defer cancel()
 	opened := 0
 	for opened < n {
-		cc, err := grpc.NewClient(br.addr, grpc.WithTransportCredentials(credentials.NewTLS(br.clientTLS)))
+		cc, err := grpc.NewClient(br.Addr, grpc.WithTransportCredentials(credentials.NewTLS(br.ClientTLS)))
 		if err != nil {
 			return 0, err
 		}
@@ -468,24 +369,7 @@ func idleRSS(ctx context.Context, br *bridgeProc, n int, queue string) (float64,
 		}
 	}
 	time.Sleep(2 * time.Second) // let every session's Gearman connection settle
-	return rssMB(br.cmd.Process.Pid)
-}
-
-func rssMB(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
-			if err != nil {
-				return 0, err
-			}
-			return float64(kb) / 1024, nil
-		}
-	}
-	return 0, errors.New("no VmRSS in /proc status")
+	return br.RSSMB()
 }
 
 func pct(s []time.Duration, p int) time.Duration {

@@ -12,17 +12,12 @@ package sendbench
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -30,6 +25,7 @@ import (
 
 	"github.com/gearbridge/gearbridge/certs"
 	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/internal/bridgeproc"
 	"github.com/gearbridge/gearbridge/modgearman"
 	"github.com/gearbridge/gearbridge/sender"
 )
@@ -81,13 +77,18 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 	grpcQueue := "bench_send_grpc_" + nonce
-	br, err := startBridge(ctx, o, dir, grpcQueue)
+	br, err := bridgeproc.Start(ctx, dir, bridgeproc.Options{
+		Bin: o.Bin, Server: o.Server, Key: benchKey,
+		ClientRole: certs.RoleSender, ClientName: "bench-sender",
+		AuthzYAML: "rules:\n  - {identity: \"bench-sender\", role: sender, hosts: [\"bench-host-*\"]}\n",
+		ExtraArgs: []string{"--result-queue", grpcQueue},
+	})
 	if err != nil {
 		return fmt.Errorf("bench send: start bridge: %w", err)
 	}
-	defer br.stop()
+	defer br.Stop()
 	fmt.Fprintf(out, "bridge pid %d on %s, gearmand %s, %d results per phase, batches of %d, %d in flight\n",
-		br.cmd.Process.Pid, br.addr, o.Server, o.Results, o.BatchSize, o.Parallel)
+		br.Cmd.Process.Pid, br.Addr, o.Server, o.Results, o.BatchSize, o.Parallel)
 
 	results := make([]sender.Result, o.Results)
 	now := time.Now()
@@ -98,7 +99,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		}
 	}
 
-	conn, err := grpc.NewClient(br.addr, grpc.WithTransportCredentials(credentials.NewTLS(br.clientTLS)))
+	conn, err := grpc.NewClient(br.Addr, grpc.WithTransportCredentials(credentials.NewTLS(br.ClientTLS)))
 	if err != nil {
 		return fmt.Errorf("bench send: %w", err)
 	}
@@ -188,105 +189,6 @@ func drain(ctx context.Context, server, queue string, n int) error {
 		}
 	}
 	return nil
-}
-
-// bridgeProc is the bridge child process.
-type bridgeProc struct {
-	cmd       *exec.Cmd
-	addr      string
-	clientTLS *tls.Config
-	done      chan struct{}
-}
-
-func (b *bridgeProc) stop() {
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.done:
-	case <-time.After(15 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.done
-	}
-}
-
-func startBridge(ctx context.Context, o Options, dir, resultQueue string) (*bridgeProc, error) {
-	ca, err := certs.InitCA(filepath.Join(dir, "ca"), certs.CAOptions{})
-	if err != nil {
-		return nil, err
-	}
-	caFile := filepath.Join(dir, "ca", certs.CACertFile)
-	if err := issue(ca, dir, "bridge", certs.RoleBridge); err != nil {
-		return nil, err
-	}
-	if err := issue(ca, dir, "bench-sender", certs.RoleSender); err != nil {
-		return nil, err
-	}
-	authz := filepath.Join(dir, "authz.yaml")
-	if err := os.WriteFile(authz, []byte("rules:\n  - {identity: \"bench-sender\", role: sender, hosts: [\"bench-host-*\"]}\n"), 0o644); err != nil {
-		return nil, err
-	}
-	clientTLS, err := certs.ClientTLSConfig(filepath.Join(dir, "bench-sender.crt"), filepath.Join(dir, "bench-sender.key"), caFile, "localhost")
-	if err != nil {
-		return nil, err
-	}
-	bin := o.Bin
-	if bin == "" {
-		if bin, err = os.Executable(); err != nil {
-			return nil, err
-		}
-	}
-	logPath := filepath.Join(dir, "bridge.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "bridge", "--listen", "127.0.0.1:0", "--server", o.Server, "--key", benchKey,
-		"--tls-ca", caFile, "--tls-cert", filepath.Join(dir, "bridge.crt"), "--tls-key", filepath.Join(dir, "bridge.key"),
-		"--authz", authz, "--result-queue", resultQueue, "--log-level", "info", "--log-format", "text")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	b := &bridgeProc{cmd: cmd, clientTLS: clientTLS, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(b.done) }()
-	rx := regexp.MustCompile(`bridge serving.* addr=(\S+)`)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		log, _ := os.ReadFile(logPath)
-		if m := rx.FindSubmatch(log); m != nil {
-			b.addr = string(m[1])
-			return b, nil
-		}
-		select {
-		case <-b.done:
-			return nil, fmt.Errorf("bridge exited: %s", log)
-		case <-ctx.Done():
-			b.stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			b.stop()
-			return nil, errors.New("bridge did not start listening within 20s")
-		}
-	}
-}
-
-func issue(ca *certs.CA, dir, name string, role certs.Role) error {
-	var crt, key []byte
-	var err error
-	if role == certs.RoleBridge {
-		crt, key, err = ca.IssueServer([]string{"localhost", "127.0.0.1"}, 0)
-	} else {
-		crt, key, err = ca.IssueClient(role, name, 0)
-	}
-	if err != nil {
-		return err
-	}
-	if err := certs.WriteFileAtomic(filepath.Join(dir, name+".key"), key, certs.KeyFileMode); err != nil {
-		return err
-	}
-	return certs.WriteFileAtomic(filepath.Join(dir, name+".crt"), crt, certs.CertFileMode)
 }
 
 func randHex(n int) string {

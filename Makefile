@@ -27,7 +27,7 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
 
-demo: deps bin/gearbridge
+demo: deps build
 	@scripts/demo.sh
 
 bin/protoc-gen-go bin/protoc-gen-go-grpc: tools/go.mod tools/go.sum

@@ -2,8 +2,10 @@
 // real processes: gearmand, a bridge, and two remote workers that dial the
 // bridge over mutual TLS. It pushes service and host checks into gearmand
 // exactly as the classic NEB module formats them (C-style AES), prints each
-// result as it comes back on check_results, then a summary, and stops
-// everything it started.
+// result as it comes back on check_results, then a summary. Then it runs
+// the real Nagios 4.4 core with bin/gearbridge_neb_nagios4.so on the same
+// gearmand, bridge and workers (nagios.go), prints service state changes
+// from status.dat, and stops everything it started.
 //
 //	go run ./internal/demo -bin bin/gearbridge
 package main
@@ -39,14 +41,16 @@ func main() {
 func run() int {
 	bin := flag.String("bin", "bin/gearbridge", "gearbridge binary")
 	checks := flag.Int("checks", 200, "number of checks to push (half service, half host)")
-	timeout := flag.Duration("timeout", 90*time.Second, "give up after this long")
+	timeout := flag.Duration("timeout", 100*time.Second, "give up after this long")
+	nagiosBin := flag.String("nagios", "", "nagios4 binary for the Nagios phase (default: $GEARBRIDGE_NAGIOS4 or scripts/install-nagios.sh)")
+	nagiosFor := flag.Duration("nagios-for", 25*time.Second, "how long the Nagios phase watches status.dat (0 skips it)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	d := &demo{bin: *bin, out: os.Stdout}
+	d := &demo{bin: *bin, out: os.Stdout, nagiosBin: *nagiosBin, nagiosFor: *nagiosFor}
 	err := d.run(ctx, *checks)
 	d.stopAll()
 	if err != nil {
@@ -61,11 +65,13 @@ func run() int {
 }
 
 type demo struct {
-	bin   string
-	out   io.Writer
-	dir   string
-	mu    sync.Mutex
-	procs []*proc
+	bin       string
+	out       io.Writer
+	dir       string
+	nagiosBin string
+	nagiosFor time.Duration
+	mu        sync.Mutex
+	procs     []*proc
 }
 
 type proc struct {
@@ -145,7 +151,7 @@ func (d *demo) run(ctx context.Context, n int) error {
 		return err
 	}
 	for _, w := range []string{"site-a", "site-b"} {
-		if _, err := d.start("worker-"+w, d.bin, "worker", "--bridge", baddr, "--identifier", w,
+		if _, err := d.startEnv("worker-"+w, []string{"DEMO_SITE=" + w}, d.bin, "worker", "--bridge", baddr, "--identifier", w,
 			"--tls-ca", filepath.Join(ca, "ca.crt"), "--tls-cert", filepath.Join(ca, w+".crt"), "--tls-key", filepath.Join(ca, w+".key"),
 			"--services", "--hosts", "--max-workers", "8"); err != nil {
 			return err
@@ -236,7 +242,18 @@ func (d *demo) run(ctx context.Context, n int) error {
 	for _, w := range names {
 		d.say("    %-8s ran %d checks", w, byWorker[w])
 	}
-	return nil
+
+	// 7. The real Nagios core with the broker module, on the same gearmand,
+	// bridge and workers. The module reads check_results now.
+	rcancel()
+	select {
+	case <-rerr:
+	case <-time.After(5 * time.Second):
+	}
+	if d.nagiosFor <= 0 {
+		return nil
+	}
+	return d.nagiosPhase(ctx, gaddr, d.nagiosBin, d.nagiosFor)
 }
 
 // consume reads results from check_results until ctx ends.
@@ -294,6 +311,11 @@ func (d *demo) gb(ctx context.Context, args ...string) error {
 }
 
 func (d *demo) start(name, bin string, args ...string) (*proc, error) {
+	return d.startEnv(name, nil, bin, args...)
+}
+
+// startEnv starts a process with env added to the demo's environment.
+func (d *demo) startEnv(name string, env []string, bin string, args ...string) (*proc, error) {
 	logPath := filepath.Join(d.dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -301,6 +323,9 @@ func (d *demo) start(name, bin string, args ...string) (*proc, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()

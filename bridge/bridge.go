@@ -51,6 +51,10 @@ type Config struct {
 	// ResultQueue is used for results of jobs that name none, and for
 	// passive results.
 	ResultQueue string
+	// WorkersMaySend lets worker certificates use ResultService when a
+	// sender rule allows their identity. Off by default: a worker's
+	// certificate then cannot send passive results.
+	WorkersMaySend bool
 	// DupServers get a copy of every passive result, like the classic
 	// dupserver option (every entry gets one).
 	DupServers []string

@@ -26,7 +26,7 @@ type resultService struct {
 
 // SubmitResult submits one result; a refusal is an error status.
 func (r *resultService) SubmitResult(ctx context.Context, req *pb.SubmitResultRequest) (*pb.SubmitResultResponse, error) {
-	id, err := r.b.authorize(ctx, RoleSender)
+	id, err := r.b.authorizeSender(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (r *resultService) SubmitResult(ctx context.Context, req *pb.SubmitResultRe
 
 // SubmitResults submits a batch; each result is accepted or refused alone.
 func (r *resultService) SubmitResults(ctx context.Context, req *pb.SubmitResultsRequest) (*pb.SubmitResultsResponse, error) {
-	id, err := r.b.authorize(ctx, RoleSender)
+	id, err := r.b.authorizeSender(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +60,18 @@ func (r *resultService) SubmitResults(ctx context.Context, req *pb.SubmitResults
 		}
 	}
 	return resp, nil
+}
+
+// authorizeSender admits sender certificates, and worker certificates when
+// the bridge is configured to let workers send passive results and a sender
+// rule names them (a site whose worker also forwards results).
+func (b *Bridge) authorizeSender(ctx context.Context) (Identity, error) {
+	if b.cfg.WorkersMaySend {
+		if id, err := b.identityFrom(ctx); err == nil && id.Role == RoleWorker && b.authz().HasRole(id.Name, RoleSender) {
+			return id, nil
+		}
+	}
+	return b.authorize(ctx, RoleSender)
 }
 
 // submitPassive checks, encodes and submits results concurrently (the

@@ -98,3 +98,22 @@ func TestWorkerCertCannotSendResults(t *testing.T) {
 		t.Fatal("a worker certificate submitted a passive result")
 	}
 }
+
+func TestWorkersMaySendWhenConfigured(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.WorkersMaySend = true
+		c.Authz = &Authz{Rules: []Rule{
+			{Identity: "w1", Role: RoleWorker, Queues: []string{"*"}},
+			{Identity: "w1", Role: RoleSender, Hosts: []string{"site-*"}},
+			{Identity: "w2", Role: RoleWorker, Queues: []string{"*"}},
+		}}
+	})
+	req := &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: "site-1", Output: "OK"}}
+	if _, err := pb.NewResultServiceClient(e.dial(certs.RoleWorker, "w1")).SubmitResult(context.Background(), req); err != nil {
+		t.Fatalf("worker with a sender rule: %v", err)
+	}
+	_, err := pb.NewResultServiceClient(e.dial(certs.RoleWorker, "w2")).SubmitResult(context.Background(), req)
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("worker without a sender rule: err = %v, want PermissionDenied", err)
+	}
+}

@@ -29,6 +29,7 @@ import (
 type bridgeOptions struct {
 	Servers         []string      `mapstructure:"server"`
 	DupServers      []string      `mapstructure:"dupserver"`
+	WorkersMaySend  bool          `mapstructure:"workers-may-send"`
 	Key             string        `mapstructure:"key"`
 	KeyFile         string        `mapstructure:"keyfile"`
 	Encryption      bool          `mapstructure:"encryption"`
@@ -79,6 +80,7 @@ reloads them without dropping sessions.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
+	f.Bool("workers-may-send", false, "let worker certificates send passive results when a sender rule names them")
 	f.StringSlice("dupserver", nil, "gearmand `HOST[:PORT]` that gets a copy of every passive result (repeatable)")
 	f.String("authz", "", "authorization rules `FILE` (YAML); without it everything is denied")
 	f.String("certs-dir", "", "CA `DIR`ectory to enroll, renew and revoke with (see gearbridge certs)")
@@ -192,6 +194,7 @@ func (o bridgeOptions) bridgeConfig() (bridge.Config, error) {
 		return cfg, err
 	}
 	cfg.DupServers = dups
+	cfg.WorkersMaySend = o.WorkersMaySend
 	key, err := resolveKey(o.Key, o.KeyFile)
 	if err != nil {
 		return cfg, err

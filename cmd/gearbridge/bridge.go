@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -160,23 +157,13 @@ reloads them without dropping sessions.`,
 		}
 		// SIGHUP reloads the certificates and the authorization rules
 		// without dropping sessions.
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-hup:
-					if err := b.Reload(); err != nil {
-						log.Error("reload on SIGHUP", "err", err)
-					} else {
-						log.Info("reloaded TLS material, CA, revocations and authz rules")
-					}
-				}
+		defer onSIGHUP(func() {
+			if err := b.Reload(); err != nil {
+				log.Error("reload on SIGHUP", "err", err)
+			} else {
+				log.Info("reloaded TLS material, CA, revocations and authz rules")
 			}
-		}()
+		})()
 		return b.Serve(ctx, lis, tlsConfig)
 	}
 	return cmd

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/gearbridge/gearbridge/modgearman"
 )
@@ -65,4 +68,28 @@ func resolveKey(key, keyFile string) (string, error) {
 		return "", fmt.Errorf("keyfile %s: the first line is empty", keyFile)
 	}
 	return k, nil
+}
+
+// onSIGHUP calls reload for every SIGHUP until the returned stop is called;
+// stop waits for the loop to end.
+func onSIGHUP(reload func()) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				reload()
+			}
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+	}
 }

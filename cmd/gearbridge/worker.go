@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -383,27 +380,13 @@ func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *
 
 	// SIGHUP reloads the certificate, for example after a renewal; new
 	// connections use it.
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	hupCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	wg.Go(func() {
-		for {
-			select {
-			case <-hupCtx.Done():
-				return
-			case <-hup:
-				if err := tlsReloader.Reload(); err != nil {
-					log.Error("reload TLS material; keeping the old one", "err", err)
-				} else {
-					log.Info("reloaded TLS material")
-				}
-			}
+	defer onSIGHUP(func() {
+		if err := tlsReloader.Reload(); err != nil {
+			log.Error("reload TLS material; keeping the old one", "err", err)
+		} else {
+			log.Info("reloaded TLS material")
 		}
-	})
+	})()
 	if err := w.Run(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

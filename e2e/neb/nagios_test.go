@@ -1,14 +1,12 @@
 package nebe2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/gearbridge/gearbridge/gearman"
 	"github.com/gearbridge/gearbridge/internal/gearmantest"
+	"github.com/gearbridge/gearbridge/internal/nagios"
 	"github.com/gearbridge/gearbridge/modgearman"
 	"github.com/gearbridge/gearbridge/plugin"
 )
@@ -23,18 +22,15 @@ import (
 // installNagios returns the nagios4 binary unpacked by scripts/install-nagios.sh.
 func installNagios(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("GEARBRIDGE_NAGIOS4"); p != "" {
-		return p
-	}
-	out, err := exec.Command(filepath.Join(repoRoot(), "scripts", "install-nagios.sh")).Output()
+	p, err := nagios.Find(context.Background(), filepath.Join(repoRoot(), "scripts", "install-nagios.sh"))
 	if err != nil {
-		msg := fmt.Sprintf("SKIP: cannot unpack Nagios 4.4.6 with scripts/install-nagios.sh: %v", err)
+		msg := "SKIP: " + err.Error()
 		if os.Geteuid() == 0 {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
-	return strings.TrimSpace(string(out))
+	return p
 }
 
 const nagiosCheck = `#!/bin/sh
@@ -313,59 +309,17 @@ func startWorker(t *testing.T, addr string) {
 	t.Cleanup(func() { _ = w.Close(); _ = client.Close() })
 }
 
-type objStatus struct {
-	output    string
-	lastCheck int64
-	latency   float64
-	state     int
-}
-
-// readStatus parses status.dat: "host/service" → status (host checks under
-// "host/").
-func readStatus(path string) map[string]objStatus {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	out := map[string]objStatus{}
-	var kind string
-	cur := map[string]string{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasSuffix(l, "{"):
-			kind = strings.TrimSpace(strings.TrimSuffix(l, "{"))
-			cur = map[string]string{}
-		case l == "}":
-			if kind == "servicestatus" || kind == "hoststatus" {
-				lc, _ := strconv.ParseInt(cur["last_check"], 10, 64)
-				lat, _ := strconv.ParseFloat(cur["check_latency"], 64)
-				st, _ := strconv.Atoi(cur["current_state"])
-				out[cur["host_name"]+"/"+cur["service_description"]] = objStatus{cur["plugin_output"], lc, lat, st}
-			}
-		default:
-			if k, v, ok := strings.Cut(l, "="); ok {
-				cur[k] = v
-			}
-		}
-	}
-	return out
-}
-
 // waitStatus waits until every service satisfies ok, or fails listing the
 // ones that do not.
-func waitStatus(t *testing.T, mode, path string, timeout time.Duration, ok func(s e2eService, st objStatus) bool) map[string]objStatus {
+func waitStatus(t *testing.T, mode, path string, timeout time.Duration, ok func(s e2eService, st nagios.Status) bool) map[string]nagios.Status {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		st := readStatus(path)
+		st := nagios.ReadStatus(path)
 		var bad []string
 		for _, s := range e2eServices(mode) {
 			if o := st[s.host+"/"+s.name]; !ok(s, o) {
-				bad = append(bad, fmt.Sprintf("%s/%s=%q@%d", s.host, s.name, o.output, o.lastCheck))
+				bad = append(bad, fmt.Sprintf("%s/%s=%q@%d", s.host, s.name, o.Output, o.LastCheck))
 			}
 		}
 		if len(bad) == 0 {
@@ -394,7 +348,7 @@ func TestNagiosEndToEnd(t *testing.T) {
 }
 
 func testNagios(t *testing.T, mode string) {
-	nagios := installNagios(t)
+	nagiosBin := installNagios(t)
 	mod := filepath.Join(artifacts(t), "mod_nagios4.so")
 	srv := gearmantest.Start(t)
 	dir := t.TempDir()
@@ -406,7 +360,7 @@ func testNagios(t *testing.T, mode string) {
 		bridge = startBridgeCluster(t, srv.Addr())
 	}
 
-	cmd := exec.Command(nagios, cfg)
+	cmd := exec.Command(nagiosBin, cfg)
 	cmd.Dir = dir
 	cmd.Env = withoutEnv(os.Environ(), "E2E_RUNNER")
 	logf, _ := os.Create(filepath.Join(dir, "stdout.log"))
@@ -428,17 +382,17 @@ func testNagios(t *testing.T, mode string) {
 		}
 	})
 	status := filepath.Join(dir, "status.dat")
-	expected := func(s e2eService, o objStatus) bool { return strings.HasPrefix(o.output, s.output) }
+	expected := func(s e2eService, o nagios.Status) bool { return strings.HasPrefix(o.Output, s.output) }
 
 	// (b) every service shows the worker's output (or the core's / the
 	// module's own for the local and check_dummy services), with sane latency.
 	st := waitStatus(t, mode, status, 60*time.Second, expected)
 	for _, k := range []string{"h1/s01", "h1/s05", "h1/s16", "h1/s18", "h1/s19", "h1/s20", "h2/s21"} {
-		t.Logf("%s: %q latency %.3f s", k, st[k].output, st[k].latency)
+		t.Logf("%s: %q latency %.3f s", k, st[k].Output, st[k].Latency)
 	}
 	for k, o := range st {
-		if o.latency < 0 || o.latency > 5 {
-			t.Errorf("%s latency %v", k, o.latency)
+		if o.Latency < 0 || o.Latency > 5 {
+			t.Errorf("%s latency %v", k, o.Latency)
 		}
 	}
 	// Host check through the hostgroup queue.
@@ -447,9 +401,9 @@ func testNagios(t *testing.T, mode string) {
 	if mode == modeBridge {
 		h2 = "E2E h2 rc=0 runner=remote"
 	}
-	for !strings.HasPrefix(readStatus(status)["h2/"].output, h2) {
+	for !strings.HasPrefix(nagios.ReadStatus(status)["h2/"].Output, h2) {
 		if time.Now().After(deadline) {
-			t.Fatalf("h2 host check: %+v", readStatus(status)["h2/"])
+			t.Fatalf("h2 host check: %+v", nagios.ReadStatus(status)["h2/"])
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -486,8 +440,8 @@ func testNagios(t *testing.T, mode string) {
 	// SIGHUP mid-run: checks keep flowing.
 	must(t, cmd.Process.Signal(syscall.SIGHUP))
 	hup := time.Now().Unix()
-	waitStatus(t, mode, status, 30*time.Second, func(s e2eService, o objStatus) bool {
-		return expected(s, o) && o.lastCheck > hup+1
+	waitStatus(t, mode, status, 30*time.Second, func(s e2eService, o nagios.Status) bool {
+		return expected(s, o) && o.LastCheck > hup+1
 	})
 	t.Log("checks continue after SIGHUP")
 
@@ -496,17 +450,17 @@ func testNagios(t *testing.T, mode string) {
 	srv.Stop()
 	down := time.Now().Unix()
 	time.Sleep(10 * time.Second)
-	local := readStatus(status)["h1/s19"]
-	if local.lastCheck < down+6 || !strings.HasPrefix(local.output, "E2E s19 rc=0 runner=") {
+	local := nagios.ReadStatus(status)["h1/s19"]
+	if local.LastCheck < down+6 || !strings.HasPrefix(local.Output, "E2E s19 rc=0 runner=") {
 		t.Errorf("local service not checked on time while gearmand was down: %+v (down at %d)", local, down)
 	}
-	if o := readStatus(status)["h1/s01"]; !strings.Contains(o.output, "not submitted") {
+	if o := nagios.ReadStatus(status)["h1/s01"]; !strings.Contains(o.Output, "not submitted") {
 		t.Logf("s01 during the outage: %+v", o)
 	}
 	srv.Restart(t)
 	back := time.Now().Unix()
-	waitStatus(t, mode, status, 40*time.Second, func(s e2eService, o objStatus) bool {
-		return expected(s, o) && o.lastCheck > back
+	waitStatus(t, mode, status, 40*time.Second, func(s e2eService, o nagios.Status) bool {
+		return expected(s, o) && o.LastCheck > back
 	})
 	t.Log("checks resume after gearmand returns")
 
@@ -517,13 +471,13 @@ func testNagios(t *testing.T, mode string) {
 		bridge.kill(t)
 		killed := time.Now().Unix()
 		time.Sleep(5 * time.Second)
-		if local := readStatus(status)["h1/s19"]; local.lastCheck < killed+2 {
+		if local := nagios.ReadStatus(status)["h1/s19"]; local.LastCheck < killed+2 {
 			t.Errorf("local service not checked while the bridge was down: %+v", local)
 		}
 		bridge.restart(t)
 		back := time.Now().Unix()
-		waitStatus(t, mode, status, 60*time.Second, func(s e2eService, o objStatus) bool {
-			return expected(s, o) && o.lastCheck > back
+		waitStatus(t, mode, status, 60*time.Second, func(s e2eService, o nagios.Status) bool {
+			return expected(s, o) && o.LastCheck > back
 		})
 		t.Log("checks resume after the bridge was killed and restarted")
 	}

@@ -1,20 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gearbridge/gearbridge/internal/nagios"
 )
 
 // The Nagios phase: the real Nagios 4.4.6 core loads
@@ -100,7 +98,7 @@ func (d *demo) nagiosPhase(ctx context.Context, gaddr, nagiosBin string, dur tim
 
 	began := time.Now()
 	status := filepath.Join(dir, "status.dat")
-	last := map[string]objStatus{}
+	last := map[string]nagios.Status{}
 	var checks, changes int
 	var latency []float64
 	bySite := map[string]int{}
@@ -114,7 +112,7 @@ func (d *demo) nagiosPhase(ctx context.Context, gaddr, nagiosBin string, dur tim
 			return failed("nagios exited early")
 		case <-tick.C:
 		}
-		st := readStatus(status)
+		st := nagios.ReadStatus(status)
 		keys := make([]string, 0, len(st))
 		for k := range st {
 			keys = append(keys, k)
@@ -122,28 +120,28 @@ func (d *demo) nagiosPhase(ctx context.Context, gaddr, nagiosBin string, dur tim
 		slices.Sort(keys)
 		for _, k := range keys {
 			now, was := st[k], last[k]
-			if !now.checked || now.lastCheck == was.lastCheck {
+			if !now.Checked || now.LastCheck == was.LastCheck {
 				continue
 			}
 			last[k] = now
 			checks++
-			latency = append(latency, now.latency)
+			latency = append(latency, now.Latency)
 			site := "the core"
-			if m := ranOn.FindStringSubmatch(now.longOutput); m != nil {
+			if m := ranOn.FindStringSubmatch(now.LongOutput); m != nil {
 				site = m[1]
 				bySite[site]++
 			}
 			from := "PENDING"
-			if was.checked {
-				from = was.stateName()
+			if was.Checked {
+				from = stateName(was)
 			}
-			if was.checked && was.state == now.state && was.output == now.output {
+			if was.Checked && was.State == now.State && was.Output == now.Output {
 				continue
 			}
-			if was.checked {
+			if was.Checked {
 				changes++
 			}
-			d.say("[%5.1fs] %-11s %-8s -> %-8s %-72q (via %s)", time.Since(began).Seconds(), k, from, now.stateName(), now.output, site)
+			d.say("[%5.1fs] %-11s %-8s -> %-8s %-72q (via %s)", time.Since(began).Seconds(), strings.TrimSuffix(k, "/"), from, stateName(now), now.Output, site)
 		}
 	}
 	if checks == 0 || len(bySite) == 0 {
@@ -196,29 +194,14 @@ func (d *demo) skipNagios(err error) error {
 }
 
 // installNagios returns the nagios4 binary: $GEARBRIDGE_NAGIOS4, or the one
-// scripts/install-nagios.sh unpacks.
+// scripts/install-nagios.sh unpacks (found next to the working directory
+// or the gearbridge binary).
 func installNagios(ctx context.Context, bin string) (string, error) {
-	if p := os.Getenv("GEARBRIDGE_NAGIOS4"); p != "" {
-		return p, nil
-	}
 	script := filepath.Join("scripts", "install-nagios.sh")
 	if _, err := os.Stat(script); err != nil {
 		script = filepath.Join(filepath.Dir(filepath.Dir(bin)), "scripts", "install-nagios.sh")
 	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, script)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("cannot unpack Nagios 4.4.6 with %s: %v %s", script, err, strings.Join(strings.Fields(strings.ReplaceAll(stderr.String(), "\n", "; ")), " "))
-	}
-	p := strings.TrimSpace(string(out))
-	if p == "" {
-		return "", errors.New(script + " printed no path")
-	}
-	return p, nil
+	return nagios.Find(ctx, script)
 }
 
 // writeNagios writes the plugin, the objects and nagios.cfg into dir and
@@ -347,63 +330,12 @@ daemon_dumps_core=0
 
 var ranOn = regexp.MustCompile(`ran on (\S+)`)
 
-// objStatus is one hoststatus or servicestatus block of status.dat.
-type objStatus struct {
-	host               bool
-	checked            bool
-	state              int
-	output, longOutput string
-	lastCheck          int64
-	latency            float64
-}
-
-func (o objStatus) stateName() string {
-	if o.host {
-		return [...]string{"UP", "DOWN", "UNREACH"}[min(max(o.state, 0), 2)]
+// stateName names a state the way the core shows it.
+func stateName(s nagios.Status) string {
+	if s.Host {
+		return [...]string{"UP", "DOWN", "UNREACH"}[min(max(s.State, 0), 2)]
 	}
-	return state(o.state)
-}
-
-// readStatus parses status.dat into "host/service" (hosts as "host") →
-// status; a missing or half-written file gives what could be read.
-func readStatus(path string) map[string]objStatus {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	out := map[string]objStatus{}
-	var kind string
-	cur := map[string]string{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasSuffix(l, "{"):
-			kind = strings.TrimSpace(strings.TrimSuffix(l, "{"))
-			cur = map[string]string{}
-		case l == "}":
-			if kind != "servicestatus" && kind != "hoststatus" {
-				continue
-			}
-			o := objStatus{host: kind == "hoststatus", checked: cur["has_been_checked"] == "1",
-				output: cur["plugin_output"], longOutput: cur["long_plugin_output"]}
-			o.state, _ = strconv.Atoi(cur["current_state"])
-			o.lastCheck, _ = strconv.ParseInt(cur["last_check"], 10, 64)
-			o.latency, _ = strconv.ParseFloat(cur["check_latency"], 64)
-			k := cur["host_name"]
-			if !o.host {
-				k += "/" + cur["service_description"]
-			}
-			out[k] = o
-		default:
-			if k, v, ok := strings.Cut(l, "="); ok {
-				cur[k] = v
-			}
-		}
-	}
-	return out
+	return state(s.State)
 }
 
 func tail(s string, n int) string {

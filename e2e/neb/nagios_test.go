@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -92,15 +91,9 @@ func e2eServices(mode string) []e2eService {
 
 func writeNagiosConfig(t *testing.T, mode, dir, module, addr string) string {
 	t.Helper()
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _ := user.LookupGroupId(u.Gid)
 	check, handler := filepath.Join(dir, "check_e2e"), filepath.Join(dir, "handler_e2e")
 	must(t, os.WriteFile(check, []byte(nagiosCheck), 0o755))
 	must(t, os.WriteFile(handler, []byte(nagiosHandler), 0o755))
-	must(t, os.MkdirAll(filepath.Join(dir, "checkresults"), 0o755))
 
 	var obj strings.Builder
 	fmt.Fprintf(&obj, `define timeperiod {
@@ -213,52 +206,17 @@ perfdata_mode=1
 `, addr, key)
 	must(t, os.WriteFile(filepath.Join(dir, "mod_gearman_neb.conf"), []byte(neb), 0o644))
 
-	cfg := fmt.Sprintf(`log_file=%[1]s/nagios.log
-cfg_file=%[1]s/objects.cfg
-object_cache_file=%[1]s/objects.cache
-precached_object_file=%[1]s/objects.precache
-status_file=%[1]s/status.dat
-status_update_interval=1
-nagios_user=%[2]s
-nagios_group=%[3]s
-check_external_commands=1
-command_file=%[1]s/nagios.cmd
-query_socket=%[1]s/nagios.qh
-lock_file=%[1]s/nagios.lock
-temp_file=%[1]s/nagios.tmp
-temp_path=%[1]s
-check_result_path=%[1]s/checkresults
-event_broker_options=-1
-broker_module=%[4]s config=%[1]s/mod_gearman_neb.conf
-log_rotation_method=n
-use_syslog=0
-log_event_handlers=1
-log_initial_states=1
-service_inter_check_delay_method=n
-host_inter_check_delay_method=n
-service_interleave_factor=1
-max_service_check_spread=1
-max_host_check_spread=1
-check_result_reaper_frequency=1
-cached_host_check_horizon=0
-cached_service_check_horizon=0
-retain_state_information=0
-interval_length=1
-check_for_updates=0
-enable_notifications=0
-enable_event_handlers=1
-execute_service_checks=1
-execute_host_checks=1
-enable_flap_detection=0
-check_for_orphaned_services=1
-check_for_orphaned_hosts=1
-check_service_freshness=0
-check_host_freshness=0
-process_performance_data=1
-daemon_dumps_core=0
-`, dir, u.Username, g.Name, module)
-	path := filepath.Join(dir, "nagios.cfg")
-	must(t, os.WriteFile(path, []byte(cfg), 0o644))
+	path, err := nagios.WriteMainConfig(dir, module, "config="+filepath.Join(dir, "mod_gearman_neb.conf"),
+		"check_external_commands=1",
+		"log_event_handlers=1",
+		"service_interleave_factor=1",
+		"enable_event_handlers=1",
+		"execute_service_checks=1",
+		"execute_host_checks=1",
+		"check_for_orphaned_services=1",
+		"check_for_orphaned_hosts=1",
+		"process_performance_data=1")
+	must(t, err)
 	return path
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -207,15 +206,7 @@ func installNagios(ctx context.Context, bin string) (string, error) {
 // writeNagios writes the plugin, the objects and nagios.cfg into dir and
 // returns the path of nagios.cfg.
 func writeNagios(dir, module, gaddr string) (string, error) {
-	u, err := user.Current()
-	if err != nil {
-		return "", err
-	}
-	group := u.Gid
-	if g, err := user.LookupGroupId(u.Gid); err == nil {
-		group = g.Name
-	}
-	for _, sub := range []string{"checkresults", "counters"} {
+	for _, sub := range []string{"counters"} { // checkresults: WriteMainConfig
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return "", err
 		}
@@ -286,46 +277,9 @@ define host {
 		return "", err
 	}
 
-	cfg := fmt.Sprintf(`log_file=%[1]s/nagios.log
-cfg_file=%[1]s/objects.cfg
-object_cache_file=%[1]s/objects.cache
-precached_object_file=%[1]s/objects.precache
-status_file=%[1]s/status.dat
-status_update_interval=1
-nagios_user=%[2]s
-nagios_group=%[3]s
-check_external_commands=0
-command_file=%[1]s/nagios.cmd
-query_socket=%[1]s/nagios.qh
-lock_file=%[1]s/nagios.lock
-temp_file=%[1]s/nagios.tmp
-temp_path=%[1]s
-check_result_path=%[1]s/checkresults
-event_broker_options=-1
-broker_module=%[4]s server=%[5]s key=%[6]s encryption=yes hosts=yes services=yes result_queue=check_results
-log_rotation_method=n
-use_syslog=0
-log_initial_states=1
-service_inter_check_delay_method=n
-host_inter_check_delay_method=n
-max_service_check_spread=1
-max_host_check_spread=1
-check_result_reaper_frequency=1
-cached_host_check_horizon=0
-cached_service_check_horizon=0
-retain_state_information=0
-interval_length=1
-check_for_updates=0
-enable_notifications=0
-enable_event_handlers=0
-enable_flap_detection=0
-check_service_freshness=0
-check_host_freshness=0
-process_performance_data=0
-daemon_dumps_core=0
-`, dir, u.Username, group, module, gaddr, demoKey)
-	path := filepath.Join(dir, "nagios.cfg")
-	return path, os.WriteFile(path, []byte(cfg), 0o644)
+	return nagios.WriteMainConfig(dir, module,
+		fmt.Sprintf("server=%s key=%s encryption=yes hosts=yes services=yes result_queue=check_results", gaddr, demoKey),
+		"check_external_commands=0", "enable_event_handlers=0", "process_performance_data=0")
 }
 
 var ranOn = regexp.MustCompile(`ran on (\S+)`)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -85,4 +87,64 @@ func ReadStatus(path string) map[string]Status {
 		}
 	}
 	return out
+}
+
+// WriteMainConfig writes dir/nagios.cfg for a core that runs from dir as
+// the current user, checks every interval_length=1 second without spread or
+// caching, loads one broker module with brokerArgs, and reads its objects
+// from dir/objects.cfg. extra lines (key=value) are appended for what
+// differs between callers: event handlers, perfdata, external commands.
+// It also creates dir/checkresults and returns the path of nagios.cfg.
+func WriteMainConfig(dir, module, brokerArgs string, extra ...string) (string, error) {
+	u, err := user.Current()
+	if err != nil {
+		return "", err
+	}
+	group := u.Gid
+	if g, err := user.LookupGroupId(u.Gid); err == nil {
+		group = g.Name
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "checkresults"), 0o755); err != nil {
+		return "", err
+	}
+	cfg := fmt.Sprintf(`log_file=%[1]s/nagios.log
+cfg_file=%[1]s/objects.cfg
+object_cache_file=%[1]s/objects.cache
+precached_object_file=%[1]s/objects.precache
+status_file=%[1]s/status.dat
+status_update_interval=1
+nagios_user=%[2]s
+nagios_group=%[3]s
+command_file=%[1]s/nagios.cmd
+query_socket=%[1]s/nagios.qh
+lock_file=%[1]s/nagios.lock
+temp_file=%[1]s/nagios.tmp
+temp_path=%[1]s
+check_result_path=%[1]s/checkresults
+event_broker_options=-1
+broker_module=%[4]s %[5]s
+log_rotation_method=n
+use_syslog=0
+log_initial_states=1
+service_inter_check_delay_method=n
+host_inter_check_delay_method=n
+max_service_check_spread=1
+max_host_check_spread=1
+check_result_reaper_frequency=1
+cached_host_check_horizon=0
+cached_service_check_horizon=0
+retain_state_information=0
+interval_length=1
+check_for_updates=0
+enable_notifications=0
+enable_flap_detection=0
+check_service_freshness=0
+check_host_freshness=0
+daemon_dumps_core=0
+`, dir, u.Username, group, module, brokerArgs)
+	for _, l := range extra {
+		cfg += l + "\n"
+	}
+	path := filepath.Join(dir, "nagios.cfg")
+	return path, os.WriteFile(path, []byte(cfg), 0o644)
 }

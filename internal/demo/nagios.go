@@ -206,10 +206,8 @@ func installNagios(ctx context.Context, bin string) (string, error) {
 // writeNagios writes the plugin, the objects and nagios.cfg into dir and
 // returns the path of nagios.cfg.
 func writeNagios(dir, module, gaddr string) (string, error) {
-	for _, sub := range []string{"counters"} { // checkresults: WriteMainConfig
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			return "", err
-		}
+	if err := os.MkdirAll(filepath.Join(dir, "counters"), 0o755); err != nil {
+		return "", err
 	}
 	plugin := filepath.Join(dir, "check_stateful")
 	if err := os.WriteFile(plugin, []byte(statefulPlugin), 0o755); err != nil {

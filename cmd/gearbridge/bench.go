@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -26,16 +27,21 @@ func newBenchCmd(s streams, g *globals) *cobra.Command {
 	return cmd
 }
 
-// benchServer returns the one gearmand a benchmark runs against.
-func benchServer(g *globals) (string, error) {
+// benchTarget returns the one gearmand a benchmark runs against and the
+// logger the flags ask for.
+func benchTarget(s streams, g *globals) (string, *slog.Logger, error) {
 	servers, err := normalizeServers(g.servers)
 	if err != nil {
-		return "", usageError(err)
+		return "", nil, usageError(err)
 	}
 	if len(servers) != 1 {
-		return "", usageError(errors.New("bench: give exactly one --server HOST:PORT (a gearmand the benchmark may fill)"))
+		return "", nil, usageError(errors.New("bench: give exactly one --server HOST:PORT (a gearmand the benchmark may fill)"))
 	}
-	return servers[0], nil
+	log, err := g.logger(s.err)
+	if err != nil {
+		return "", nil, err
+	}
+	return servers[0], log, nil
 }
 
 func newBenchBridgeCmd(s streams, g *globals) *cobra.Command {
@@ -45,11 +51,7 @@ func newBenchBridgeCmd(s streams, g *globals) *cobra.Command {
 		Short: "Checks/s through the bridge against a direct Gearman worker",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			server, err := benchServer(g)
-			if err != nil {
-				return err
-			}
-			log, err := g.logger(s.err)
+			server, log, err := benchTarget(s, g)
 			if err != nil {
 				return err
 			}
@@ -73,11 +75,7 @@ func newBenchGearmanCmd(s streams, g *globals) *cobra.Command {
 		Short: "Gearman protocol throughput: pipelined submits, drains, round trips, against the gearman CLI",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			server, err := benchServer(g)
-			if err != nil {
-				return err
-			}
-			log, err := g.logger(s.err)
+			server, log, err := benchTarget(s, g)
 			if err != nil {
 				return err
 			}

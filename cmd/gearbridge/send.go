@@ -550,11 +550,7 @@ func newBenchSendCmd(s streams, g *globals) *cobra.Command {
 		Short: "Passive results/s over gRPC batches through a bridge and over direct Gearman",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			server, err := benchServer(g)
-			if err != nil {
-				return err
-			}
-			log, err := g.logger(s.err)
+			server, log, err := benchTarget(s, g)
 			if err != nil {
 				return err
 			}

@@ -56,16 +56,7 @@ func (s *syncBuffer) String() string {
 func newCertsEnv(t *testing.T, mutate func(*Config)) (*testEnv, *syncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
-	ca, err := certs.InitCA(dir, certs.CAOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt, key, err := ca.IssueServer([]string{"bridge.test"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "bridge.crt"), crt, 0o644)
-	writeFile(t, filepath.Join(dir, "bridge.key"), key, 0o600)
+	ca := newBridgeCA(t, dir)
 	r, err := certs.NewReloader(filepath.Join(dir, "bridge.crt"), filepath.Join(dir, "bridge.key"), filepath.Join(dir, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)

@@ -187,9 +187,10 @@ type testEnv struct {
 	done   chan error
 }
 
-func newTestEnv(t *testing.T, mutate func(*Config)) *testEnv {
+// newBridgeCA creates a CA in dir and the bridge's certificate for
+// "bridge.test" as dir/bridge.crt and dir/bridge.key.
+func newBridgeCA(t *testing.T, dir string) *certs.CA {
 	t.Helper()
-	dir := t.TempDir()
 	ca, err := certs.InitCA(dir, certs.CAOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -200,6 +201,13 @@ func newTestEnv(t *testing.T, mutate func(*Config)) *testEnv {
 	}
 	writeFile(t, filepath.Join(dir, "bridge.crt"), crt, 0o644)
 	writeFile(t, filepath.Join(dir, "bridge.key"), key, 0o600)
+	return ca
+}
+
+func newTestEnv(t *testing.T, mutate func(*Config)) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	ca := newBridgeCA(t, dir)
 	srvTLS, err := certs.ServerTLSConfig(filepath.Join(dir, "bridge.crt"), filepath.Join(dir, "bridge.key"), filepath.Join(dir, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gearbridge/gearbridge/modgearman"
+	"github.com/gearbridge/gearbridge/plugin"
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
 )
 
@@ -565,7 +566,7 @@ func (s *session) expire(id string) {
 		ReturnCode:         s.b.cfg.TimeoutReturn,
 		ExitedOK:           true,
 		Source:             s.source(),
-		Output:             timeoutText(ij.job.Type, s.identifier),
+		Output:             plugin.TimeoutText(pluginKind(ij.job.Type), s.identifier),
 	}
 	s.b.m.timedOut.WithLabelValues(ij.queue).Inc()
 	s.log.Warn("job timed out on the worker; wrote the timeout result", "job_id", id, "host", ij.job.HostName, "service", ij.job.ServiceDescription)
@@ -677,15 +678,15 @@ func hasResult(t modgearman.JobType) bool {
 	return t == modgearman.JobHost || t == modgearman.JobService
 }
 
-// timeoutText is the classic timeout output (wire contract §2.6).
-func timeoutText(t modgearman.JobType, identifier string) string {
+// pluginKind selects the timeout text for a job type.
+func pluginKind(t modgearman.JobType) plugin.Kind {
 	switch t {
 	case modgearman.JobService:
-		return "(Service Check Timed Out On Worker: " + identifier + ")"
+		return plugin.KindService
 	case modgearman.JobHost:
-		return "(Host Check Timed Out On Worker: " + identifier + ")"
+		return plugin.KindHost
 	}
-	return "(Check Timed Out On Worker: " + identifier + ")"
+	return plugin.KindOther
 }
 
 func ackMsg(id string) *pb.WorkResponse {

@@ -97,7 +97,10 @@ func outOfBoundsText(rc int, id string) string {
 	return fmt.Sprintf("CRITICAL: Return code of %d is out of bounds. (worker: %s)", rc, id)
 }
 
-func timeoutText(k Kind, id string) string {
+// TimeoutText is the classic output of a check that timed out on worker id
+// (wire contract §2.6), for whoever answers the timeout: the worker, or the
+// bridge when the worker stays silent.
+func TimeoutText(k Kind, id string) string {
 	switch k {
 	case KindHost:
 		return "(Host Check Timed Out On Worker: " + id + ")"

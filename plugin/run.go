@@ -197,7 +197,7 @@ func execute(ctx context.Context, argv, env []string, opt Options) Result {
 	switch {
 	case reason == stoppedTimeout:
 		res.ReturnCode = opt.TimeoutReturn
-		res.Output = withDetail(timeoutText(opt.Kind, opt.Identifier), joinOutput(stdout, stderr, opt.ShowErrorOutput, true))
+		res.Output = withDetail(TimeoutText(opt.Kind, opt.Identifier), joinOutput(stdout, stderr, opt.ShowErrorOutput, true))
 		res.EarlyTimeout = true
 	case reason == stoppedCancel:
 		res.ReturnCode = 3

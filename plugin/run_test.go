@@ -247,7 +247,7 @@ func TestRunTimeoutKillsProcessGroup(t *testing.T) {
 		{KindOther, 0, "(Check Timed Out On Worker: test)\npartial"},
 	}
 	for i, tt := range tests {
-		t.Run(timeoutText(tt.kind, testID), func(t *testing.T) {
+		t.Run(TimeoutText(tt.kind, testID), func(t *testing.T) {
 			pidFile := filepath.Join(dir, fmt.Sprintf("pid%d", i))
 			opt := testOptions()
 			opt.Timeout = time.Second

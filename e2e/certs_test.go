@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -401,5 +403,67 @@ func TestSendEnroll(t *testing.T) {
 	out = c.gbFail("send", "--bridge", baddr, "--state-dir", state, "--no-spool", "--host", "db1", "-r", "0", "-m", "OK")
 	if !strings.Contains(out, "not allowed") {
 		t.Fatalf("a host outside the token's list was not refused:\n%s", out)
+	}
+}
+
+// TestSendRenews: an enrolled sender renews its certificate itself once
+// less than a third of the lifetime is left. Four sends started at once
+// when it is due renew it once (the state directory is locked and the
+// others find the new certificate), every result arrives, and the renewed
+// pair works for the next send.
+func TestSendRenews(t *testing.T) {
+	c := newCluster(t)
+	bp, baddr := c.startEnrollingBridge("--cert-lifetime", "15s")
+	tok, fp := c.token("--role", "sender", "--name", "cron-sender", "--ttl", "1h", "--hosts", "*")
+	state := filepath.Join(c.dir, "cron-sender")
+	c.gb("send", "enroll", "--bridge", baddr, "--token", tok, "--ca-fingerprint", fp, "--state-dir", state)
+	enrolled := time.Now()
+	certPath := filepath.Join(state, "cert.pem")
+	first := mustRead(t, certPath)
+
+	send := func(host string) string {
+		return c.gb("send", "--bridge", baddr, "--state-dir", state, "--host", host, "-r", "0", "-m", "OK")
+	}
+	send("fresh")
+	if mustRead(t, certPath) != first {
+		t.Fatal("a fresh certificate was renewed")
+	}
+	// Due after two thirds of 15 s; the sends have 4.5 s before it expires.
+	time.Sleep(time.Until(enrolled.Add(10500 * time.Millisecond)))
+	var wg sync.WaitGroup
+	outs := make([]string, 4)
+	errs := make([]error, 4)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := exec.Command(gbBin, "send", "--bridge", baddr, "--state-dir", state,
+				"--host", fmt.Sprintf("due%d", i), "-r", "0", "-m", "OK").CombinedOutput()
+			outs[i], errs[i] = string(out), err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("send %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	c.waitLog(bp, `renewed certificate.*identity=cron-sender`, 5*time.Second)
+	if n := strings.Count(mustRead(t, bp.log), "renewed certificate"); n != 1 {
+		t.Fatalf("%d renewals for 4 concurrent sends, want 1:\n%s", n, strings.Join(outs, "\n"))
+	}
+	if mustRead(t, certPath) == first {
+		t.Fatal("cert.pem unchanged after the renewal")
+	}
+	// The renewed pair on disk is the one the next run uses.
+	send("after")
+	got := map[string]bool{}
+	for _, r := range c.collect("check_results", 6, 30*time.Second) {
+		got[r.HostName] = true
+	}
+	for _, h := range []string{"fresh", "due0", "due1", "due2", "due3", "after"} {
+		if !got[h] {
+			t.Fatalf("no result for %s; got %v", h, got)
+		}
 	}
 }

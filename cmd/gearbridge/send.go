@@ -61,6 +61,7 @@ type sendFlags struct {
 	daemon        bool
 	socket        string
 	drainInterval time.Duration
+	renewInterval time.Duration
 	metricsListen string
 }
 
@@ -131,13 +132,14 @@ stdin timeouts.`,
 	fl.BoolVar(&f.multi, "multi", false, "send_multi mode: read check_multi XML from stdin")
 	fl.StringVar(&f.spool, "spool", "", "spool `DIR` for undeliverable results (default with --bridge: <state-dir>/spool)")
 	fl.BoolVar(&f.noSpool, "no-spool", false, "never spool; fail when the receiver is unreachable")
-	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "state `DIR` (spool, socket)")
+	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "state `DIR`: spool, socket, and the certificate from `send enroll` (renewed automatically)")
 	fl.Int64Var(&f.spoolMaxBytes, "spool-max-bytes", sender.DefaultSpoolMaxBytes, "spool size limit; when full, results are refused")
 	fl.DurationVar(&f.spoolMaxAge, "spool-max-age", sender.DefaultSpoolMaxAge, "older spooled results are moved to <spool>/dead/ (never deleted)")
 	fl.IntVar(&f.batchSize, "batch-size", sender.DefaultBatchSize, "results per gRPC call")
 	fl.BoolVar(&f.daemon, "daemon", false, "run continuously: deliver the spool, take lines on --socket and stdin")
 	fl.StringVar(&f.socket, "socket", "", "Unix socket `PATH` of --daemon (default <state-dir>/send.sock)")
 	fl.DurationVar(&f.drainInterval, "drain-interval", 5*time.Second, "--daemon: pause between spool delivery attempts")
+	fl.DurationVar(&f.renewInterval, "renew-check-interval", enroll.DefaultRenewInterval, "--daemon with an enrolled --state-dir: how often the certificate's remaining lifetime is checked")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "--daemon: serve Prometheus metrics on `ADDR`")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		prog := "send_gearman"
@@ -176,6 +178,38 @@ type sendSetup struct {
 	message bool // a message was given (mode 1)
 	// resultQueueSet: --result_queue was given on the command line.
 	resultQueueSet bool
+	// renewal is set when the certificate is the enrolled one of the
+	// state directory, which the sender renews itself.
+	renewal *sendRenewal
+}
+
+// sendRenewal renews an enrolled sender's certificate over its connection
+// to the bridge when less than a third of the lifetime is left. A one-shot
+// run checks after the bridge took its results, so a sender run from cron
+// renews as long as it runs at least once per third of the lifetime;
+// `send --daemon` checks every --renew-check-interval.
+type sendRenewal struct {
+	renewer *enroll.Renewer
+	conn    grpc.ClientConnInterface
+	log     *slog.Logger
+}
+
+// check renews if due. A failure is logged, not returned: the results are
+// delivered already, and the next run tries again.
+func (r *sendRenewal) check(ctx context.Context) {
+	if r == nil {
+		return
+	}
+	if _, err := r.renewer.Check(ctx, r.conn); err != nil {
+		r.log.Warn("certificate renewal failed; the next run tries again", "err", err)
+	}
+}
+
+// run checks until ctx ends.
+func (r *sendRenewal) run(ctx context.Context) {
+	if r != nil {
+		r.renewer.Run(ctx, r.conn)
+	}
 }
 
 // classicFlags lists the send flags whose values go through the classic
@@ -323,6 +357,9 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 		return err
 	}
 	rep, submitErr := snd.Submit(ctx, results)
+	if rep.Accepted > 0 {
+		st.renewal.check(ctx)
+	}
 	return reportSend(s.out, f, st, spool, results, lineErrs, rep, submitErr)
 }
 
@@ -336,24 +373,29 @@ func sendTransport(g *globals, f *sendFlags, st *sendSetup, log *slog.Logger, me
 		if len(f.dupservers) > 0 {
 			return nil, false, errors.New("--dupserver applies to --server (Gearman) mode; with --bridge the bridge's configuration decides about copies")
 		}
-		tlsCert, tlsKey, tlsCA := g.tlsCert, g.tlsKey, g.tlsCA
-		if tlsCA == "" && tlsCert == "" && tlsKey == "" {
+		var rl *certs.Reloader
+		var err error
+		enrolled := false
+		switch crt, _, _ := enroll.Paths(f.stateDir); {
+		case g.tlsCA != "" && g.tlsCert != "" && g.tlsKey != "":
+			rl, err = certs.NewReloader(g.tlsCert, g.tlsKey, g.tlsCA)
+		case g.tlsCA == "" && g.tlsCert == "" && g.tlsKey == "" && fileExists(crt):
 			// Enrolled with `gearbridge send enroll`: the state directory
-			// holds the certificate.
-			if c, k, a := enroll.Paths(f.stateDir); fileExists(c) {
-				tlsCert, tlsKey, tlsCA = c, k, a
-			}
-		}
-		if tlsCA == "" || tlsCert == "" || tlsKey == "" {
+			// holds the certificate, and the sender renews it.
+			rl, err = enroll.Open(f.stateDir, "")
+			enrolled = true
+		default:
 			return nil, false, errors.New("--bridge needs --tls-ca, --tls-cert and --tls-key, or a --state-dir enrolled with `gearbridge send enroll`")
 		}
-		rl, err := certs.NewReloader(tlsCert, tlsKey, tlsCA)
 		if err != nil {
 			return nil, false, fmt.Errorf("TLS: %w", err)
 		}
 		conn, err := grpc.NewClient(g.bridge, grpc.WithTransportCredentials(credentials.NewTLS(rl.ClientConfig(""))))
 		if err != nil {
 			return nil, false, fmt.Errorf("bridge %s: %w", g.bridge, err)
+		}
+		if enrolled {
+			st.renewal = &sendRenewal{renewer: enroll.NewRenewer(f.stateDir, rl, log, f.renewInterval), conn: conn, log: log}
 		}
 		return sender.NewGRPCTransport(conn, sender.GRPCConfig{BatchSize: f.batchSize, Timeout: st.timeout}), true, nil
 	}
@@ -537,7 +579,15 @@ func runSendDaemon(ctx context.Context, s streams, f *sendFlags, st *sendSetup, 
 		return err
 	}
 	log.Info("send daemon started", "socket", socket)
+	renewCtx, stopRenewal := context.WithCancel(ctx)
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		st.renewal.run(renewCtx)
+	}()
 	err = d.Run(ctx)
+	stopRenewal()
+	<-renewDone
 	log.Info("send daemon stopped")
 	return err
 }

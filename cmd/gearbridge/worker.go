@@ -344,12 +344,13 @@ func (o workerOptions) queues() []string {
 
 // runWorker runs the worker until ctx ends and it has drained.
 func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger) error {
+	var tlsReloader *certs.Reloader
+	var err error
 	if opts.renews() {
-		if err := enroll.Recover(opts.StateDir); err != nil {
-			return fmt.Errorf("worker: %w", err)
-		}
+		tlsReloader, err = enroll.Open(opts.StateDir, opts.TLSCA)
+	} else {
+		tlsReloader, err = certs.NewReloader(opts.TLSCert, opts.TLSKey, opts.TLSCA)
 	}
-	tlsReloader, err := certs.NewReloader(opts.TLSCert, opts.TLSKey, opts.TLSCA)
 	if err != nil {
 		return usageError(fmt.Errorf("worker TLS: %w", err))
 	}

@@ -78,8 +78,23 @@ func (r *Renewer) Run(ctx context.Context, cc grpc.ClientConnInterface) {
 func (r *Renewer) Check(ctx context.Context, cc grpc.ClientConnInterface) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !certs.NeedsRenewal(r.tls.Leaf(), r.now()) {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, renewTimeout)
+	defer cancel()
+	unlock, err := lockState(ctx, r.dir)
+	if err != nil {
+		return false, fmt.Errorf("renew: %w", err)
+	}
+	defer unlock()
+	// Another process sharing the directory may have renewed meanwhile.
+	if err := r.tls.Reload(); err != nil {
+		return false, fmt.Errorf("renew: %w", err)
+	}
 	leaf := r.tls.Leaf()
 	if !certs.NeedsRenewal(leaf, r.now()) {
+		r.log.Info("certificate renewed by another process", "serial", certs.SerialOf(leaf))
 		return false, nil
 	}
 	_, _, caPath := Paths(r.dir)
@@ -87,8 +102,6 @@ func (r *Renewer) Check(ctx context.Context, cc grpc.ClientConnInterface) (bool,
 	if err != nil {
 		return false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, renewTimeout)
-	defer cancel()
 	req := &pb.RenewRequest{CsrPem: csrPEM}
 	resp, err := pb.NewEnrollServiceClient(cc).Renew(ctx, req)
 	if status.Code(err) == codes.Unauthenticated {

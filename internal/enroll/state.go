@@ -1,11 +1,15 @@
 package enroll
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/gearbridge/gearbridge/certs"
 )
@@ -13,6 +17,69 @@ import (
 // nextSuffix marks the new key and certificate while a renewal replaces
 // the pair; see writePair.
 const nextSuffix = ".next"
+
+// LockFile is the lock file in a state directory. Several processes may
+// share one directory (cron-started `send` runs beside a `send --daemon`),
+// so renewing and loading the pair both hold it: nobody reads a key that
+// belongs to a certificate not yet renamed into place, and two processes
+// never renew at once.
+const LockFile = "state.lock"
+
+// lockState takes the state directory's lock and returns the function that
+// releases it. It waits for the other holder until ctx ends.
+func lockState(ctx context.Context, dir string) (func(), error) {
+	path := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock state directory: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() {
+				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+				f.Close()
+			}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock %s: held by another process: %w", path, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// openTimeout bounds the wait for another process's renewal in Open; one
+// renewal takes at most renewTimeout.
+const openTimeout = renewTimeout + 5*time.Second
+
+// Open loads the key, certificate and CA of the state directory dir, after
+// finishing a renewal that a crash interrupted (Recover); caFile, if not
+// empty, is read instead of the directory's CA. It holds the directory's
+// lock meanwhile, so a renewal by another process sharing dir is never
+// seen half done.
+func Open(dir, caFile string) (*certs.Reloader, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	unlock, err := lockState(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := Recover(dir); err != nil {
+		return nil, err
+	}
+	crt, key, ca := Paths(dir)
+	if caFile != "" {
+		ca = caFile
+	}
+	return certs.NewReloader(crt, key, ca)
+}
 
 // writePair replaces the key and the certificate of dir. Two files cannot
 // be replaced in one atomic step, so both are first written beside the old

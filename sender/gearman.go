@@ -32,8 +32,13 @@ type GearmanConfig struct {
 	// send_gearman does; more is faster but lets results overtake each
 	// other.
 	Parallel int
-	Logger   *slog.Logger
-	Metrics  *Metrics
+	// Retries is how often a submit that failed is tried again, each time
+	// after RetryInterval (send_gearman's --retries and --retry-interval).
+	// The default 0 fails at once, as classic send_gearman does.
+	Retries       int
+	RetryInterval time.Duration
+	Logger        *slog.Logger
+	Metrics       *Metrics
 }
 
 // GearmanTransport submits results straight to gearmand as background jobs,
@@ -92,13 +97,13 @@ func (t *GearmanTransport) Send(ctx context.Context, results []Result) []Outcome
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			sctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
-			defer cancel()
-			if _, err := t.main.Submit(sctx, t.cfg.ResultQueue, "", payload, gearman.PriorityNormal, true); err != nil {
+			if err := t.submit(ctx, payload); err != nil {
 				out[i] = Outcome{Retry: true, Reason: fmt.Sprintf("sending job to gearmand failed: %v", err)}
 				return
 			}
 			out[i] = Outcome{Accepted: true}
+			sctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+			defer cancel()
 			for k, d := range t.dups {
 				if _, err := d.Submit(sctx, t.cfg.ResultQueue, "", payload, gearman.PriorityNormal, true); err != nil {
 					t.log.Error("copy to dupserver failed", "dupserver", t.cfg.DupServers[k], "host", r.Host, "service", r.Service, "err", err)
@@ -109,6 +114,24 @@ func (t *GearmanTransport) Send(ctx context.Context, results []Result) []Outcome
 	}
 	wg.Wait()
 	return out
+}
+
+// submit puts payload on the result queue, trying Retries more times.
+func (t *GearmanTransport) submit(ctx context.Context, payload []byte) error {
+	for attempt := 0; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+		_, err := t.main.Submit(sctx, t.cfg.ResultQueue, "", payload, gearman.PriorityNormal, true)
+		cancel()
+		if err == nil || attempt >= t.cfg.Retries || ctx.Err() != nil {
+			return err
+		}
+		t.log.Warn("sending job to gearmand failed; retrying", "attempt", attempt+1, "of", t.cfg.Retries+1, "in", t.cfg.RetryInterval, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(t.cfg.RetryInterval):
+		}
+	}
 }
 
 // Close closes every connection.

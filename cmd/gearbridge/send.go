@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/gearbridge/gearbridge/certs"
+	"github.com/gearbridge/gearbridge/internal/buildinfo"
 	"github.com/gearbridge/gearbridge/internal/enroll"
 	"github.com/gearbridge/gearbridge/internal/sendbench"
 	"github.com/gearbridge/gearbridge/modgearman"
@@ -50,6 +51,9 @@ type sendFlags struct {
 	finishTime  string
 	latency     string
 	debug       int
+	version     bool
+	retries     int
+	retryEvery  float64
 
 	multi         bool
 	spool         string
@@ -129,6 +133,9 @@ stdin timeouts.`,
 	fl.StringVar(&f.finishTime, "finishtime", "", "finish time (unix seconds; default now)")
 	fl.StringVar(&f.latency, "latency", "", "latency in seconds")
 	fl.IntVar(&f.debug, "debug", 0, "classic debug level (>0 logs at debug level)")
+	fl.BoolVarP(&f.version, "version", "V", false, "print the version and exit")
+	fl.IntVar(&f.retries, "retries", 0, "Gearman mode: try a failed submit this many more times (with --bridge the spool keeps what fails)")
+	fl.Float64Var(&f.retryEvery, "retry-interval", 1, "Gearman mode: seconds between --retries")
 	fl.BoolVar(&f.multi, "multi", false, "send_multi mode: read check_multi XML from stdin")
 	fl.StringVar(&f.spool, "spool", "", "spool `DIR` for undeliverable results (default with --bridge: <state-dir>/spool)")
 	fl.BoolVar(&f.noSpool, "no-spool", false, "never spool; fail when the receiver is unreachable")
@@ -145,6 +152,10 @@ stdin timeouts.`,
 		prog := "send_gearman"
 		if f.multi {
 			prog = "send_multi"
+		}
+		if f.version {
+			_, err := fmt.Fprintf(s.out, "%s: %s\n", prog, buildinfo.Get())
+			return err
 		}
 		err := runSend(cmd, s, g, &f)
 		if err == nil {
@@ -399,6 +410,9 @@ func sendTransport(g *globals, f *sendFlags, st *sendSetup, log *slog.Logger, me
 		}
 		return sender.NewGRPCTransport(conn, sender.GRPCConfig{BatchSize: f.batchSize, Timeout: st.timeout}), true, nil
 	}
+	if f.retries < 0 || f.retryEvery < 0 {
+		return nil, false, fmt.Errorf("--retries %d / --retry-interval %g: must not be negative", f.retries, f.retryEvery)
+	}
 	servers, err := normalizeServers(st.cfg.Servers)
 	if err != nil {
 		return nil, false, err
@@ -419,7 +433,8 @@ func sendTransport(g *globals, f *sendFlags, st *sendSetup, log *slog.Logger, me
 	}
 	t, err := sender.NewGearmanTransport(sender.GearmanConfig{
 		Servers: servers, DupServers: dups, ResultQueue: st.cfg.ResultQueue, Codec: codec,
-		Timeout: st.timeout, Metrics: metrics, Logger: log,
+		Timeout: st.timeout, Retries: f.retries, RetryInterval: time.Duration(f.retryEvery * float64(time.Second)),
+		Metrics: metrics, Logger: log,
 	})
 	return t, false, err
 }

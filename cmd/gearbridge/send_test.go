@@ -326,6 +326,7 @@ func TestSendErrorsExit3(t *testing.T) {
 		{"multi without children", []string{srv, "--multi", "--host=h"}, strings.NewReader("<x/>"), "send_multi UNKNOWN: no check_multi child checks found"},
 		{"dupserver with bridge", []string{"--bridge=127.0.0.1:1", "--dupserver=x", "--host=h", "-m=x"}, nil, "--dupserver applies"},
 		{"bridge without tls", []string{"--bridge=127.0.0.1:1", "--host=h", "-m=x"}, nil, "--tls-ca"},
+		{"negative retries", []string{srv, "--retries=-1", "--host=h", "-m=x"}, nil, "--retries -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -500,5 +501,56 @@ func TestSendSpoolWhileBridgeDown(t *testing.T) {
 	}
 	if ents, _ := filepath.Glob(filepath.Join(state, "spool", "*.spool")); len(ents) != 0 {
 		t.Fatalf("%d entries left in the spool", len(ents))
+	}
+}
+
+// TestSendRetriesUntilGearmandIsBack: with --retries, a send that finds
+// gearmand down keeps trying every --retry-interval and delivers once it is
+// back; the version flag answers as send_gearman's does.
+func TestSendRetriesUntilGearmandIsBack(t *testing.T) {
+	gm := gearmantest.Start(t)
+	gm.Stop()
+	type res struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan res, 1)
+	go func() {
+		code, out, errOut := runSendCmd(t, "send_gearman", "", "--server="+gm.Addr(), "--encryption=no",
+			"--retries=30", "--retry-interval=0.2", "-t=1", "--host=back", "-m=OK", "-r=0")
+		done <- res{code, out, errOut}
+	}()
+	time.Sleep(time.Second)
+	select {
+	case r := <-done:
+		t.Fatalf("send gave up while gearmand was down: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	default:
+	}
+	gm.Restart(t)
+	var r res
+	select {
+	case r = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("send did not finish after gearmand came back")
+	}
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "retrying") {
+		t.Fatalf("no retry logged:\n%s", r.stderr)
+	}
+	codec, _ := modgearman.NewCodec("", false)
+	raw := grabResults(t, gm.Addr(), "check_results", 1)
+	plain, err := codec.Decode(raw[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := modgearman.ParseResult(plain); err != nil || got.HostName != "back" || got.Output != "OK" {
+		t.Fatalf("result %+v, %v", got, err)
+	}
+
+	code, out, _ := runSendCmd(t, "send_gearman", "", "-V")
+	if code != 0 || !strings.HasPrefix(out, "send_gearman: gearbridge ") {
+		t.Fatalf("-V: exit %d, %q", code, out)
 	}
 }

@@ -31,6 +31,7 @@ type fakeGearman struct {
 	nextH      int
 	grabbed    map[string]*fakeConn // handle → conn holding it
 	completed  []string
+	replies    map[string][]byte // handle → data of a completion with data
 	failed     []string
 	results    []submitted
 	conns      []*fakeConn
@@ -43,7 +44,8 @@ type submitted struct {
 }
 
 func newFakeGearman() *fakeGearman {
-	return &fakeGearman{queues: map[string][]*GrabbedJob{}, wake: make(chan struct{}), grabbed: map[string]*fakeConn{}}
+	return &fakeGearman{queues: map[string][]*GrabbedJob{}, wake: make(chan struct{}), grabbed: map[string]*fakeConn{},
+		replies: map[string][]byte{}}
 }
 
 func (f *fakeGearman) add(queue string, data []byte) string {
@@ -137,7 +139,7 @@ func (c *fakeConn) Sleep(ctx context.Context) error {
 	}
 }
 
-func (c *fakeConn) finish(handle string, ok bool) error {
+func (c *fakeConn) finish(handle string, ok bool, data []byte) error {
 	c.f.mu.Lock()
 	defer c.f.mu.Unlock()
 	if _, held := c.held[handle]; !held || c.closed {
@@ -147,14 +149,19 @@ func (c *fakeConn) finish(handle string, ok bool) error {
 	delete(c.f.grabbed, handle)
 	if ok {
 		c.f.completed = append(c.f.completed, handle)
+		if data != nil {
+			c.f.replies[handle] = data
+		}
 	} else {
 		c.f.failed = append(c.f.failed, handle)
 	}
 	return nil
 }
 
-func (c *fakeConn) Complete(_ context.Context, handle string) error { return c.finish(handle, true) }
-func (c *fakeConn) Fail(_ context.Context, handle string) error     { return c.finish(handle, false) }
+func (c *fakeConn) Complete(_ context.Context, handle string, data []byte) error {
+	return c.finish(handle, true, data)
+}
+func (c *fakeConn) Fail(_ context.Context, handle string) error { return c.finish(handle, false, nil) }
 
 // Close requeues what the connection held, like gearmand.
 func (c *fakeConn) Close() error {

@@ -30,8 +30,9 @@ type WorkerConn interface {
 	// Sleep announces PRE_SLEEP and returns when gearmand wakes the
 	// connection (NOOP) or ctx ends.
 	Sleep(ctx context.Context) error
-	// Complete finishes a job successfully.
-	Complete(ctx context.Context, handle string) error
+	// Complete finishes a job successfully; data is its answer to a
+	// foreground client (nil for checks, whose results go to a queue).
+	Complete(ctx context.Context, handle string, data []byte) error
 	// Fail finishes a job as failed.
 	Fail(ctx context.Context, handle string) error
 	// Close ends the connection; gearmand requeues its unfinished jobs.
@@ -106,8 +107,8 @@ func (c realWorkerConn) TryGrab(ctx context.Context) (*GrabbedJob, error) {
 
 func (c realWorkerConn) Sleep(ctx context.Context) error { return c.wc.Sleep(ctx) }
 
-func (c realWorkerConn) Complete(_ context.Context, handle string) error {
-	return c.wc.Complete(handle, nil)
+func (c realWorkerConn) Complete(_ context.Context, handle string, data []byte) error {
+	return c.wc.Complete(handle, data)
 }
 
 func (c realWorkerConn) Fail(_ context.Context, handle string) error { return c.wc.Fail(handle) }

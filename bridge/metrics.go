@@ -14,6 +14,7 @@ type metrics struct {
 	timedOut        *prometheus.CounterVec
 	requeued        prometheus.Counter
 	invalidJobs     prometheus.Counter
+	statusReplies   prometheus.Counter
 	resent          prometheus.Counter
 	refused         *prometheus.CounterVec
 	submitErrors    prometheus.Counter
@@ -53,6 +54,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gearbridge_bridge_jobs_invalid_total",
 			Help: "Jobs that could not be decoded (wrong key, garbage) and were failed towards gearmand.",
 		}),
+		statusReplies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_status_replies_total",
+			Help: "Pings on worker_<identifier> status queues answered for attached workers.",
+		}),
 		resent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_bridge_jobs_resent_total",
 			Help: "Jobs sent again after a resume because the worker never received them.",
@@ -86,7 +91,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.credit, m.dispatched, m.completed, m.timedOut, m.requeued,
-			m.invalidJobs, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency)
+			m.invalidJobs, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency)
 	}
 	return m
 }

@@ -167,6 +167,9 @@ func (b *Bridge) checkHello(id Identity, h *pb.Hello) ([]string, error) {
 	if len(h.GetIdentifier()) > 256 {
 		return nil, status.Error(codes.InvalidArgument, "hello: identifier longer than 256 bytes")
 	}
+	if err := gearmanName("identifier", h.GetIdentifier()); err != nil {
+		return nil, err
+	}
 	if len(h.GetQueues()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "hello: no queues asked for")
 	}
@@ -174,6 +177,9 @@ func (b *Bridge) checkHello(id Identity, h *pb.Hello) ([]string, error) {
 	for _, q := range h.GetQueues() {
 		if q == "" || len(q) > maxQueueName {
 			return nil, status.Errorf(codes.InvalidArgument, "hello: queue name %q is empty or too long", q)
+		}
+		if err := gearmanName("queue name", q); err != nil {
+			return nil, err
 		}
 		if !b.authz().AllowQueue(id.Name, q) {
 			return nil, status.Errorf(codes.PermissionDenied, "identity %q is not allowed to work on queue %q", id.Name, q)
@@ -222,6 +228,19 @@ func (a *adminService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*
 		{Name: "jobs_done", Value: done},
 	}
 	return resp, nil
+}
+
+// gearmanName refuses control characters in a name that becomes part of a
+// Gearman function name: NUL separates the binary protocol's arguments, and
+// tabs and line ends break the admin protocol's lines. Spaces are fine
+// (host group names may have them).
+func gearmanName(what, name string) error {
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return status.Errorf(codes.InvalidArgument, "hello: %s %q contains the control character %U", what, name, r)
+		}
+	}
+	return nil
 }
 
 // capacity is the session's total slots: Hello.capacity, or the free slots

@@ -31,8 +31,12 @@ type session struct {
 	identity   string
 	identifier string
 	queues     []string
-	log        *slog.Logger
-	started    time.Time
+	// statusQueue is the classic worker_<identifier> queue: the session
+	// registers it beside its queues and answers check_gearman's pings on
+	// it itself (see answerStatus).
+	statusQueue string
+	log         *slog.Logger
+	started     time.Time
 
 	ctx    context.Context // ends when the session closes
 	cancel context.CancelFunc
@@ -113,7 +117,7 @@ func (s *session) connect(c *serverConn, backoff *backoff) WorkerConn {
 		if wc := c.get(); wc != nil {
 			return wc
 		}
-		conn, err := s.b.gm.DialWorker(s.ctx, c.server, s.identifier, s.queues)
+		conn, err := s.b.gm.DialWorker(s.ctx, c.server, s.identifier, append(slices.Clone(s.queues), s.statusQueue))
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return nil
@@ -146,19 +150,20 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *sess
 		identifier = id.Name
 	}
 	s := &session{
-		b:          b,
-		id:         sid,
-		identity:   id.Name,
-		identifier: identifier,
-		queues:     queues,
-		log:        b.log.With("session", sid, "identity", id.Name, "worker", identifier),
-		started:    time.Now(),
-		ctx:        ctx,
-		cancel:     cancel,
-		creditWake: make(chan struct{}),
-		inflight:   map[string]*inflightJob{},
-		completed:  map[string]bool{},
-		serial:     id.Serial,
+		b:           b,
+		id:          sid,
+		identity:    id.Name,
+		identifier:  identifier,
+		queues:      queues,
+		statusQueue: StatusQueuePrefix + identifier,
+		log:         b.log.With("session", sid, "identity", id.Name, "worker", identifier),
+		started:     time.Now(),
+		ctx:         ctx,
+		cancel:      cancel,
+		creditWake:  make(chan struct{}),
+		inflight:    map[string]*inflightJob{},
+		completed:   map[string]bool{},
+		serial:      id.Serial,
 	}
 	for _, srv := range b.gm.Servers() {
 		s.conns = append(s.conns, &serverConn{server: srv})
@@ -445,6 +450,10 @@ func (s *session) grabLoop(c *serverConn) {
 // dispatch decodes one grabbed job and hands it to the worker. The credit
 // taken for it is consumed.
 func (s *session) dispatch(c *serverConn, wc WorkerConn, g *GrabbedJob) {
+	if g.Queue == s.statusQueue {
+		s.answerStatus(wc, g)
+		return
+	}
 	received := time.Now()
 	plain, err := s.b.codec.Decode(g.Data)
 	var job modgearman.Job
@@ -489,6 +498,30 @@ func (s *session) dispatch(c *serverConn, wc WorkerConn, g *GrabbedJob) {
 		return
 	}
 	s.b.m.dispatchLatency.Observe(time.Since(received).Seconds())
+}
+
+// StatusQueuePrefix begins the classic worker status queue,
+// worker_<identifier>.
+const StatusQueuePrefix = "worker_"
+
+// answerStatus answers a ping on the status queue as a classic worker
+// does, with a plain status line (spec §2.10, the Go worker's form), and
+// gives the credit back: the ping takes no slot of the worker. Like a
+// classic worker whose processes are all busy, a session without free
+// slots or without an attached worker does not grab the ping, and
+// check_gearman times out.
+func (s *session) answerStatus(wc WorkerConn, g *GrabbedJob) {
+	s.mu.Lock()
+	slots, busy, done := s.slots, len(s.inflight), s.jobsDone
+	s.mu.Unlock()
+	reply := fmt.Sprintf("%s has %d worker and is working on %d jobs. Version: %s|worker=%d;;;%d;%d jobs=%dc",
+		s.identifier, slots, busy, s.b.version, slots, slots, slots, done)
+	if err := wc.Complete(s.ctx, g.Handle, []byte(reply)); err != nil {
+		s.log.Warn("answer status ping", "queue", g.Queue, "err", err)
+	} else {
+		s.b.m.statusReplies.Inc()
+	}
+	s.returnCredit()
 }
 
 // send writes to the attached stream; it reports false when detached.
@@ -606,7 +639,7 @@ func (s *session) finish(ij *inflightJob, res modgearman.Result, timedOut bool) 
 	if wc := ij.conn.get(); wc != nil {
 		// After a gearmand restart the handle is unknown; the result is
 		// already on the result queue, which is what counts.
-		if err := wc.Complete(s.ctx, ij.handle); err != nil {
+		if err := wc.Complete(s.ctx, ij.handle, nil); err != nil {
 			s.log.Debug("complete job", "handle", ij.handle, "err", err)
 		}
 	}

@@ -279,3 +279,57 @@ func TestOversizedMessageRefused(t *testing.T) {
 		t.Fatal("oversized result reached gearmand")
 	}
 }
+
+// TestStatusQueuePing: a ping on worker_<identifier> is answered by the
+// bridge with the classic status line; it takes no slot and never reaches
+// the worker, which still gets the next check.
+func TestStatusQueuePing(t *testing.T) {
+	e := newTestEnv(t, nil)
+	st, w, _ := e.session(e.dial(certs.RoleWorker, "w1"), hello(1, "service"))
+	if w == nil {
+		t.Fatal("no welcome")
+	}
+	ping := e.fake.add("worker_w1", []byte("check"))
+	eventually(t, 5*time.Second, "ping answered", func() bool {
+		e.fake.mu.Lock()
+		defer e.fake.mu.Unlock()
+		return e.fake.replies[ping] != nil
+	})
+	e.fake.mu.Lock()
+	reply := string(e.fake.replies[ping])
+	e.fake.mu.Unlock()
+	want := "w1 has 1 worker and is working on 0 jobs. Version: " + e.b.version + "|worker=1;;;1;1 jobs=0c"
+	if reply != want {
+		t.Fatalf("reply\n got %q\nwant %q", reply, want)
+	}
+	// The ping's credit came back: the only slot takes the next check.
+	e.fake.add("service", serviceJob(t, "h", "s", time.Minute))
+	if m := recvMsg(t, st, 5*time.Second); m.GetJob().GetHostName() != "h" {
+		t.Fatalf("got %v, want the check", m)
+	}
+	// With the slot busy the ping waits in gearmand, as with a classic
+	// worker whose processes are all busy.
+	busy := e.fake.add("worker_w1", []byte("check"))
+	time.Sleep(100 * time.Millisecond)
+	if e.fake.queued("worker_w1") != 1 {
+		t.Fatalf("ping %s grabbed while the only slot is busy", busy)
+	}
+}
+
+func TestHelloRefusesControlCharacters(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for _, h := range []*pb.Hello{
+		{Identifier: "w\x001", Queues: []string{"service"}, Slots: 1},
+		{Identifier: "w1", Queues: []string{"service\tx"}, Slots: 1},
+		{Identifier: "w1", Queues: []string{"host\n"}, Slots: 1},
+	} {
+		st, w, _ := e.session(e.dial(certs.RoleWorker, "w1"), h)
+		if w != nil {
+			t.Fatalf("hello %v accepted", h)
+		}
+		_, err := st.Recv()
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "control character") {
+			t.Fatalf("hello %v: err = %v, want InvalidArgument naming the control character", h, err)
+		}
+	}
+}

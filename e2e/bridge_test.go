@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -395,6 +396,18 @@ func TestTopShowsQueuesAndSessions(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("top output lacks %q:\n%s", want, out)
 		}
+	}
+	// check_gearman's worker ping on worker_<identifier> is answered for
+	// the remote worker, through our check and through Debian's gearman
+	// CLI.
+	out = c.gb("check", "-H", c.gm.Addr(), "-q", "worker_w1", "-s", "check", "-t", "10")
+	if want := "check_gearman OK - w1 has 3 worker and is working on 0 jobs. Version: "; !strings.HasPrefix(out, want) || !strings.Contains(out, "|worker=3;;;3;3 jobs=0c") {
+		t.Errorf("check -q worker_w1 -s check:\n%s\nwant it to begin with %q", out, want)
+	}
+	host, port, _ := net.SplitHostPort(c.gm.Addr())
+	cli, err := exec.Command("gearman", "-h", host, "-p", port, "-f", "worker_w1", "check").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(cli), "w1 has 3 worker") {
+		t.Errorf("gearman -f worker_w1: %v\n%s", err, cli)
 	}
 	// A worker certificate is not an admin.
 	cmd := exec.Command(gbBin, "top", "-b", "--server", c.gm.Addr(), "--bridge", baddr,

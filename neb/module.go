@@ -227,6 +227,10 @@ func (m *Module) Start() {
 	m.wg.Add(2)
 	go m.probeLoop(ctx)
 	go m.dispatchLoop(ctx)
+	if m.cfg.LogStatsInterval > 0 {
+		m.wg.Add(1)
+		go m.statsLoop(ctx, time.Duration(m.cfg.LogStatsInterval)*time.Second)
+	}
 	if m.cfg.ResultWorkers > 0 {
 		m.worker = gearman.NewWorker(m.cfg.Servers, []string{m.cfg.ResultQueue}, m.handleResult,
 			gearman.WorkerOptions{Logger: m.log, Connections: m.cfg.ResultWorkers, ClientID: "gearbridge-neb"})
@@ -501,6 +505,34 @@ func (m *Module) submitOne(ctx context.Context, s submission) {
 	m.warnLimited("submit failed", "queue", s.queue, "host", s.check.HostName, "service", s.check.ServiceDescription, "err", err)
 	if s.expected {
 		m.explicitResult(&s.check, fmt.Sprintf("not submitted to queue '%s': %v", s.queue, err), m.now())
+	}
+}
+
+// statsLoop logs what the module did in every interval (the classic
+// log_stats_interval): jobs submitted and their rate, results taken, and
+// every way a check did not reach gearmand, so a problem shows in the core
+// log without a ping.
+func (m *Module) statsLoop(ctx context.Context, every time.Duration) {
+	defer m.wg.Done()
+	defer m.recoverGoroutine("stats")
+	t := time.NewTicker(every)
+	defer t.Stop()
+	prev, prevAt := m.Stats(), m.now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur, now := m.Stats(), m.now()
+		secs := max(now.Sub(prevAt).Seconds(), 0.001)
+		sub := cur.Submitted - prev.Submitted
+		m.log.Info(fmt.Sprintf("statistics: %d jobs submitted in %.0fs (%.2f/s), %d results received",
+			sub, secs, float64(sub)/secs, cur.Results-prev.Results),
+			"local", cur.Local-prev.Local, "not_submitted", cur.NotSubmitted-prev.NotSubmitted,
+			"submit_failed", cur.SubmitFailed-prev.SubmitFailed, "explicit_results", cur.ExplicitResults-prev.ExplicitResults,
+			"bad_results", cur.BadResults-prev.BadResults, "queued", m.queued())
+		prev, prevAt = cur, now
 	}
 }
 

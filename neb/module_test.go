@@ -2,9 +2,14 @@ package neb
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -393,5 +398,59 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
 	if d := m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "s", CommandLine: "/bin/x"}, fakeObjects{}); d.Action != ActionLocal {
 		t.Errorf("check after Close: %+v", d)
+	}
+}
+
+// lockedBuffer is a log destination safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestLogStatsInterval: with log_stats_interval=1 the module logs every
+// second what it submitted in that second.
+func TestLogStatsInterval(t *testing.T) {
+	srv := gearmantest.Start(t)
+	var logs lockedBuffer
+	h := newModule(t, "server="+srv.Addr()+" key="+testKey+" services=yes log_stats_interval=1",
+		Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for i := range 3 {
+		if d := h.m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: fmt.Sprint("s", i), CommandLine: "/bin/true"}, fakeObjects{}); d.Action != ActionOverride {
+			t.Fatalf("decision %+v", d)
+		}
+	}
+	// Each line counts only its own interval: the lines add up to 3, and
+	// a later interval reports 0.
+	rx := regexp.MustCompile(`statistics: (\d+) jobs submitted in \d+s`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sum, zeroAfter := 0, false
+		for _, m := range rx.FindAllStringSubmatch(logs.String(), -1) {
+			n, _ := strconv.Atoi(m[1])
+			sum += n
+			zeroAfter = sum == 3 && n == 0
+		}
+		if sum > 3 {
+			t.Fatalf("more than 3 jobs counted:\n%s", logs.String())
+		}
+		if zeroAfter {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no statistics lines adding up to 3 jobs, then 0:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

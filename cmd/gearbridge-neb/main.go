@@ -29,14 +29,14 @@
 // servicegroups, localhostgroups, localservicegroups, queue_custom_variable,
 // do_hostchecks, route_eventhandler_like_checks, result_queue,
 // result_workers, orphan_host_checks, orphan_service_checks, orphan_return,
-// accept_clear_results, internal_check_dummy. dupserver is parsed and, as in
-// the classic module, not used by the NEB.
+// accept_clear_results, internal_check_dummy, log_stats_interval (a
+// statistics line every N seconds). dupserver is parsed and, as in the
+// classic module, not used by the NEB.
 //
 // Accepted but not acted on, with a warning in the core log:
 // notifications (the core sends notifications itself; distributing them
-// needs the core's macro functions), export (no export jobs are sent),
-// latency_flatten_window (no rescheduling) and log_stats_interval (the
-// counters are only in the "check" ping reply).
+// needs the core's macro functions), export (no export jobs are sent) and
+// latency_flatten_window (no rescheduling).
 //
 // Perfdata (perfdata, perfdata_send_all, perfdata_mode, the two templates)
 // is supported: after each processed check with performance data the

@@ -203,6 +203,7 @@ result_queue=check_results
 result_workers=2
 perfdata=yes
 perfdata_mode=1
+log_stats_interval=5
 `, addr, key)
 	must(t, os.WriteFile(filepath.Join(dir, "mod_gearman_neb.conf"), []byte(neb), 0o644))
 
@@ -458,7 +459,8 @@ func testNagios(t *testing.T, mode string) {
 	if strings.Contains(string(b), "SIGSEGV") {
 		t.Error("nagios.log reports a SIGSEGV")
 	}
-	for _, want := range []string{"gearbridge-neb 0.1 initialized for Nagios 4 (init #1)", "(init #2)", "Caught SIGHUP", "Successfully shutdown"} {
+	for _, want := range []string{"gearbridge-neb 0.1 initialized for Nagios 4 (init #1)", "(init #2)", "Caught SIGHUP", "Successfully shutdown",
+		"statistics: "} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("nagios.log lacks %q", want)
 		}

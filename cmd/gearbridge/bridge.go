@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/gearbridge/gearbridge/bridge"
 	"github.com/gearbridge/gearbridge/certs"
@@ -47,6 +48,28 @@ type bridgeOptions struct {
 	MetricsListen   string        `mapstructure:"metrics-listen"`
 	LogLevel        string        `mapstructure:"log-level"`
 	LogFormat       string        `mapstructure:"log-format"`
+}
+
+// loadBridgeOptions returns the defaults overlaid with the config file (if
+// any), GEARBRIDGE_* variables and the flags set in fs.
+func loadBridgeOptions(fs *pflag.FlagSet, file string) (bridgeOptions, error) {
+	d := bridge.DefaultConfig()
+	opts := bridgeOptions{
+		Servers:         []string{"localhost:4730"},
+		Encryption:      true,
+		Listen:          ":4731",
+		ResultQueue:     d.ResultQueue,
+		ResumeGrace:     d.ResumeGrace,
+		JobTimeout:      d.JobTimeout,
+		TimeoutGrace:    d.TimeoutGrace,
+		TimeoutReturn:   d.TimeoutReturn,
+		DrainTimeout:    d.DrainTimeout,
+		MaxMessageBytes: d.MaxMessageBytes,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+	err := config.Load(&opts, file, fs)
+	return opts, err
 }
 
 func newBridgeCmd(s streams, g *globals) *cobra.Command {
@@ -91,21 +114,8 @@ reloads them without dropping sessions.`,
 	f.Int("max-message-bytes", d.MaxMessageBytes, "largest gRPC message accepted")
 	f.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (/metrics)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		opts := bridgeOptions{
-			Servers:         []string{"localhost:4730"},
-			Encryption:      true,
-			Listen:          ":4731",
-			ResultQueue:     d.ResultQueue,
-			ResumeGrace:     d.ResumeGrace,
-			JobTimeout:      d.JobTimeout,
-			TimeoutGrace:    d.TimeoutGrace,
-			TimeoutReturn:   d.TimeoutReturn,
-			DrainTimeout:    d.DrainTimeout,
-			MaxMessageBytes: d.MaxMessageBytes,
-			LogLevel:        "info",
-			LogFormat:       "text",
-		}
-		if err := config.Load(&opts, g.configFile, cmd.Flags()); err != nil {
+		opts, err := loadBridgeOptions(cmd.Flags(), g.configFile)
+		if err != nil {
 			return usageError(err)
 		}
 		log, err := (&globals{logLevel: opts.LogLevel, logFormat: opts.LogFormat}).logger(s.err)

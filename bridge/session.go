@@ -155,7 +155,7 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *sess
 		identity:    id.Name,
 		identifier:  identifier,
 		queues:      queues,
-		statusQueue: StatusQueuePrefix + identifier,
+		statusQueue: modgearman.StatusQueuePrefix + identifier,
 		log:         b.log.With("session", sid, "identity", id.Name, "worker", identifier),
 		started:     time.Now(),
 		ctx:         ctx,
@@ -500,10 +500,6 @@ func (s *session) dispatch(c *serverConn, wc WorkerConn, g *GrabbedJob) {
 	s.b.m.dispatchLatency.Observe(time.Since(received).Seconds())
 }
 
-// StatusQueuePrefix begins the classic worker status queue,
-// worker_<identifier>.
-const StatusQueuePrefix = "worker_"
-
 // answerStatus answers a ping on the status queue as a classic worker
 // does, with a plain status line (spec §2.10, the Go worker's form), and
 // gives the credit back: the ping takes no slot of the worker. Like a
@@ -514,8 +510,7 @@ func (s *session) answerStatus(wc WorkerConn, g *GrabbedJob) {
 	s.mu.Lock()
 	slots, busy, done := s.slots, len(s.inflight), s.jobsDone
 	s.mu.Unlock()
-	reply := fmt.Sprintf("%s has %d worker and is working on %d jobs. Version: %s|worker=%d;;;%d;%d jobs=%dc",
-		s.identifier, slots, busy, s.b.version, slots, slots, slots, done)
+	reply := modgearman.WorkerStatus(s.identifier, slots, busy, s.b.version, done)
 	if err := wc.Complete(s.ctx, g.Handle, []byte(reply)); err != nil {
 		s.log.Warn("answer status ping", "queue", g.Queue, "err", err)
 	} else {
@@ -589,18 +584,8 @@ func (s *session) expire(id string) {
 	s.mu.Unlock()
 
 	now := time.Now()
-	res := modgearman.Result{
-		Type:               "active",
-		HostName:           ij.job.HostName,
-		ServiceDescription: ij.job.ServiceDescription,
-		CoreStartTime:      ij.job.CoreTime,
-		StartTime:          ij.dispatched,
-		FinishTime:         now,
-		ReturnCode:         s.b.cfg.TimeoutReturn,
-		ExitedOK:           true,
-		Source:             s.source(),
-		Output:             plugin.TimeoutText(pluginKind(ij.job.Type), s.identifier),
-	}
+	res := ij.job.Answer(s.b.cfg.TimeoutReturn, plugin.TimeoutText(plugin.KindOf(string(ij.job.Type)), s.identifier),
+		ij.dispatched, now, s.source())
 	s.b.m.timedOut.WithLabelValues(ij.queue).Inc()
 	s.log.Warn("job timed out on the worker; wrote the timeout result", "job_id", id, "host", ij.job.HostName, "service", ij.job.ServiceDescription)
 	s.send(&pb.WorkResponse{Msg: &pb.WorkResponse_Cancel{Cancel: &pb.Cancel{JobId: id, Reason: "timed out; the bridge answered it"}}})
@@ -614,7 +599,7 @@ func (s *session) expire(id string) {
 // towards gearmand. Results are retried until they are submitted or the
 // session closes (then gearmand requeues the job and it runs again).
 func (s *session) finish(ij *inflightJob, res modgearman.Result, timedOut bool) {
-	if hasResult(ij.job.Type) {
+	if ij.job.Type.HasResult() {
 		payload := s.b.codec.Encode(res.Marshal())
 		queue := ij.job.ResultQueue
 		if queue == "" {
@@ -669,22 +654,7 @@ func (s *session) workerResult(ij *inflightJob, r *pb.JobResult) modgearman.Resu
 	if r.GetFinishTime() == nil {
 		finish = time.Now()
 	}
-	return modgearman.Result{
-		Type:               "active",
-		HostName:           ij.job.HostName,
-		ServiceDescription: ij.job.ServiceDescription,
-		CoreStartTime:      ij.job.CoreTime,
-		StartTime:          start,
-		FinishTime:         finish,
-		ReturnCode:         int(r.GetReturnCode()),
-		// Like the classic Go worker: exited_ok=1 and no early_timeout, so
-		// the core shows the worker's own texts (timeout, signal) and the
-		// return code the worker chose, not its generic "did not exit
-		// properly".
-		ExitedOK: true,
-		Source:   s.source(),
-		Output:   r.GetOutput(),
-	}
+	return ij.job.Answer(int(r.GetReturnCode()), r.GetOutput(), start, finish, s.source())
 }
 
 func (s *session) source() string { return "gearbridge worker @ " + s.identifier }
@@ -704,22 +674,6 @@ func (s *session) status() *pb.SessionStatus {
 		Connected:  s.stream != nil,
 		Started:    timestamppb.New(s.started),
 	}
-}
-
-// hasResult reports whether a job type sends a check result back.
-func hasResult(t modgearman.JobType) bool {
-	return t == modgearman.JobHost || t == modgearman.JobService
-}
-
-// pluginKind selects the timeout text for a job type.
-func pluginKind(t modgearman.JobType) plugin.Kind {
-	switch t {
-	case modgearman.JobService:
-		return plugin.KindService
-	case modgearman.JobHost:
-		return plugin.KindHost
-	}
-	return plugin.KindOther
 }
 
 func ackMsg(id string) *pb.WorkResponse {

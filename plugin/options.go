@@ -22,6 +22,18 @@ const (
 	KindService
 )
 
+// KindOf is the kind of a job by its classic type= value ("host",
+// "service", "eventhandler", "notification").
+func KindOf(jobType string) Kind {
+	switch jobType {
+	case "host":
+		return KindHost
+	case "service":
+		return KindService
+	}
+	return KindOther
+}
+
 // Defaults used by [DefaultOptions] and for zero fields of [Options].
 const (
 	// DefaultTimeout is the Mod-Gearman job_timeout default: jobs that carry

@@ -112,9 +112,13 @@ func DefaultConfig() Config {
 
 // Validate reports every invalid field, named like the command's flags. It
 // does not change c.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(true) }
+
+// validate is Validate; needBridges is false for a worker that talks to
+// gearmand directly (NewGearman), which ignores Bridges.
+func (c Config) validate(needBridges bool) error {
 	var errs []error
-	if len(c.Bridges) == 0 {
+	if needBridges && len(c.Bridges) == 0 {
 		errs = append(errs, errors.New("bridge: at least one bridge address is needed"))
 	}
 	for _, b := range c.Bridges {

@@ -28,4 +28,13 @@
 // finishes the running ones, waits for their acknowledgements and then moves
 // to the next bridge. When the context given to [Worker.Run] ends, the worker
 // drains itself the same way, bounded by [Config.DrainTimeout], and returns.
+//
+// # Straight on gearmand
+//
+// A [GearmanWorker] (--transport=gearman) is a classic worker instead: it
+// holds the key and takes jobs from gearmand itself, one GRAB per free slot
+// across all servers, so nothing is grabbed ahead of need. A check's result
+// goes to the job's result queue before the job is completed; a job cut off
+// by the drain timeout is not completed and gearmand requeues it when the
+// connection closes.
 package worker

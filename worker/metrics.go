@@ -26,6 +26,7 @@ type metrics struct {
 	cancelled       prometheus.Counter
 	timeouts        prometheus.Counter
 	tooOld          prometheus.Counter
+	invalid         prometheus.Counter
 	discarded       *prometheus.CounterVec
 	running         prometheus.Gauge
 	creditWithheld  prometheus.Gauge
@@ -37,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_worker_jobs_received_total",
-			Help: "Jobs received from the bridge.",
+			Help: "Jobs received from the bridge (or from gearmand with --transport=gearman).",
 		}),
 		resultsSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_worker_results_sent_total",
@@ -62,6 +63,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		tooOld: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_worker_jobs_too_old_total",
 			Help: "Jobs answered with \"could not start check in time\" because they were older than max-age.",
+		}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_jobs_invalid_total",
+			Help: "Jobs from gearmand that could not be decoded (wrong key, garbage) and were failed (--transport=gearman).",
 		}),
 		discarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gearbridge_worker_jobs_discarded_total",
@@ -91,7 +96,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
-		m.received, m.resultsSent, m.resultsResent, m.acks, m.cancelled, m.timeouts, m.tooOld,
+		m.received, m.resultsSent, m.resultsResent, m.acks, m.cancelled, m.timeouts, m.tooOld, m.invalid,
 		m.discarded, m.running, m.creditWithheld, m.reconnects, m.connectFailures,
 	} {
 		if err := reg.Register(c); err != nil {

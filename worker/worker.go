@@ -56,28 +56,9 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if deps.Credentials == nil {
 		return nil, errors.New("worker: no transport credentials for the bridge connection")
 	}
-	base := plugin.DefaultOptions()
-	base.Identifier = cfg.Identifier
-	base.TimeoutReturn = cfg.TimeoutReturn
-	base.MaxOutput = cfg.OutputCap
-	base.ShowErrorOutput = cfg.ShowErrorOutput
-	base.InternalCheckDummy = cfg.InternalCheckDummy
-	base.RestrictPath = cfg.RestrictPath
-	base.RestrictCommandCharacters = cfg.RestrictCommandCharacters
-	if err := base.Validate(); err != nil {
-		return nil, fmt.Errorf("worker config: plugin options: %w", err)
-	}
-	m, err := newMetrics(deps.Registerer)
+	base, m, log, load, err := commonParts(cfg, deps)
 	if err != nil {
 		return nil, err
-	}
-	log := deps.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	load := deps.Load
-	if load == nil {
-		load = SystemLoad
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(deps.Credentials),
@@ -110,6 +91,35 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		base:     base,
 		renew:    deps.Renew,
 	}, nil
+}
+
+// commonParts builds what both transports need from cfg and deps: the
+// plugin options, the metrics, the logger and the load reader.
+func commonParts(cfg Config, deps Deps) (plugin.Options, *metrics, *slog.Logger, func() ([3]float64, error), error) {
+	base := plugin.DefaultOptions()
+	base.Identifier = cfg.Identifier
+	base.TimeoutReturn = cfg.TimeoutReturn
+	base.MaxOutput = cfg.OutputCap
+	base.ShowErrorOutput = cfg.ShowErrorOutput
+	base.InternalCheckDummy = cfg.InternalCheckDummy
+	base.RestrictPath = cfg.RestrictPath
+	base.RestrictCommandCharacters = cfg.RestrictCommandCharacters
+	if err := base.Validate(); err != nil {
+		return base, nil, nil, nil, fmt.Errorf("worker config: plugin options: %w", err)
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return base, nil, nil, nil, err
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	load := deps.Load
+	if load == nil {
+		load = SystemLoad
+	}
+	return base, m, log, load, nil
 }
 
 // Run serves the configured queues until ctx ends, reconnecting to the

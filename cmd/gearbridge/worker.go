@@ -21,8 +21,19 @@ import (
 	"github.com/gearbridge/gearbridge/internal/buildinfo"
 	"github.com/gearbridge/gearbridge/internal/config"
 	"github.com/gearbridge/gearbridge/internal/enroll"
+	"github.com/gearbridge/gearbridge/modgearman"
 	"github.com/gearbridge/gearbridge/modgearman/classicconf"
 	"github.com/gearbridge/gearbridge/worker"
+)
+
+// The worker's transports.
+const (
+	// transportBridge: jobs come from a bridge over mutual-TLS gRPC; the
+	// worker never holds the Gearman key.
+	transportBridge = "bridge"
+	// transportGearman: jobs come straight from gearmand, as with a
+	// classic worker, which needs the key.
+	transportGearman = "gearman"
 )
 
 // defaultBridge is where a worker looks for the bridge when none is given:
@@ -33,6 +44,11 @@ const defaultBridge = "localhost:4731"
 // GEARBRIDGE_* variables and flags; keys are spelled like the flags. A
 // classic mod_gearman_worker.conf is mapped onto it first.
 type workerOptions struct {
+	Transport                 string        `mapstructure:"transport"`
+	Servers                   []string      `mapstructure:"server"`
+	Key                       string        `mapstructure:"key"`
+	KeyFile                   string        `mapstructure:"keyfile"`
+	Encryption                bool          `mapstructure:"encryption"`
 	Bridge                    []string      `mapstructure:"bridge"`
 	TLSCA                     string        `mapstructure:"tls-ca"`
 	TLSCert                   string        `mapstructure:"tls-cert"`
@@ -67,6 +83,8 @@ type workerOptions struct {
 func defaultWorkerOptions() workerOptions {
 	d := worker.DefaultConfig()
 	return workerOptions{
+		Transport:          transportBridge,
+		Encryption:         true,
 		Bridge:             []string{defaultBridge},
 		MaxWorkers:         d.Slots,
 		JobTimeout:         d.JobTimeout,
@@ -102,10 +120,18 @@ certificate.
 
 With --state-dir DIR (filled by gearbridge worker enroll) no --tls-* flags are
 needed, and the worker renews its certificate over its connection to the
-bridge when less than a third of its lifetime is left.`,
+bridge when less than a third of its lifetime is left.
+
+--transport=gearman makes it a drop-in classic worker on the central site:
+it takes jobs straight from --server (default localhost:4730) with the
+classic key (--key, --keyfile, --encryption, or server=, key= and keyfile=
+of a classic mod_gearman_worker.conf), submits results to each job's result
+queue before completing the job, and answers worker_<identifier> pings. It
+needs no bridge and no certificates.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
+	f.String("transport", transportBridge, "where jobs come from: bridge (over mutual-TLS gRPC) or gearman (straight from --server with the classic key, as a classic worker)")
 	f.Bool("hosts", false, "run host checks (queue host)")
 	f.Bool("services", false, "run service checks (queue service)")
 	f.Bool("eventhandler", false, "run event handlers (queue eventhandler)")
@@ -214,16 +240,21 @@ gearbridge ` + parent + ` --bridge HOST:PORT --state-dir DIR ...`,
 func loadWorkerOptions(fs *pflag.FlagSet, file string) (workerOptions, []string, error) {
 	opts := defaultWorkerOptions()
 	var notes []string
+	var classic *classicconf.Config
 	if isClassicConf(file) {
 		cc, err := classicconf.ParseFile(file)
 		if err != nil {
 			return opts, nil, fmt.Errorf("classic config: %w", err)
 		}
 		notes = opts.applyClassic(cc)
+		classic = &cc
 		file = "" // the flags and the environment still apply on top
 	}
 	if err := config.Load(&opts, file, fs); err != nil {
 		return opts, nil, err
+	}
+	if classic != nil {
+		notes = append(notes, opts.unusedClassic(*classic)...)
 	}
 	return opts, notes, nil
 }
@@ -258,12 +289,26 @@ func (o *workerOptions) applyClassic(c classicconf.Config) []string {
 	if c.Debug > 0 {
 		o.LogLevel = "debug"
 	}
-	notes := append([]string(nil), c.Warnings...)
-	if len(c.Servers) > 0 || len(c.DupServers) > 0 {
-		notes = append(notes, "server and dupserver are not used: a remote worker talks to --bridge, and the bridge to gearmand")
+	// Used with --transport=gearman.
+	o.Servers = c.Servers
+	o.Key, o.KeyFile, o.Encryption = c.Key, c.KeyFile, c.Encryption
+	return append([]string(nil), c.Warnings...)
+}
+
+// unusedClassic notes the options of a classic file that the chosen
+// transport does not use.
+func (o workerOptions) unusedClassic(c classicconf.Config) []string {
+	var notes []string
+	if o.Transport == transportBridge {
+		if len(c.Servers) > 0 {
+			notes = append(notes, "server is not used: a remote worker talks to --bridge, and the bridge to gearmand (or use --transport=gearman)")
+		}
+		if c.Key != "" || c.KeyFile != "" {
+			notes = append(notes, "key and keyfile are not used: the bridge decrypts jobs, a remote worker never needs the key")
+		}
 	}
-	if c.Key != "" || c.KeyFile != "" {
-		notes = append(notes, "key and keyfile are not used: the bridge decrypts jobs, a remote worker never needs the key")
+	if len(c.DupServers) > 0 {
+		notes = append(notes, "dupserver is not used: results go to the job's result queue only")
 	}
 	return notes
 }
@@ -297,6 +342,13 @@ func (o workerOptions) workerConfig(hostname func() (string, error)) (worker.Con
 	cfg.RestrictPath = o.RestrictPath
 	cfg.RestrictCommandCharacters = o.RestrictCommandCharacters
 	cfg.DrainTimeout = o.DrainTimeout
+	switch o.Transport {
+	case transportBridge:
+	case transportGearman:
+		return cfg, nil // NewGearman checks cfg without bridges
+	default:
+		return cfg, fmt.Errorf("transport: %q: want bridge or gearman", o.Transport)
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("worker config: %w", err)
 	}
@@ -342,8 +394,58 @@ func (o workerOptions) queues() []string {
 	return q
 }
 
+// gearmanOptions are the gearmand servers and the codec of
+// --transport=gearman.
+func (o workerOptions) gearmanOptions() (worker.GearmanOptions, error) {
+	servers, err := normalizeServers(o.Servers)
+	if err != nil {
+		return worker.GearmanOptions{}, err
+	}
+	if len(servers) == 0 {
+		servers = []string{"localhost:4730"}
+	}
+	key, err := resolveKey(o.Key, o.KeyFile)
+	if err != nil {
+		return worker.GearmanOptions{}, err
+	}
+	if o.Encryption && key == "" {
+		return worker.GearmanOptions{}, errors.New("--transport=gearman: encryption is on but no key is given (--key, --keyfile or --encryption=no)")
+	}
+	codec, err := modgearman.NewCodec(key, o.Encryption)
+	if err != nil {
+		return worker.GearmanOptions{}, err
+	}
+	return worker.GearmanOptions{Servers: servers, Codec: codec}, nil
+}
+
+// runGearmanWorker runs a --transport=gearman worker until ctx ends and it
+// has drained.
+func runGearmanWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger) error {
+	g, err := opts.gearmanOptions()
+	if err != nil {
+		return usageError(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	w, err := worker.NewGearman(cfg, g, worker.Deps{Logger: log, Registerer: reg, Version: buildinfo.Get().Version})
+	if err != nil {
+		return usageError(err)
+	}
+	if opts.MetricsListen != "" {
+		stop, err := serveMetrics(opts.MetricsListen, reg)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	return w.Run(ctx)
+}
+
 // runWorker runs the worker until ctx ends and it has drained.
 func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger) error {
+	if opts.Transport == transportGearman {
+		return runGearmanWorker(ctx, opts, cfg, log)
+	}
 	var tlsReloader *certs.Reloader
 	var err error
 	if opts.renews() {

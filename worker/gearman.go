@@ -1,0 +1,365 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/modgearman"
+	"github.com/gearbridge/gearbridge/plugin"
+)
+
+// GearmanOptions connect a worker straight to gearmand, the way a classic
+// Mod-Gearman worker works (`gearbridge worker --transport=gearman`): it
+// holds the key, decodes jobs and encodes results itself. For a site that
+// must not hold the key, use the bridge instead.
+type GearmanOptions struct {
+	// Servers are the gearmand addresses (host:port). The worker takes jobs
+	// from every one of them and submits results to the first that
+	// accepts, as classic workers do.
+	Servers []string
+	// Codec decodes jobs and encodes results with the classic key.
+	Codec *modgearman.Codec
+	// ResultQueue is used for jobs that name no result queue; empty means
+	// "check_results".
+	ResultQueue string
+}
+
+// GearmanWorker runs jobs from gearmand directly. Create it with
+// [NewGearman] and start it with [GearmanWorker.Run].
+type GearmanWorker struct {
+	cfg     Config
+	g       GearmanOptions
+	log     *slog.Logger
+	m       *metrics
+	load    func() ([3]float64, error)
+	base    plugin.Options
+	version string
+	source  string
+	status  string // worker_<identifier>
+
+	// slots holds a token for every plugin running and every GRAB in
+	// flight, so that at most Slots jobs are taken from all servers
+	// together and none is grabbed ahead of a free slot.
+	slots      chan struct{}
+	overloaded atomic.Bool
+	busy       atomic.Int64
+	done       atomic.Uint64
+	started    atomic.Bool
+}
+
+// NewGearman checks cfg (Bridges are not used) and builds a worker for the
+// gearmand servers of g. It connects nothing until Run.
+func NewGearman(cfg Config, g GearmanOptions, deps Deps) (*GearmanWorker, error) {
+	if err := cfg.validate(false); err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	if len(g.Servers) == 0 {
+		return nil, errors.New("worker: --transport=gearman needs at least one gearmand (--server)")
+	}
+	if g.Codec == nil {
+		return nil, errors.New("worker: --transport=gearman needs the classic key (--key or --keyfile, or --encryption=no)")
+	}
+	if g.ResultQueue == "" {
+		g.ResultQueue = "check_results"
+	}
+	base, m, log, load, err := commonParts(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	return &GearmanWorker{
+		cfg:     cfg,
+		g:       g,
+		log:     log.With("identifier", cfg.Identifier),
+		m:       m,
+		load:    load,
+		base:    base,
+		version: deps.Version,
+		// The classic Go worker's source text.
+		source: "Mod-Gearman Worker @ " + cfg.Identifier,
+		status: modgearman.StatusQueuePrefix + cfg.Identifier,
+		slots:  make(chan struct{}, cfg.Slots),
+	}, nil
+}
+
+// Run serves the configured queues and the status queue on every server
+// until ctx ends, reconnecting as needed. Then it drains: it takes no new
+// jobs and lets running plugins finish and their results reach gearmand,
+// bounded by Config.DrainTimeout. Jobs cut off by the bound are not
+// completed; closing their connection makes gearmand requeue them. Run
+// returns when every goroutine it started has finished. It may be called
+// only once.
+func (w *GearmanWorker) Run(ctx context.Context) error {
+	if !w.started.CompareAndSwap(false, true) {
+		return errors.New("worker: Run called twice")
+	}
+	jobCtx, cancelJobs := context.WithCancel(context.Background())
+	defer cancelJobs()
+	results := gearman.NewClient(w.g.Servers, gearman.ClientOptions{Logger: w.log})
+	defer results.Close()
+
+	var wg sync.WaitGroup
+	if w.cfg.loadLimited() {
+		wg.Go(func() { w.watchLoad(ctx) })
+	}
+	for _, srv := range w.g.Servers {
+		wg.Go(func() { w.serveServer(ctx, jobCtx, srv, results) })
+	}
+	w.log.Info("worker started on gearmand", "servers", w.g.Servers, "queues", w.cfg.Queues, "max_workers", w.cfg.Slots)
+	<-ctx.Done()
+	w.log.Info("draining: no new jobs; waiting for running checks", "running", w.busy.Load(), "timeout", w.cfg.DrainTimeout)
+	finished := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-time.After(w.cfg.DrainTimeout):
+		w.log.Warn("drain timed out; killing running plugins, gearmand requeues their jobs", "running", w.busy.Load())
+		cancelJobs()
+		<-finished
+	}
+	w.log.Info("worker stopped", "jobs_done", w.done.Load())
+	return nil
+}
+
+// watchLoad keeps overloaded up to date while a load limit is set.
+func (w *GearmanWorker) watchLoad(ctx context.Context) {
+	t := time.NewTicker(w.cfg.LoadInterval)
+	defer t.Stop()
+	logged := false
+	for {
+		v, err := w.load()
+		switch {
+		case err != nil:
+			if !logged {
+				w.log.Warn("cannot read the load; load limits are not applied", "err", err)
+				logged = true
+			}
+			w.overloaded.Store(false)
+		default:
+			logged = false
+			over := w.cfg.overLimit(v)
+			if over != w.overloaded.Swap(over) {
+				if over {
+					w.log.Info("load above the limits; taking no new jobs", "load1", v[0], "load5", v[1], "load15", v[2])
+				} else {
+					w.log.Info("load below the limits again; taking jobs", "load1", v[0], "load5", v[1], "load15", v[2])
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// serveServer keeps one worker connection to server, with one grab loop
+// per slot, until ctx ends.
+func (w *GearmanWorker) serveServer(ctx, jobCtx context.Context, server string, results *gearman.Client) {
+	bo := newRetryBackoff(w.cfg.BackoffMin, w.cfg.BackoffMax)
+	first := true
+	for ctx.Err() == nil {
+		wc, err := w.connect(ctx, server)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d := bo.next()
+			w.m.connectFailures.Inc()
+			w.log.Warn("cannot connect to gearmand; retrying", "server", server, "in", d, "err", err)
+			sleepFor(ctx, d)
+			continue
+		}
+		bo.reset()
+		if !first {
+			w.m.reconnects.Inc()
+		}
+		first = false
+		w.log.Info("connected to gearmand", "server", server)
+		var loops sync.WaitGroup
+		for range w.cfg.Slots {
+			loops.Go(func() { w.grabLoop(ctx, jobCtx, wc, server, results) })
+		}
+		loops.Wait()
+		cause := wc.Err()
+		// Unfinished jobs (cut off by the drain timeout) go back to the
+		// queue.
+		wc.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		d := bo.next()
+		w.log.Warn("gearmand connection lost; reconnecting", "server", server, "in", d, "err", cause)
+		sleepFor(ctx, d)
+	}
+}
+
+func (w *GearmanWorker) connect(ctx context.Context, server string) (*gearman.WorkerConn, error) {
+	wc, err := gearman.DialWorker(ctx, server, gearman.WorkerOptions{Logger: w.log, ClientID: w.cfg.Identifier})
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range append(append([]string(nil), w.cfg.Queues...), w.status) {
+		if err := wc.CanDo(q); err != nil {
+			wc.Close()
+			return nil, fmt.Errorf("register queue %q on %s: %w", q, server, err)
+		}
+	}
+	return wc, nil
+}
+
+// grabLoop takes one job at a time while a slot is free and the load
+// allows it, and sleeps on the connection when gearmand has none.
+func (w *GearmanWorker) grabLoop(ctx, jobCtx context.Context, wc *gearman.WorkerConn, server string, results *gearman.Client) {
+	for {
+		for w.overloaded.Load() {
+			if !sleepFor(ctx, w.cfg.LoadInterval) {
+				return
+			}
+		}
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		job, err := wc.TryGrab(ctx)
+		if err != nil || job == nil {
+			<-w.slots
+			if err != nil {
+				return // ctx ended or the connection is gone
+			}
+			if err := wc.Sleep(ctx); err != nil {
+				return
+			}
+			continue
+		}
+		w.handle(jobCtx, wc, server, job, results)
+		<-w.slots
+	}
+}
+
+// handle runs one job and answers it: a status ping with the status line,
+// a check with its result on the result queue before the job is
+// completed, an event handler or notification by completing it.
+func (w *GearmanWorker) handle(ctx context.Context, wc *gearman.WorkerConn, server string, gj *gearman.Job, results *gearman.Client) {
+	if gj.Function == w.status {
+		text := modgearman.WorkerStatus(w.cfg.Identifier, w.cfg.Slots, int(w.busy.Load()), w.version, w.done.Load())
+		if err := wc.Complete(gj.Handle, []byte(text)); err != nil {
+			w.log.Debug("answer status ping", "err", err)
+		}
+		return
+	}
+	plain, err := w.g.Codec.Decode(gj.Data)
+	var job modgearman.Job
+	if err == nil {
+		job, err = modgearman.ParseJob(plain)
+	}
+	if err != nil {
+		// No worker with this key can run it: fail it, as classic workers
+		// do, and count it.
+		w.m.invalid.Inc()
+		w.log.Error("discarded invalid job; check the encryption key", "server", server, "queue", gj.Function, "handle", gj.Handle, "err", err)
+		if ferr := wc.Fail(gj.Handle); ferr != nil {
+			w.log.Debug("fail invalid job", "handle", gj.Handle, "err", ferr)
+		}
+		return
+	}
+	w.m.received.Inc()
+	res, ran := w.run(ctx, job)
+	if !ran {
+		// Cut off by the drain timeout: not completed, so gearmand
+		// requeues it when the connection closes.
+		w.m.discarded.WithLabelValues(discardDrainTimeout).Inc()
+		return
+	}
+	if job.Type.HasResult() {
+		if !w.submit(ctx, job, res, results) {
+			w.m.discarded.WithLabelValues(discardDrainTimeout).Inc()
+			return
+		}
+	}
+	if err := wc.Complete(gj.Handle, nil); err != nil {
+		// After a gearmand restart the handle is unknown; the result is on
+		// the result queue, which is what counts.
+		w.log.Debug("complete job", "handle", gj.Handle, "err", err)
+	}
+	w.done.Add(1)
+}
+
+// run runs the job's plugin, or answers it as too old. It reports false
+// when ctx ended while the plugin ran.
+func (w *GearmanWorker) run(ctx context.Context, job modgearman.Job) (modgearman.Result, bool) {
+	now := time.Now()
+	if w.cfg.MaxAge > 0 && !job.CoreTime.IsZero() && now.Sub(job.CoreTime) > w.cfg.MaxAge {
+		w.m.tooOld.Inc()
+		w.log.Info("job older than max-age; not started", "host", job.HostName, "service", job.ServiceDescription)
+		return job.Answer(3, "Could not start check in time (worker: "+w.cfg.Identifier+")", now, now, w.source), true
+	}
+	opt := w.base
+	opt.Timeout = w.cfg.JobTimeout
+	if job.Timeout > 0 {
+		opt.Timeout = job.Timeout
+	}
+	opt.Kind = plugin.KindOf(string(job.Type))
+	w.m.running.Set(float64(w.busy.Add(1)))
+	r := plugin.Run(ctx, job.CommandLine, opt)
+	w.m.running.Set(float64(w.busy.Add(-1)))
+	if ctx.Err() != nil {
+		return modgearman.Result{}, false
+	}
+	if r.EarlyTimeout {
+		w.m.timeouts.Inc()
+	}
+	if r.Err != nil {
+		w.log.Warn("plugin could not be run", "host", job.HostName, "service", job.ServiceDescription, "err", r.Err)
+	}
+	return job.Answer(r.ReturnCode, r.Output, r.StartTime, r.FinishTime, w.source), true
+}
+
+// submit puts the result on the job's result queue, retrying until gearmand
+// takes it or ctx ends (then it reports false).
+func (w *GearmanWorker) submit(ctx context.Context, job modgearman.Job, res modgearman.Result, results *gearman.Client) bool {
+	queue := job.ResultQueue
+	if queue == "" {
+		queue = w.g.ResultQueue
+	}
+	payload := w.g.Codec.Encode(res.Marshal())
+	bo := newRetryBackoff(50*time.Millisecond, 2*time.Second)
+	for {
+		_, err := results.Submit(ctx, queue, "", payload, gearman.PriorityNormal, true)
+		if err == nil {
+			w.m.resultsSent.Inc()
+			return true
+		}
+		if ctx.Err() != nil {
+			w.log.Error("result not submitted before the drain timeout; gearmand requeues the job", "host", job.HostName, "service", job.ServiceDescription, "err", err)
+			return false
+		}
+		d := bo.next()
+		w.log.Warn("submit result failed; retrying", "queue", queue, "in", d, "err", err)
+		if !sleepFor(ctx, d) {
+			return false
+		}
+	}
+}
+
+// sleepFor waits d or until ctx ends; it reports whether d passed.
+func sleepFor(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,194 @@
+package worker
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/internal/gearmantest"
+	"github.com/gearbridge/gearbridge/modgearman"
+)
+
+const gearmanKey = "gearman_transport_key"
+
+// startGearmanWorker runs a --transport=gearman worker on srv until the
+// test ends.
+func startGearmanWorker(t *testing.T, srv *gearmantest.Server, cfg Config) *GearmanWorker {
+	t.Helper()
+	codec, err := modgearman.NewCodec(gearmanKey, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewGearman(cfg, GearmanOptions{Servers: []string{srv.Addr()}, Codec: codec}, Deps{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("worker did not stop")
+		}
+	})
+	return w
+}
+
+func gearmanConfig(queues ...string) Config {
+	cfg := DefaultConfig()
+	cfg.Identifier = "wg1"
+	cfg.Queues = queues
+	cfg.Slots = 2
+	cfg.DrainTimeout = 5 * time.Second
+	return cfg
+}
+
+// TestGearmanTransport: jobs in the classic format from a real gearmand are
+// run and answered as a classic worker answers them: a check's result on
+// its result queue, an event handler only run, a job that does not decode
+// failed and counted, and the status queue answered.
+func TestGearmanTransport(t *testing.T) {
+	srv := gearmantest.Start(t)
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "handler.log")
+	w := startGearmanWorker(t, srv, gearmanConfig("service", "eventhandler"))
+
+	codec, _ := modgearman.NewCodec(gearmanKey, true)
+	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	core := time.Unix(1700000000, 500000000)
+	submit := func(queue string, j modgearman.Job) {
+		t.Helper()
+		if _, err := client.Submit(ctx, queue, "", codec.Encode(j.Marshal()), gearman.PriorityNormal, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit("service", modgearman.Job{Type: modgearman.JobService, ResultQueue: "my_results", HostName: "web1",
+		ServiceDescription: "disk", CoreTime: core, Timeout: 10 * time.Second,
+		CommandLine: `/bin/sh -c 'printf "WARNING - 91%% used\nsecond line|used=91%%"; exit 1'`})
+	submit("eventhandler", modgearman.Job{Type: modgearman.JobEventHandler, StartTime: core, CoreTime: core,
+		CommandLine: "/bin/sh -c 'echo handled >> " + ran + "'"})
+	if _, err := client.Submit(ctx, "service", "", []byte("not a payload"), gearman.PriorityNormal, true); err != nil {
+		t.Fatal(err)
+	}
+
+	wc, err := gearman.DialWorker(ctx, srv.Addr(), gearman.WorkerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	if err := wc.CanDo("my_results"); err != nil {
+		t.Fatal(err)
+	}
+	gj, err := wc.Grab(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = wc.Complete(gj.Handle, nil)
+	plain, err := codec.Decode(gj.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := modgearman.ParseResult(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HostName != "web1" || r.ServiceDescription != "disk" || r.ReturnCode != 1 ||
+		r.Output != "WARNING - 91% used\nsecond line|used=91%" || !r.CoreStartTime.Equal(core) ||
+		r.Source != "Mod-Gearman Worker @ wg1" || r.Type != modgearman.ResultActive || r.StartTime.After(r.FinishTime) {
+		t.Fatalf("result %+v", r)
+	}
+	if !strings.Contains(string(plain), `output=WARNING - 91% used\nsecond line|used=91%`) {
+		t.Fatalf("output not escaped on the wire: %q", plain)
+	}
+
+	// The status queue answers check_gearman's ping with the Go worker's
+	// text.
+	reply, err := client.Do(ctx, "worker_wg1", "check", []byte("check"), gearman.PriorityHigh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(reply), "wg1 has 2 worker and is working on ") || !strings.Contains(string(reply), "Version: test|worker=2;;;2;2 jobs=") {
+		t.Fatalf("status reply %q", reply)
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(ran)
+		if testutil.ToFloat64(w.m.invalid) == 1 && string(b) == "handled\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event handler log %q, invalid jobs %v", b, testutil.ToFloat64(w.m.invalid))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The event handler sent no result: nothing else is on my_results, and
+	// the service queue is empty (the bad job was failed, not requeued).
+	if extra, err := wc.TryGrab(ctx); err != nil || extra != nil {
+		t.Fatalf("unexpected result %v, %v", extra, err)
+	}
+}
+
+// TestGearmanTransportTakesNoMoreThanItsSlots: with 2 slots and 5 slow
+// checks queued, 3 stay in gearmand for others to take.
+func TestGearmanTransportTakesNoMoreThanItsSlots(t *testing.T) {
+	srv := gearmantest.Start(t)
+	startGearmanWorker(t, srv, gearmanConfig("service"))
+	codec, _ := modgearman.NewCodec(gearmanKey, true)
+	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 5 {
+		j := modgearman.Job{Type: modgearman.JobService, ResultQueue: "check_results", HostName: "h", ServiceDescription: string(rune('a' + i)),
+			Timeout: 10 * time.Second, CommandLine: "/bin/sleep 3"}
+		if _, err := client.Submit(ctx, "service", "", codec.Encode(j.Marshal()), gearman.PriorityNormal, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := gearman.NewAdmin(srv.Addr(), gearman.AdminOptions{})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := admin.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range st {
+			if f.Name == "service" && f.Running == 2 && f.Total == 5 {
+				time.Sleep(300 * time.Millisecond) // and it stays so
+				if st2, _ := admin.Status(ctx); running(st2, "service") != 2 {
+					t.Fatalf("running %d after a pause, want 2", running(st2, "service"))
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v: want 2 of 5 running", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func running(st []gearman.FunctionStatus, fn string) int {
+	for _, f := range st {
+		if f.Name == fn {
+			return f.Running
+		}
+	}
+	return -1
+}

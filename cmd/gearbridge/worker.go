@@ -255,6 +255,12 @@ func loadWorkerOptions(fs *pflag.FlagSet, file string) (workerOptions, []string,
 	}
 	if classic != nil {
 		notes = append(notes, opts.unusedClassic(*classic)...)
+		if opts.Transport == transportGearman && !classic.SetByHand.AnyQueue() && len(opts.queues()) == 0 {
+			// The classic worker's rule. Not for a remote worker: generic
+			// queues would draw the central site's checks to it.
+			opts.Hosts, opts.Services, opts.EventHandler, opts.Notifications = true, true, true, true
+			notes = append(notes, "no queue option given: serving hosts, services, eventhandler and notifications, as the classic worker does")
+		}
 	}
 	return opts, notes, nil
 }

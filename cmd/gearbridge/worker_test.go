@@ -366,3 +366,30 @@ func writeTestFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestWorkerClassicConfigWithoutQueues: a classic file without any queue
+// option serves hosts, services, event handlers and notifications with
+// --transport=gearman, as the classic worker does; a remote worker refuses
+// it instead of asking the bridge for the central site's generic queues.
+func TestWorkerClassicConfigWithoutQueues(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mod_gearman_worker.conf")
+	writeTestFile(t, file, "server=localhost:4730\nkey=secret\nmax-worker=4\n")
+	_, notes, cfg, err := parseWorkerFlags(t, "--config", file, "--transport=gearman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"host", "service", "eventhandler", "notification"}; !slices.Equal(cfg.Queues, want) {
+		t.Fatalf("queues %v, want %v", cfg.Queues, want)
+	}
+	if !strings.Contains(strings.Join(notes, "\n"), "as the classic worker does") {
+		t.Fatalf("notes %q", notes)
+	}
+	// A queue flag is a choice by hand: only that queue.
+	if _, _, cfg, err = parseWorkerFlags(t, "--config", file, "--transport=gearman", "--hostgroups", "dmz"); err != nil || !slices.Equal(cfg.Queues, []string{"hostgroup_dmz"}) {
+		t.Fatalf("queues %v, %v", cfg.Queues, err)
+	}
+	_, _, _, err = parseWorkerFlags(t, append([]string{"--config", file}, tlsFlags...)...)
+	if err == nil || !strings.Contains(err.Error(), "at least one queue") {
+		t.Fatalf("remote worker without queues: err = %v", err)
+	}
+}

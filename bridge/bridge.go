@@ -55,8 +55,9 @@ type Config struct {
 	// sender rule allows their identity. Off by default: a worker's
 	// certificate then cannot send passive results.
 	WorkersMaySend bool
-	// DupServers get a copy of every passive result, like the classic
-	// dupserver option (every entry gets one).
+	// DupServers get a copy of every result, like the classic dupserver
+	// option (every entry gets one): passive results as sent, worker
+	// results as passive results (the classic dup_results_are_passive=yes).
 	DupServers []string
 	// ResumeGrace is how long a session outlives its stream, waiting for the
 	// worker to reconnect.

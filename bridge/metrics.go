@@ -76,7 +76,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		dupErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_bridge_dupserver_errors_total",
-			Help: "Copies of passive results that a dupserver did not take.",
+			Help: "Result copies that a dupserver did not take.",
 		}),
 		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gearbridge_bridge_job_duration_seconds",

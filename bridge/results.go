@@ -103,18 +103,23 @@ func (b *Bridge) submitPassive(ctx context.Context, id Identity, results []*pb.P
 			}
 			st.Accepted = true
 			b.m.passiveAccepted.Inc()
-			for _, d := range b.dups {
-				// A copy is best effort, as with classic dupservers: the
-				// result is already on the primary result queue.
-				if _, err := d.Submit(ctx, b.cfg.ResultQueue, "", payload, gearman.PriorityNormal, true); err != nil {
-					b.m.dupErrors.Inc()
-					b.log.Warn("dupserver did not take a result copy", "err", err)
-				}
-			}
+			b.copyToDups(ctx, b.cfg.ResultQueue, payload)
 		}()
 	}
 	wg.Wait()
 	return out
+}
+
+// copyToDups gives every dupserver a copy of a result that is already on
+// the primary result queue. A copy is best effort, as with classic
+// dupservers: a failure is logged and counted, and the result stands.
+func (b *Bridge) copyToDups(ctx context.Context, queue string, payload []byte) {
+	for i, d := range b.dups {
+		if _, err := d.Submit(ctx, queue, "", payload, gearman.PriorityNormal, true); err != nil {
+			b.m.dupErrors.Inc()
+			b.log.Warn("dupserver did not take a result copy", "dupserver", b.cfg.DupServers[i], "queue", queue, "err", err)
+		}
+	}
 }
 
 // passiveResult validates one result and builds its classic form (wire

@@ -620,6 +620,13 @@ func (s *session) finish(ij *inflightJob, res modgearman.Result, timedOut bool) 
 			s.log.Warn("submit result failed; retrying", "queue", queue, "in", d, "err", err)
 			sleepCtx(s.ctx, d)
 		}
+		if len(s.b.dups) > 0 {
+			// As a classic worker with dup_results_are_passive=yes (its
+			// default): the copy feeds a second core as a passive result.
+			dup := res
+			dup.Type = modgearman.ResultPassive
+			s.b.copyToDups(s.ctx, queue, s.b.codec.Encode(dup.Marshal()))
+		}
 	}
 	if wc := ij.conn.get(); wc != nil {
 		// After a gearmand restart the handle is unknown; the result is

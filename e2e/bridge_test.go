@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gearbridge/gearbridge/internal/gearmantest"
 	"github.com/gearbridge/gearbridge/modgearman"
 )
 
@@ -415,5 +416,27 @@ func TestTopShowsQueuesAndSessions(t *testing.T) {
 	b, _ := cmd.CombinedOutput()
 	if !strings.Contains(string(b), "PermissionDenied") {
 		t.Errorf("a worker certificate read the bridge status:\n%s", b)
+	}
+}
+
+// TestDupServerGetsWorkerResults: with --dupserver, a remote worker's check
+// result also goes to the second gearmand, as a passive result, as classic
+// workers with dup_results_are_passive=yes send it; the primary result
+// stays active.
+func TestDupServerGetsWorkerResults(t *testing.T) {
+	c := newCluster(t)
+	dup := gearmantest.Start(t)
+	check, _ := writePlugins(t, c.dir)
+	_, baddr := c.startBridge("bridge", "127.0.0.1:0", "--dupserver", dup.Addr())
+	c.startWorker("w1", baddr, "--services", "--hosts")
+	primary := c.runOneCheck(check, 7)
+	if primary.Type != modgearman.ResultActive {
+		t.Fatalf("primary result type %q", primary.Type)
+	}
+	copies := c.collectFrom(dup.Addr(), "check_results", time.Minute, func(got []result) bool { return len(got) >= 1 })
+	r := copies[0]
+	if r.Type != modgearman.ResultPassive || r.HostName != primary.HostName || r.ReturnCode != primary.ReturnCode ||
+		r.Output != primary.Output || !r.FinishTime.Equal(primary.FinishTime) {
+		t.Fatalf("copy %+v\nprimary %+v", r.Result, primary.Result)
 	}
 }

@@ -250,9 +250,15 @@ func (c *cluster) collectHosts(queue string, want map[string]bool, timeout time.
 // test when timeout passes first.
 func (c *cluster) collectUntil(queue string, timeout time.Duration, done func([]result) bool) []result {
 	c.t.Helper()
+	return c.collectFrom(c.gm.Addr(), queue, timeout, done)
+}
+
+// collectFrom is collectUntil on the gearmand at addr.
+func (c *cluster) collectFrom(addr, queue string, timeout time.Duration, done func([]result) bool) []result {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	wc, err := gearman.DialWorker(ctx, c.gm.Addr(), gearman.WorkerOptions{ClientID: "e2e-results"})
+	wc, err := gearman.DialWorker(ctx, addr, gearman.WorkerOptions{ClientID: "e2e-results"})
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -23,6 +23,10 @@ type GearmanOptions struct {
 	// from every one of them and submits results to the first that
 	// accepts, as classic workers do.
 	Servers []string
+	// DupServers each get a copy of every check result, as a passive
+	// result (the classic dupserver option with dup_results_are_passive=yes,
+	// its default). A copy is best effort: a failure is logged and counted.
+	DupServers []string
 	// Codec decodes jobs and encodes results with the classic key.
 	Codec *modgearman.Codec
 	// ResultQueue is used for jobs that name no result queue; empty means
@@ -47,6 +51,7 @@ type GearmanWorker struct {
 	// flight, so that at most Slots jobs are taken from all servers
 	// together and none is grabbed ahead of a free slot.
 	slots      chan struct{}
+	dups       []*gearman.Client // set by Run before any job
 	overloaded atomic.Bool
 	busy       atomic.Int64
 	done       atomic.Uint64
@@ -102,6 +107,11 @@ func (w *GearmanWorker) Run(ctx context.Context) error {
 	defer cancelJobs()
 	results := gearman.NewClient(w.g.Servers, gearman.ClientOptions{Logger: w.log})
 	defer results.Close()
+	for _, d := range w.g.DupServers {
+		c := gearman.NewClient([]string{d}, gearman.ClientOptions{Logger: w.log})
+		defer c.Close()
+		w.dups = append(w.dups, c)
+	}
 
 	var wg sync.WaitGroup
 	if w.cfg.loadLimited() {
@@ -338,6 +348,7 @@ func (w *GearmanWorker) submit(ctx context.Context, job modgearman.Job, res modg
 		_, err := results.Submit(ctx, queue, "", payload, gearman.PriorityNormal, true)
 		if err == nil {
 			w.m.resultsSent.Inc()
+			w.copyToDups(ctx, queue, res)
 			return true
 		}
 		if ctx.Err() != nil {
@@ -348,6 +359,21 @@ func (w *GearmanWorker) submit(ctx context.Context, job modgearman.Job, res modg
 		w.log.Warn("submit result failed; retrying", "queue", queue, "in", d, "err", err)
 		if !sleepFor(ctx, d) {
 			return false
+		}
+	}
+}
+
+// copyToDups sends res as a passive result to every dupserver.
+func (w *GearmanWorker) copyToDups(ctx context.Context, queue string, res modgearman.Result) {
+	if len(w.dups) == 0 {
+		return
+	}
+	res.Type = modgearman.ResultPassive
+	payload := w.g.Codec.Encode(res.Marshal())
+	for i, d := range w.dups {
+		if _, err := d.Submit(ctx, queue, "", payload, gearman.PriorityNormal, true); err != nil {
+			w.m.dupErrors.Inc()
+			w.log.Warn("dupserver did not take a result copy", "dupserver", w.g.DupServers[i], "queue", queue, "err", err)
 		}
 	}
 }

@@ -19,13 +19,13 @@ const gearmanKey = "gearman_transport_key"
 
 // startGearmanWorker runs a --transport=gearman worker on srv until the
 // test ends.
-func startGearmanWorker(t *testing.T, srv *gearmantest.Server, cfg Config) *GearmanWorker {
+func startGearmanWorker(t *testing.T, srv *gearmantest.Server, cfg Config, dups ...string) *GearmanWorker {
 	t.Helper()
 	codec, err := modgearman.NewCodec(gearmanKey, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewGearman(cfg, GearmanOptions{Servers: []string{srv.Addr()}, Codec: codec}, Deps{Version: "test"})
+	w, err := NewGearman(cfg, GearmanOptions{Servers: []string{srv.Addr()}, DupServers: dups, Codec: codec}, Deps{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,13 +57,15 @@ func gearmanConfig(queues ...string) Config {
 
 // TestGearmanTransport: jobs in the classic format from a real gearmand are
 // run and answered as a classic worker answers them: a check's result on
-// its result queue, an event handler only run, a job that does not decode
-// failed and counted, and the status queue answered.
+// its result queue (and a passive copy on the dupserver), an event handler
+// only run, a job that does not decode failed and counted, and the status
+// queue answered.
 func TestGearmanTransport(t *testing.T) {
 	srv := gearmantest.Start(t)
+	dup := gearmantest.Start(t)
 	dir := t.TempDir()
 	ran := filepath.Join(dir, "handler.log")
-	w := startGearmanWorker(t, srv, gearmanConfig("service", "eventhandler"))
+	w := startGearmanWorker(t, srv, gearmanConfig("service", "eventhandler"), dup.Addr())
 
 	codec, _ := modgearman.NewCodec(gearmanKey, true)
 	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
@@ -114,6 +116,23 @@ func TestGearmanTransport(t *testing.T) {
 	}
 	if !strings.Contains(string(plain), `output=WARNING - 91% used\nsecond line|used=91%`) {
 		t.Fatalf("output not escaped on the wire: %q", plain)
+	}
+	// The dupserver's copy is the same result, passive.
+	dwc, err := gearman.DialWorker(ctx, dup.Addr(), gearman.WorkerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dwc.Close()
+	if err := dwc.CanDo("my_results"); err != nil {
+		t.Fatal(err)
+	}
+	dj, err := dwc.Grab(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dplain, _ := codec.Decode(dj.Data)
+	if want := strings.Replace(string(plain), "type=active", "type=passive", 1); string(dplain) != want {
+		t.Fatalf("dupserver copy\n got %q\nwant %q", dplain, want)
 	}
 
 	// The status queue answers check_gearman's ping with the Go worker's

@@ -27,6 +27,7 @@ type metrics struct {
 	timeouts        prometheus.Counter
 	tooOld          prometheus.Counter
 	invalid         prometheus.Counter
+	dupErrors       prometheus.Counter
 	discarded       *prometheus.CounterVec
 	running         prometheus.Gauge
 	creditWithheld  prometheus.Gauge
@@ -68,6 +69,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "gearbridge_worker_jobs_invalid_total",
 			Help: "Jobs from gearmand that could not be decoded (wrong key, garbage) and were failed (--transport=gearman).",
 		}),
+		dupErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_worker_dupserver_errors_total",
+			Help: "Result copies that a dupserver did not take (--transport=gearman).",
+		}),
 		discarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gearbridge_worker_jobs_discarded_total",
 			Help: "Jobs whose result was never delivered by this worker, by reason (session_lost: gearmand requeued them; drain_timeout: shutdown cut them off).",
@@ -96,7 +101,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
-		m.received, m.resultsSent, m.resultsResent, m.acks, m.cancelled, m.timeouts, m.tooOld, m.invalid,
+		m.received, m.resultsSent, m.resultsResent, m.acks, m.cancelled, m.timeouts, m.tooOld, m.invalid, m.dupErrors,
 		m.discarded, m.running, m.creditWithheld, m.reconnects, m.connectFailures,
 	} {
 		if err := reg.Register(c); err != nil {

@@ -101,7 +101,7 @@ reloads them without dropping sessions.`,
 	}
 	f := cmd.Flags()
 	f.Bool("workers-may-send", false, "let worker certificates send passive results when a sender rule names them")
-	f.StringSlice("dupserver", nil, "gearmand `HOST[:PORT]` that gets a copy of every passive result (repeatable)")
+	f.StringSlice("dupserver", nil, "gearmand `HOST[:PORT]` that gets a copy of every result, worker results as passive ones (repeatable)")
 	f.String("authz", "", "authorization rules `FILE` (YAML); without it everything is denied")
 	f.String("certs-dir", "", "CA `DIR`ectory to enroll, renew and revoke with (see gearbridge certs)")
 	f.Duration("cert-lifetime", 0, "lifetime of enrolled and renewed certificates (default 90 days)")

@@ -46,6 +46,7 @@ const defaultBridge = "localhost:4731"
 type workerOptions struct {
 	Transport                 string        `mapstructure:"transport"`
 	Servers                   []string      `mapstructure:"server"`
+	DupServers                []string      `mapstructure:"dupserver"`
 	Key                       string        `mapstructure:"key"`
 	KeyFile                   string        `mapstructure:"keyfile"`
 	Encryption                bool          `mapstructure:"encryption"`
@@ -131,6 +132,7 @@ needs no bridge and no certificates.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
+	f.StringSlice("dupserver", nil, "with --transport=gearman: gearmand `HOST[:PORT]` that gets a copy of every check result, as a passive result (repeatable)")
 	f.String("transport", transportBridge, "where jobs come from: bridge (over mutual-TLS gRPC) or gearman (straight from --server with the classic key, as a classic worker)")
 	f.Bool("hosts", false, "run host checks (queue host)")
 	f.Bool("services", false, "run service checks (queue service)")
@@ -253,6 +255,9 @@ func loadWorkerOptions(fs *pflag.FlagSet, file string) (workerOptions, []string,
 	if err := config.Load(&opts, file, fs); err != nil {
 		return opts, nil, err
 	}
+	if opts.Transport == transportBridge && fs != nil && fs.Changed("dupserver") {
+		return opts, nil, errors.New("--dupserver applies to --transport=gearman; with a bridge, the bridge's --dupserver decides about copies")
+	}
 	if classic != nil {
 		notes = append(notes, opts.unusedClassic(*classic)...)
 		if opts.Transport == transportGearman && !classic.SetByHand.AnyQueue() && len(opts.queues()) == 0 {
@@ -296,7 +301,7 @@ func (o *workerOptions) applyClassic(c classicconf.Config) []string {
 		o.LogLevel = "debug"
 	}
 	// Used with --transport=gearman.
-	o.Servers = c.Servers
+	o.Servers, o.DupServers = c.Servers, c.DupServers
 	o.Key, o.KeyFile, o.Encryption = c.Key, c.KeyFile, c.Encryption
 	return append([]string(nil), c.Warnings...)
 }
@@ -306,15 +311,15 @@ func (o *workerOptions) applyClassic(c classicconf.Config) []string {
 func (o workerOptions) unusedClassic(c classicconf.Config) []string {
 	var notes []string
 	if o.Transport == transportBridge {
-		if len(c.Servers) > 0 {
-			notes = append(notes, "server is not used: a remote worker talks to --bridge, and the bridge to gearmand (or use --transport=gearman)")
+		if len(c.Servers) > 0 || len(c.DupServers) > 0 {
+			notes = append(notes, "server and dupserver are not used: a remote worker talks to --bridge, and the bridge to gearmand and its --dupserver (or use --transport=gearman)")
 		}
 		if c.Key != "" || c.KeyFile != "" {
 			notes = append(notes, "key and keyfile are not used: the bridge decrypts jobs, a remote worker never needs the key")
 		}
 	}
-	if len(c.DupServers) > 0 {
-		notes = append(notes, "dupserver is not used: results go to the job's result queue only")
+	if !c.DupResultsArePassive && len(c.DupServers) > 0 {
+		notes = append(notes, "dup_results_are_passive=no is not supported: dupserver copies are always passive results")
 	}
 	return notes
 }
@@ -421,7 +426,11 @@ func (o workerOptions) gearmanOptions() (worker.GearmanOptions, error) {
 	if err != nil {
 		return worker.GearmanOptions{}, err
 	}
-	return worker.GearmanOptions{Servers: servers, Codec: codec}, nil
+	dups, err := normalizeServers(o.DupServers)
+	if err != nil {
+		return worker.GearmanOptions{}, err
+	}
+	return worker.GearmanOptions{Servers: servers, DupServers: dups, Codec: codec}, nil
 }
 
 // runGearmanWorker runs a --transport=gearman worker until ctx ends and it

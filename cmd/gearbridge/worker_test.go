@@ -199,7 +199,7 @@ restrict_path=/usr/lib/nagios/plugins
 	want.RestrictCommandCharacters = classicconf.Defaults().RestrictCommandCharacters
 	assertWorkerConfig(t, cfg, want)
 	joined := strings.Join(notes, "\n")
-	if !strings.Contains(joined, "server is not used") || !strings.Contains(joined, "key and keyfile are not used") {
+	if !strings.Contains(joined, "server and dupserver are not used") || !strings.Contains(joined, "key and keyfile are not used") {
 		t.Errorf("notes %q", notes)
 	}
 }

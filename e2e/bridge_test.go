@@ -170,19 +170,26 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	// Every event handler ran exactly once (they send no result).
-	deadline := time.Now().Add(30 * time.Second)
+	waitRunsOnce(t, filepath.Join(c.dir, "handlers.log"), handlers, 30*time.Second)
+}
+
+// waitRunsOnce waits until the plugin log at path names n ids, and fails
+// the test if any of them ran more than once.
+func waitRunsOnce(t *testing.T, path string, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
-		h := runs(t, filepath.Join(c.dir, "handlers.log"))
-		if len(h) == handlers {
-			for id, n := range h {
-				if n != 1 {
-					t.Fatalf("handler %s ran %d times", id, n)
+		ran := runs(t, path)
+		if len(ran) == n {
+			for id, k := range ran {
+				if k != 1 {
+					t.Fatalf("%s ran %d times", id, k)
 				}
 			}
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d event handlers ran", len(h), handlers)
+			t.Fatalf("%d of %d ran", len(ran), n)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

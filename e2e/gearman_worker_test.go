@@ -61,22 +61,7 @@ job_timeout=30
 		}
 		seen[id] = true
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ran := runs(t, filepath.Join(c.dir, "handlers.log"))
-		if len(ran) == handlers {
-			for id, n := range ran {
-				if n != 1 {
-					t.Fatalf("event handler %s ran %d times", id, n)
-				}
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d event handlers ran", len(ran), handlers)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitRunsOnce(t, filepath.Join(c.dir, "handlers.log"), handlers, 10*time.Second)
 
 	out := c.gb("check", "-H", c.gm.Addr(), "-q", "worker_dropin", "-s", "check")
 	if !strings.HasPrefix(out, "check_gearman OK - dropin has 8 worker and is working on 0 jobs.") {
@@ -87,7 +72,7 @@ job_timeout=30
 	// delivered, and the worker exits.
 	queue, slow := checkJob(1000, check, 1, "2", core)
 	c.submit(ctx, queue, slow)
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for runs(t, filepath.Join(c.dir, "runs.log"))["1000"] == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the slow check did not start")

@@ -142,8 +142,7 @@ reloads them without dropping sessions.`,
 			return usageError(fmt.Errorf("bridge TLS: %w", err))
 		}
 
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg := processRegistry()
 		b, err := bridge.New(cfg, bridge.Deps{Logger: log, Registerer: reg, Version: buildinfo.Get().Version, TLS: tlsReloader})
 		if err != nil {
 			return usageError(err)
@@ -217,6 +216,14 @@ func (o bridgeOptions) bridgeConfig() (bridge.Config, error) {
 	cfg.CertsDir = o.CertsDir
 	cfg.CertLifetime = o.CertLifetime
 	return cfg, nil
+}
+
+// processRegistry is the Prometheus registry of a long-running command,
+// with the Go runtime and process collectors.
+func processRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // serveMetrics serves reg on addr until the returned stop is called.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc/credentials"
@@ -435,17 +434,21 @@ func (o workerOptions) gearmanOptions() (worker.GearmanOptions, error) {
 
 // runGearmanWorker runs a --transport=gearman worker until ctx ends and it
 // has drained.
-func runGearmanWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger) error {
+func runGearmanWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger, reg *prometheus.Registry) error {
 	g, err := opts.gearmanOptions()
 	if err != nil {
 		return usageError(err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	w, err := worker.NewGearman(cfg, g, worker.Deps{Logger: log, Registerer: reg, Version: buildinfo.Get().Version})
 	if err != nil {
 		return usageError(err)
 	}
+	return w.Run(ctx)
+}
+
+// runWorker runs the worker until ctx ends and it has drained.
+func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger) error {
+	reg := processRegistry()
 	if opts.MetricsListen != "" {
 		stop, err := serveMetrics(opts.MetricsListen, reg)
 		if err != nil {
@@ -453,13 +456,8 @@ func runGearmanWorker(ctx context.Context, opts workerOptions, cfg worker.Config
 		}
 		defer stop()
 	}
-	return w.Run(ctx)
-}
-
-// runWorker runs the worker until ctx ends and it has drained.
-func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger) error {
 	if opts.Transport == transportGearman {
-		return runGearmanWorker(ctx, opts, cfg, log)
+		return runGearmanWorker(ctx, opts, cfg, log, reg)
 	}
 	var tlsReloader *certs.Reloader
 	var err error
@@ -471,8 +469,6 @@ func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *
 	if err != nil {
 		return usageError(fmt.Errorf("worker TLS: %w", err))
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var renew worker.RenewFunc
 	if opts.renews() {
 		renew = enroll.NewRenewer(opts.StateDir, tlsReloader, log, opts.RenewInterval).Run
@@ -487,13 +483,6 @@ func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *
 	})
 	if err != nil {
 		return usageError(err)
-	}
-	if opts.MetricsListen != "" {
-		stop, err := serveMetrics(opts.MetricsListen, reg)
-		if err != nil {
-			return err
-		}
-		defer stop()
 	}
 
 	// SIGHUP reloads the certificate, for example after a renewal; new

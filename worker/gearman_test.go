@@ -211,3 +211,43 @@ func running(st []gearman.FunctionStatus, fn string) int {
 	}
 	return -1
 }
+
+// TestGearmanTransportSurvivesGearmandRestart: after gearmand restarts, the
+// worker reconnects by itself and answers the next check.
+func TestGearmanTransportSurvivesGearmandRestart(t *testing.T) {
+	srv := gearmantest.Start(t)
+	startGearmanWorker(t, srv, gearmanConfig("service"))
+	codec, _ := modgearman.NewCodec(gearmanKey, true)
+	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{WaitForReady: true})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	runCheck := func(host string) {
+		t.Helper()
+		j := modgearman.Job{Type: modgearman.JobService, ResultQueue: "check_results", HostName: host, ServiceDescription: "s",
+			Timeout: 10 * time.Second, CommandLine: "/bin/echo OK " + host}
+		if _, err := client.Submit(ctx, "service", "", codec.Encode(j.Marshal()), gearman.PriorityNormal, true); err != nil {
+			t.Fatal(err)
+		}
+		wc, err := gearman.DialWorker(ctx, srv.Addr(), gearman.WorkerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wc.Close()
+		if err := wc.CanDo("check_results"); err != nil {
+			t.Fatal(err)
+		}
+		gj, err := wc.Grab(ctx)
+		if err != nil {
+			t.Fatalf("no result for %s: %v", host, err)
+		}
+		_ = wc.Complete(gj.Handle, nil)
+		plain, _ := codec.Decode(gj.Data)
+		if r, err := modgearman.ParseResult(plain); err != nil || r.HostName != host || r.Output != "OK "+host {
+			t.Fatalf("result %+v, %v", r, err)
+		}
+	}
+	runCheck("before")
+	srv.Restart(t)
+	runCheck("after")
+}

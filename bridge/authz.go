@@ -1,8 +1,10 @@
 package bridge
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -47,18 +49,27 @@ type Authz struct {
 //	  - identity: "ops"
 //	    role: admin
 func LoadAuthz(path string) (*Authz, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read authz file: %w", err)
+	}
+	return ParseAuthz(data, path)
+}
+
+// ParseAuthz parses the YAML of an authorization file; name says where it
+// came from in errors. It is as strict as [LoadAuthz].
+func ParseAuthz(data []byte, name string) (*Authz, error) {
 	v := viper.New()
-	v.SetConfigFile(path)
 	v.SetConfigType("yaml")
-	if err := v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("read authz file %s: %w", path, err)
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("authz file %s: %w", name, err)
 	}
 	var a Authz
 	if err := v.UnmarshalExact(&a); err != nil {
-		return nil, fmt.Errorf("authz file %s: %w", path, err)
+		return nil, fmt.Errorf("authz file %s: %w", name, err)
 	}
 	if err := a.Validate(); err != nil {
-		return nil, fmt.Errorf("authz file %s: %w", path, err)
+		return nil, fmt.Errorf("authz file %s: %w", name, err)
 	}
 	return &a, nil
 }

@@ -125,27 +125,27 @@ func (b *Bridge) copyToDups(ctx context.Context, queue string, payload []byte) {
 // passiveResult validates one result and builds its classic form (wire
 // contract §2.7). It returns a reason when the result is refused.
 func (b *Bridge) passiveResult(id Identity, pr *pb.PassiveResult, now time.Time) (modgearman.Result, string) {
-	host := pr.GetHostName()
+	host, service := string(pr.GetHostName()), string(pr.GetServiceDescription())
 	switch {
 	case pr == nil:
 		return modgearman.Result{}, "invalid: empty result"
 	case host == "" || strings.ContainsAny(host, "\n\x00"):
 		return modgearman.Result{}, "invalid: host_name is empty or contains a newline or NUL"
-	case strings.ContainsAny(pr.GetServiceDescription(), "\n\x00"):
+	case strings.ContainsAny(service, "\n\x00"):
 		return modgearman.Result{}, "invalid: service_description contains a newline or NUL"
 	case pr.GetReturnCode() < 0 || pr.GetReturnCode() > 3:
 		return modgearman.Result{}, fmt.Sprintf("invalid: return code %d is not 0..3", pr.GetReturnCode())
-	case pr.GetOutput() == "":
+	case len(pr.GetOutput()) == 0:
 		return modgearman.Result{}, "invalid: output is empty"
 	case !b.authz().AllowHost(id.Name, host):
 		return modgearman.Result{}, fmt.Sprintf("not allowed: identity %q may not send results for host %q", id.Name, host)
 	}
-	output := pr.GetOutput()
-	if p := pr.GetPerfData(); p != "" {
-		output += "|" + p
+	output := string(pr.GetOutput())
+	if p := pr.GetPerfData(); len(p) > 0 {
+		output += "|" + string(p)
 	}
-	if l := pr.GetLongOutput(); l != "" {
-		output += "\n" + l
+	if l := pr.GetLongOutput(); len(l) > 0 {
+		output += "\n" + string(l)
 	}
 	start, finish := now, now
 	if pr.GetStartTime() != nil {
@@ -161,7 +161,7 @@ func (b *Bridge) passiveResult(id Identity, pr *pb.PassiveResult, now time.Time)
 	return modgearman.Result{
 		Type:               typ,
 		HostName:           host,
-		ServiceDescription: pr.GetServiceDescription(),
+		ServiceDescription: service,
 		StartTime:          start,
 		FinishTime:         finish,
 		Latency:            pr.GetLatency().AsDuration(),

@@ -28,11 +28,11 @@ func TestPassiveBatchRefusesPerHost(t *testing.T) {
 	cl := pb.NewResultServiceClient(e.dial(certs.RoleSender, "ci"))
 	start := time.Unix(1700000000, 500000000)
 	resp, err := cl.SubmitResults(context.Background(), &pb.SubmitResultsRequest{Results: []*pb.PassiveResult{
-		{HostName: "ci-web", ServiceDescription: "build", ReturnCode: 2, Output: "BROKEN", PerfData: "t=3s", LongOutput: "step 4 failed",
+		{HostName: []byte("ci-web"), ServiceDescription: []byte("build"), ReturnCode: 2, Output: []byte("BROKEN"), PerfData: []byte("t=3s"), LongOutput: []byte("step 4 failed"),
 			StartTime: timestamppb.New(start), FinishTime: timestamppb.New(start.Add(time.Second))},
-		{HostName: "db1", ServiceDescription: "x", ReturnCode: 0, Output: "OK"},
-		{HostName: "ci-db", ReturnCode: 7, Output: "bad rc"},
-		{HostName: "ci-host", ReturnCode: 0, Output: "UP", CheckType: pb.CheckType_CHECK_TYPE_ACTIVE},
+		{HostName: []byte("db1"), ServiceDescription: []byte("x"), ReturnCode: 0, Output: []byte("OK")},
+		{HostName: []byte("ci-db"), ReturnCode: 7, Output: []byte("bad rc")},
+		{HostName: []byte("ci-host"), ReturnCode: 0, Output: []byte("UP"), CheckType: pb.CheckType_CHECK_TYPE_ACTIVE},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -69,20 +69,20 @@ func TestPassiveBatchRefusesPerHost(t *testing.T) {
 func TestPassiveSingleRefusals(t *testing.T) {
 	e := senderEnv(t)
 	cl := pb.NewResultServiceClient(e.dial(certs.RoleSender, "ci"))
-	_, err := cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: "db1", Output: "x"}})
+	_, err := cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: []byte("db1"), Output: []byte("x")}})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("err = %v, want PermissionDenied", err)
 	}
-	_, err = cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: "ci-1"}})
+	_, err = cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: []byte("ci-1")}})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("err = %v, want InvalidArgument", err)
 	}
 	e.fake.failSubmit = 1
-	_, err = cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: "ci-1", Output: "OK"}})
+	_, err = cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: []byte("ci-1"), Output: []byte("OK")}})
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("err = %v, want Unavailable", err)
 	}
-	if _, err = cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: "ci-1", Output: "OK"}}); err != nil {
+	if _, err = cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: []byte("ci-1"), Output: []byte("OK")}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -90,7 +90,7 @@ func TestPassiveSingleRefusals(t *testing.T) {
 func TestWorkerCertCannotSendResults(t *testing.T) {
 	e := senderEnv(t)
 	cl := pb.NewResultServiceClient(e.dial(certs.RoleWorker, "w1"))
-	_, err := cl.SubmitResults(context.Background(), &pb.SubmitResultsRequest{Results: []*pb.PassiveResult{{HostName: "ci-1", Output: "x"}}})
+	_, err := cl.SubmitResults(context.Background(), &pb.SubmitResultsRequest{Results: []*pb.PassiveResult{{HostName: []byte("ci-1"), Output: []byte("x")}}})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("err = %v, want PermissionDenied", err)
 	}
@@ -108,7 +108,7 @@ func TestWorkersMaySendWhenConfigured(t *testing.T) {
 			{Identity: "w2", Role: RoleWorker, Queues: []string{"*"}},
 		}}
 	})
-	req := &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: "site-1", Output: "OK"}}
+	req := &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: []byte("site-1"), Output: []byte("OK")}}
 	if _, err := pb.NewResultServiceClient(e.dial(certs.RoleWorker, "w1")).SubmitResult(context.Background(), req); err != nil {
 		t.Fatalf("worker with a sender rule: %v", err)
 	}

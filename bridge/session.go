@@ -661,7 +661,7 @@ func (s *session) workerResult(ij *inflightJob, r *pb.JobResult) modgearman.Resu
 	if r.GetFinishTime() == nil {
 		finish = time.Now()
 	}
-	return ij.job.Answer(int(r.GetReturnCode()), r.GetOutput(), start, finish, s.source())
+	return ij.job.Answer(int(r.GetReturnCode()), string(r.GetOutput()), start, finish, s.source())
 }
 
 func (s *session) source() string { return "gearbridge worker @ " + s.identifier }
@@ -694,15 +694,15 @@ func jobMessage(id, queue string, deadline time.Time, timeout time.Duration, j m
 		Queue:              queue,
 		Deadline:           timestamppb.New(deadline),
 		Type:               jobType(j.Type),
-		ResultQueue:        j.ResultQueue,
-		TargetQueue:        j.TargetQueue,
-		HostName:           j.HostName,
-		ServiceDescription: j.ServiceDescription,
+		ResultQueue:        []byte(j.ResultQueue),
+		TargetQueue:        []byte(j.TargetQueue),
+		HostName:           []byte(j.HostName),
+		ServiceDescription: []byte(j.ServiceDescription),
 		Timeout:            durationpb.New(timeout),
-		CommandLine:        j.CommandLine,
-		Contact:            j.Contact,
-		PluginOutput:       j.PluginOutput,
-		LongPluginOutput:   j.LongPluginOutput,
+		CommandLine:        []byte(j.CommandLine),
+		Contact:            []byte(j.Contact),
+		PluginOutput:       []byte(j.PluginOutput),
+		LongPluginOutput:   []byte(j.LongPluginOutput),
 		CheckOptions:       int32(j.CheckOptions),
 		ScheduledCheck:     j.ScheduledCheck,
 	}

@@ -77,7 +77,7 @@ func TestCreditLimitsGrabs(t *testing.T) {
 		t.Fatalf("queued = %d, want 3 (credit beyond the slots was honoured)", n)
 	}
 	// One finished job and its freed slot get exactly one more job.
-	_ = st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: j1.GetJobId(), Output: "OK", ExitedOk: true}}})
+	_ = st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: j1.GetJobId(), Output: []byte("OK"), ExitedOk: true}}})
 	if recvMsg(t, st, 5*time.Second).GetAck() == nil {
 		t.Fatal("want an ack")
 	}
@@ -95,12 +95,12 @@ func TestResultTakesHostFromJobAndCompletesAfterSubmit(t *testing.T) {
 	h := e.fake.add("service", serviceJob(t, "web1", "http", time.Minute))
 	st, _, _ := e.session(e.dial(certs.RoleWorker, "w1"), hello(1, "service"))
 	job := recvMsg(t, st, 5*time.Second).GetJob()
-	if job.GetHostName() != "web1" || job.GetServiceDescription() != "http" || job.GetType() != pb.JobType_JOB_TYPE_SERVICE {
+	if string(job.GetHostName()) != "web1" || string(job.GetServiceDescription()) != "http" || job.GetType() != pb.JobType_JOB_TYPE_SERVICE {
 		t.Fatalf("job %+v", job)
 	}
 	start := time.Unix(1700000001, 250000000)
 	err := st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{
-		JobId: job.GetJobId(), ReturnCode: 1, Output: "WARN - slow\nline two|t=1s",
+		JobId: job.GetJobId(), ReturnCode: 1, Output: []byte("WARN - slow\nline two|t=1s"),
 		StartTime: timestamppb.New(start), FinishTime: timestamppb.New(start.Add(time.Second)), ExitedOk: true,
 	}}})
 	if err != nil {
@@ -131,7 +131,7 @@ func TestResultTakesHostFromJobAndCompletesAfterSubmit(t *testing.T) {
 func TestUnknownJobResultIsRefusedAndCounted(t *testing.T) {
 	e := newTestEnv(t, nil)
 	st, _, _ := e.session(e.dial(certs.RoleWorker, "w1"), hello(1, "service"))
-	if err := st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: "999", Output: "forged"}}}); err != nil {
+	if err := st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: "999", Output: []byte("forged")}}}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Second, "refusal counted", func() bool {
@@ -183,7 +183,7 @@ func TestTimeoutResultWrittenByBridge(t *testing.T) {
 		t.Fatalf("timeout result %+v", r)
 	}
 	// The late real result is refused: the job is already answered.
-	_ = st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: job.GetJobId(), Output: "late"}}})
+	_ = st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: job.GetJobId(), Output: []byte("late")}}})
 	eventually(t, 2*time.Second, "late result refused", func() bool {
 		return testutil.ToFloat64(e.b.m.timedOut.WithLabelValues("service")) == 1 &&
 			testutil.ToFloat64(e.b.m.refused.WithLabelValues("late")) == 1
@@ -224,7 +224,7 @@ func TestResumeResendsLostJobAndAcceptsResult(t *testing.T) {
 	if again.GetJobId() != job.GetJobId() {
 		t.Fatalf("resent job %s, want %s", again.GetJobId(), job.GetJobId())
 	}
-	_ = st2.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: job.GetJobId(), Output: "OK", ExitedOk: true}}})
+	_ = st2.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: job.GetJobId(), Output: []byte("OK"), ExitedOk: true}}})
 	if recvMsg(t, st2, 5*time.Second).GetAck() == nil {
 		t.Fatal("want ack")
 	}
@@ -252,7 +252,7 @@ func TestSubmitRetriedUntilAccepted(t *testing.T) {
 	e.fake.add("service", serviceJob(t, "h", "s", time.Minute))
 	st, _, _ := e.session(e.dial(certs.RoleWorker, "w1"), hello(1, "service"))
 	job := recvMsg(t, st, 5*time.Second).GetJob()
-	_ = st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: job.GetJobId(), Output: "OK", ExitedOk: true}}})
+	_ = st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: job.GetJobId(), Output: []byte("OK"), ExitedOk: true}}})
 	if recvMsg(t, st, 10*time.Second).GetAck() == nil {
 		t.Fatal("want ack")
 	}
@@ -270,7 +270,7 @@ func TestOversizedMessageRefused(t *testing.T) {
 	e.fake.add("service", serviceJob(t, "h", "s", time.Minute))
 	st, _, _ := e.session(e.dial(certs.RoleWorker, "w1"), hello(1, "service"))
 	job := recvMsg(t, st, 5*time.Second).GetJob()
-	_ = st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: job.GetJobId(), Output: strings.Repeat("x", 128<<10)}}})
+	_ = st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: job.GetJobId(), Output: []byte(strings.Repeat("x", 128<<10))}}})
 	_, err := st.Recv()
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("err = %v, want ResourceExhausted", err)
@@ -304,7 +304,7 @@ func TestStatusQueuePing(t *testing.T) {
 	}
 	// The ping's credit came back: the only slot takes the next check.
 	e.fake.add("service", serviceJob(t, "h", "s", time.Minute))
-	if m := recvMsg(t, st, 5*time.Second); m.GetJob().GetHostName() != "h" {
+	if m := recvMsg(t, st, 5*time.Second); string(m.GetJob().GetHostName()) != "h" {
 		t.Fatalf("got %v, want the check", m)
 	}
 	// With the slot busy the ping waits in gearmand, as with a classic

@@ -38,9 +38,9 @@ func (f *fakeResultService) SubmitResults(_ context.Context, req *pb.SubmitResul
 	for i, r := range req.GetResults() {
 		st := &pb.ResultStatus{Index: uint32(i)}
 		switch {
-		case strings.HasPrefix(r.GetHostName(), "deny"):
-			st.Reason = "not allowed: identity \"s\" may not send results for host " + r.GetHostName()
-		case strings.HasPrefix(r.GetHostName(), "flaky"):
+		case strings.HasPrefix(string(r.GetHostName()), "deny"):
+			st.Reason = "not allowed: identity \"s\" may not send results for host " + string(r.GetHostName())
+		case strings.HasPrefix(string(r.GetHostName()), "flaky"):
 			st.Reason, st.Retry = "gearmand unavailable: down", true
 		default:
 			st.Accepted = true
@@ -113,14 +113,14 @@ func TestGRPCTransport(t *testing.T) {
 	}
 	byHost := map[string]*pb.PassiveResult{}
 	for _, p := range f.got {
-		byHost[p.GetHostName()] = p
+		byHost[string(p.GetHostName())] = p
 	}
 	p := byHost[rs[30].Host]
 	want := rs[30]
 	if p.GetCheckType() != pb.CheckType_CHECK_TYPE_ACTIVE || p.GetLatency().AsDuration() != want.Latency ||
 		!p.GetStartTime().AsTime().Equal(want.Start) || !p.GetFinishTime().AsTime().Equal(want.Finish) ||
-		p.GetServiceDescription() != "svc" || p.GetReturnCode() != int32(want.ReturnCode) ||
-		joinOutput(p.GetOutput(), p.GetPerfData(), p.GetLongOutput()) != want.Output {
+		string(p.GetServiceDescription()) != "svc" || p.GetReturnCode() != int32(want.ReturnCode) ||
+		joinOutput(string(p.GetOutput()), string(p.GetPerfData()), string(p.GetLongOutput())) != want.Output {
 		t.Fatalf("message %v does not carry %+v", p, want)
 	}
 	if byHost[rs[0].Host].GetCheckType() != pb.CheckType_CHECK_TYPE_PASSIVE {

@@ -120,8 +120,8 @@ func TestProtoSplitRoundTrip(t *testing.T) {
 		"", "a|b|c", "x\n", "|only perf",
 	} {
 		p := Result{Host: "h", Output: out}.Proto()
-		if got := joinOutput(p.GetOutput(), p.GetPerfData(), p.GetLongOutput()); got != out {
-			t.Errorf("output %q: split %q/%q/%q joins to %q", out, p.GetOutput(), p.GetPerfData(), p.GetLongOutput(), got)
+		if got := joinOutput(string(p.GetOutput()), string(p.GetPerfData()), string(p.GetLongOutput())); got != out {
+			t.Errorf("output %q: split %q/%q/%q joins to %q", out, string(p.GetOutput()), string(p.GetPerfData()), string(p.GetLongOutput()), got)
 		}
 	}
 }

@@ -97,12 +97,13 @@ func (r Result) Proto() *pb.PassiveResult {
 		ct = pb.CheckType_CHECK_TYPE_ACTIVE
 	}
 	p := &pb.PassiveResult{
-		HostName:           r.Host,
-		ServiceDescription: r.Service,
+		HostName:           []byte(r.Host),
+		ServiceDescription: []byte(r.Service),
 		ReturnCode:         int32(r.ReturnCode),
 		CheckType:          ct,
 	}
-	p.Output, p.PerfData, p.LongOutput = splitOutput(r.Output)
+	out, perf, long := splitOutput(r.Output)
+	p.Output, p.PerfData, p.LongOutput = []byte(out), []byte(perf), []byte(long)
 	if !r.Start.IsZero() {
 		p.StartTime = timestamppb.New(r.Start)
 	}

@@ -307,7 +307,7 @@ func (l *loop) onMessage(c *conn, m *pb.WorkResponse) {
 func (l *loop) onJob(msg *pb.Job) {
 	id := msg.GetJobId()
 	if id == "" {
-		l.log.Warn("job without id from the bridge; ignored", "host", msg.GetHostName())
+		l.log.Warn("job without id from the bridge; ignored", "host", string(msg.GetHostName()))
 		return
 	}
 	if _, dup := l.jobs[id]; dup {
@@ -332,7 +332,7 @@ func (l *loop) onCancel(cn *pb.Cancel) {
 	}
 	delete(l.jobs, id)
 	l.m.cancelled.Inc()
-	l.log.Info("job withdrawn by the bridge", "job_id", id, "host", j.msg.GetHostName(), "service", j.msg.GetServiceDescription(), "reason", cn.GetReason())
+	l.log.Info("job withdrawn by the bridge", "job_id", id, "host", string(j.msg.GetHostName()), "service", string(j.msg.GetServiceDescription()), "reason", cn.GetReason())
 	switch j.state {
 	case jobQueued:
 		l.queue = slices.DeleteFunc(l.queue, func(q *job) bool { return q == j })
@@ -509,12 +509,12 @@ func (l *loop) start(j *job) {
 	now := time.Now()
 	if l.tooOld(j.msg, now) {
 		l.m.tooOld.Inc()
-		l.log.Info("job older than max-age; not started", "job_id", j.msg.GetJobId(), "host", j.msg.GetHostName(), "service", j.msg.GetServiceDescription())
+		l.log.Info("job older than max-age; not started", "job_id", j.msg.GetJobId(), "host", string(j.msg.GetHostName()), "service", string(j.msg.GetServiceDescription()))
 		j.state = jobFinished
 		j.result = &pb.JobResult{
 			JobId:      j.msg.GetJobId(),
 			ReturnCode: 3, // spec §11: rc 3 with the Go worker's text
-			Output:     "Could not start check in time (worker: " + l.cfg.Identifier + ")",
+			Output:     []byte("Could not start check in time (worker: " + l.cfg.Identifier + ")"),
 			StartTime:  timestamppb.New(now),
 			FinishTime: timestamppb.New(now),
 			ExitedOk:   true,
@@ -530,7 +530,7 @@ func (l *loop) start(j *job) {
 	l.busy++
 	l.alive[j] = struct{}{}
 	l.m.running.Set(float64(l.busy))
-	cmd, opt := j.msg.GetCommandLine(), l.pluginOptions(j.msg)
+	cmd, opt := string(j.msg.GetCommandLine()), l.pluginOptions(j.msg)
 	l.plug.Go(func() {
 		l.done <- completion{j: j, res: plugin.Run(ctx, cmd, opt)}
 	})
@@ -550,13 +550,13 @@ func (l *loop) handleCompletion(c completion) {
 		// Counted when it was dropped; the bridge wants no result.
 	default:
 		if res.Err != nil {
-			l.log.Warn("plugin could not be run", "job_id", j.msg.GetJobId(), "host", j.msg.GetHostName(), "service", j.msg.GetServiceDescription(), "err", res.Err)
+			l.log.Warn("plugin could not be run", "job_id", j.msg.GetJobId(), "host", string(j.msg.GetHostName()), "service", string(j.msg.GetServiceDescription()), "err", res.Err)
 		}
 		j.state = jobFinished
 		j.result = &pb.JobResult{
 			JobId:        j.msg.GetJobId(),
 			ReturnCode:   int32(res.ReturnCode),
-			Output:       res.Output,
+			Output:       []byte(res.Output),
 			StartTime:    timestamppb.New(res.StartTime),
 			FinishTime:   timestamppb.New(res.FinishTime),
 			ExitedOk:     res.ExitedOK,

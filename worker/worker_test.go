@@ -106,11 +106,11 @@ func serviceJob(id, cmd string) *pb.Job {
 		JobId:              id,
 		Queue:              "service",
 		Type:               pb.JobType_JOB_TYPE_SERVICE,
-		HostName:           "h1",
-		ServiceDescription: "s1",
+		HostName:           []byte("h1"),
+		ServiceDescription: []byte("s1"),
 		CoreTime:           timestamppb.Now(),
 		Timeout:            durationpb.New(30 * time.Second),
-		CommandLine:        cmd,
+		CommandLine:        []byte(cmd),
 	}
 }
 
@@ -137,7 +137,7 @@ func TestSessionRunsJobsAndReturnsCredit(t *testing.T) {
 
 	fs.job(serviceJob("1", p.cmd("ok.sh")))
 	r := fs.expectResult()
-	if r.GetJobId() != "1" || r.GetReturnCode() != 0 || r.GetOutput() != "OK - fine|a=1\nsecond line" ||
+	if r.GetJobId() != "1" || r.GetReturnCode() != 0 || string(r.GetOutput()) != "OK - fine|a=1\nsecond line" ||
 		!r.GetExitedOk() || r.GetEarlyTimeout() {
 		t.Fatalf("result %v", r)
 	}
@@ -147,10 +147,10 @@ func TestSessionRunsJobsAndReturnsCredit(t *testing.T) {
 	fs.expectCredit(1)
 
 	// Event handlers get a result too: the bridge completes them with it.
-	eh := &pb.Job{JobId: "2", Queue: "eventhandler", Type: pb.JobType_JOB_TYPE_EVENTHANDLER, HostName: "h1", CommandLine: p.cmd("crit.sh")}
+	eh := &pb.Job{JobId: "2", Queue: "eventhandler", Type: pb.JobType_JOB_TYPE_EVENTHANDLER, HostName: []byte("h1"), CommandLine: []byte(p.cmd("crit.sh"))}
 	fs.job(eh)
 	r = fs.expectResult()
-	if r.GetJobId() != "2" || r.GetReturnCode() != 2 || r.GetOutput() != "CRITICAL - broken\n[details]" {
+	if r.GetJobId() != "2" || r.GetReturnCode() != 2 || string(r.GetOutput()) != "CRITICAL - broken\n[details]" {
 		t.Fatalf("event handler result %v", r)
 	}
 	fs.expectCredit(1)
@@ -233,11 +233,11 @@ func TestResumeResendsUnackedResults(t *testing.T) {
 	fs2 := b.accept("a")
 	checkHello(t, fs2.hello, "s1", 1, "1", "2")
 	fs2.welcome("s1", true)
-	if r := fs2.expectResult(); r.GetJobId() != "1" || r.GetOutput() != r1.GetOutput() {
+	if r := fs2.expectResult(); r.GetJobId() != "1" || string(r.GetOutput()) != string(r1.GetOutput()) {
 		t.Fatalf("resent result %v, want %v", r, r1)
 	}
 	p.release("2")
-	if r := fs2.expectResult(); r.GetJobId() != "2" || r.GetOutput() != "done 2" {
+	if r := fs2.expectResult(); r.GetJobId() != "2" || string(r.GetOutput()) != "done 2" {
 		t.Fatalf("result %v", r)
 	}
 	fs2.expectCredit(1)
@@ -328,7 +328,7 @@ func TestPluginTimeout(t *testing.T) {
 	j.Timeout = durationpb.New(200 * time.Millisecond)
 	fs.job(j)
 	r := fs.expectResult()
-	if r.GetReturnCode() != 3 || !strings.HasPrefix(r.GetOutput(), "(Service Check Timed Out On Worker: w1)") || !r.GetEarlyTimeout() {
+	if r.GetReturnCode() != 3 || !strings.HasPrefix(string(r.GetOutput()), "(Service Check Timed Out On Worker: w1)") || !r.GetEarlyTimeout() {
 		t.Fatalf("timeout result %v", r)
 	}
 	fs.expectCredit(1)
@@ -350,7 +350,7 @@ func TestMaxAge(t *testing.T) {
 	old.CoreTime = timestamppb.New(time.Now().Add(-2 * time.Minute))
 	fs.job(old)
 	r := fs.expectResult()
-	if r.GetReturnCode() != 3 || r.GetOutput() != "Could not start check in time (worker: w1)" {
+	if r.GetReturnCode() != 3 || string(r.GetOutput()) != "Could not start check in time (worker: w1)" {
 		t.Fatalf("result %v", r)
 	}
 	fs.expectCredit(1)
@@ -495,7 +495,7 @@ func TestStopDrainsAndWaitsForAcks(t *testing.T) {
 	default:
 	}
 	p.release("1")
-	if r := fs.expectResult(); r.GetJobId() != "1" || r.GetOutput() != "done 1" {
+	if r := fs.expectResult(); r.GetJobId() != "1" || string(r.GetOutput()) != "done 1" {
 		t.Fatalf("result %v", r)
 	}
 	fs.ack("1")

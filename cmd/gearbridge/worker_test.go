@@ -281,7 +281,7 @@ func TestWorkerCommandServesAndDrains(t *testing.T) {
 	resultSeen := make(chan struct{})
 	go func() {
 		r := <-fake.results
-		if r.GetJobId() != "1" || r.GetReturnCode() != 0 || r.GetOutput() != "OK from w1" {
+		if r.GetJobId() != "1" || r.GetReturnCode() != 0 || string(r.GetOutput()) != "OK from w1" {
 			t.Errorf("result %v", r)
 		}
 		close(resultSeen)
@@ -328,8 +328,8 @@ func (b *oneJobBridge) work(st pb.WorkerService_WorkServer) error {
 	b.hellos <- req.GetHello()
 	for _, m := range []*pb.WorkResponse{
 		{Msg: &pb.WorkResponse_Welcome{Welcome: &pb.Welcome{SessionId: "s1", Queues: req.GetHello().GetQueues()}}},
-		{Msg: &pb.WorkResponse_Job{Job: &pb.Job{JobId: "1", Type: pb.JobType_JOB_TYPE_SERVICE, HostName: "h",
-			ServiceDescription: "s", CommandLine: "/bin/echo OK from w1"}}},
+		{Msg: &pb.WorkResponse_Job{Job: &pb.Job{JobId: "1", Type: pb.JobType_JOB_TYPE_SERVICE, HostName: []byte("h"),
+			ServiceDescription: []byte("s"), CommandLine: []byte("/bin/echo OK from w1")}}},
 	} {
 		if err := st.Send(m); err != nil {
 			return err

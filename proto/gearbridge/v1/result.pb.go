@@ -23,19 +23,21 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// PassiveResult is one check result pushed by a sender.
+// PassiveResult is one check result pushed by a sender. Names and texts are
+// bytes, carried unchanged to the core (often Latin-1, never required to be
+// UTF-8).
 type PassiveResult struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
-	HostName string                 `protobuf:"bytes,1,opt,name=host_name,json=hostName,proto3" json:"host_name,omitempty"`
+	HostName []byte                 `protobuf:"bytes,1,opt,name=host_name,json=hostName,proto3" json:"host_name,omitempty"`
 	// Empty for a host result.
-	ServiceDescription string `protobuf:"bytes,2,opt,name=service_description,json=serviceDescription,proto3" json:"service_description,omitempty"`
+	ServiceDescription []byte `protobuf:"bytes,2,opt,name=service_description,json=serviceDescription,proto3" json:"service_description,omitempty"`
 	ReturnCode         int32  `protobuf:"varint,3,opt,name=return_code,json=returnCode,proto3" json:"return_code,omitempty"`
 	// First line of plugin output.
-	Output string `protobuf:"bytes,4,opt,name=output,proto3" json:"output,omitempty"`
+	Output []byte `protobuf:"bytes,4,opt,name=output,proto3" json:"output,omitempty"`
 	// Further lines of output, if any.
-	LongOutput string `protobuf:"bytes,5,opt,name=long_output,json=longOutput,proto3" json:"long_output,omitempty"`
+	LongOutput []byte `protobuf:"bytes,5,opt,name=long_output,json=longOutput,proto3" json:"long_output,omitempty"`
 	// Performance data (the text after the pipe sign), if any.
-	PerfData string `protobuf:"bytes,6,opt,name=perf_data,json=perfData,proto3" json:"perf_data,omitempty"`
+	PerfData []byte `protobuf:"bytes,6,opt,name=perf_data,json=perfData,proto3" json:"perf_data,omitempty"`
 	// Unset means "now".
 	StartTime  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	FinishTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
@@ -76,18 +78,18 @@ func (*PassiveResult) Descriptor() ([]byte, []int) {
 	return file_gearbridge_v1_result_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *PassiveResult) GetHostName() string {
+func (x *PassiveResult) GetHostName() []byte {
 	if x != nil {
 		return x.HostName
 	}
-	return ""
+	return nil
 }
 
-func (x *PassiveResult) GetServiceDescription() string {
+func (x *PassiveResult) GetServiceDescription() []byte {
 	if x != nil {
 		return x.ServiceDescription
 	}
-	return ""
+	return nil
 }
 
 func (x *PassiveResult) GetReturnCode() int32 {
@@ -97,25 +99,25 @@ func (x *PassiveResult) GetReturnCode() int32 {
 	return 0
 }
 
-func (x *PassiveResult) GetOutput() string {
+func (x *PassiveResult) GetOutput() []byte {
 	if x != nil {
 		return x.Output
 	}
-	return ""
+	return nil
 }
 
-func (x *PassiveResult) GetLongOutput() string {
+func (x *PassiveResult) GetLongOutput() []byte {
 	if x != nil {
 		return x.LongOutput
 	}
-	return ""
+	return nil
 }
 
-func (x *PassiveResult) GetPerfData() string {
+func (x *PassiveResult) GetPerfData() []byte {
 	if x != nil {
 		return x.PerfData
 	}
-	return ""
+	return nil
 }
 
 func (x *PassiveResult) GetStartTime() *timestamppb.Timestamp {
@@ -413,14 +415,14 @@ const file_gearbridge_v1_result_proto_rawDesc = "" +
 	"\n" +
 	"\x1agearbridge/v1/result.proto\x12\rgearbridge.v1\x1a\x1agearbridge/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x03\n" +
 	"\rPassiveResult\x12\x1b\n" +
-	"\thost_name\x18\x01 \x01(\tR\bhostName\x12/\n" +
-	"\x13service_description\x18\x02 \x01(\tR\x12serviceDescription\x12\x1f\n" +
+	"\thost_name\x18\x01 \x01(\fR\bhostName\x12/\n" +
+	"\x13service_description\x18\x02 \x01(\fR\x12serviceDescription\x12\x1f\n" +
 	"\vreturn_code\x18\x03 \x01(\x05R\n" +
 	"returnCode\x12\x16\n" +
-	"\x06output\x18\x04 \x01(\tR\x06output\x12\x1f\n" +
-	"\vlong_output\x18\x05 \x01(\tR\n" +
+	"\x06output\x18\x04 \x01(\fR\x06output\x12\x1f\n" +
+	"\vlong_output\x18\x05 \x01(\fR\n" +
 	"longOutput\x12\x1b\n" +
-	"\tperf_data\x18\x06 \x01(\tR\bperfData\x129\n" +
+	"\tperf_data\x18\x06 \x01(\fR\bperfData\x129\n" +
 	"\n" +
 	"start_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12;\n" +
 	"\vfinish_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +

@@ -347,9 +347,14 @@ type Hello struct {
 	HeldJobIds []string `protobuf:"bytes,6,rep,name=held_job_ids,json=heldJobIds,proto3" json:"held_job_ids,omitempty"`
 	// Total number of jobs the worker runs at once (max-workers). The bridge
 	// never lets the session hold more; zero means "same as slots".
-	Capacity      uint32 `protobuf:"varint,7,opt,name=capacity,proto3" json:"capacity,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Capacity uint32 `protobuf:"varint,7,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	// Largest message, in bytes, the worker accepts from the bridge (its gRPC
+	// receive limit). The bridge answers a job whose message would be larger
+	// with an explicit result instead of sending it; zero means the gRPC
+	// default of 4 MiB.
+	MaxReceiveBytes uint32 `protobuf:"varint,8,opt,name=max_receive_bytes,json=maxReceiveBytes,proto3" json:"max_receive_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -431,6 +436,13 @@ func (x *Hello) GetCapacity() uint32 {
 	return 0
 }
 
+func (x *Hello) GetMaxReceiveBytes() uint32 {
+	if x != nil {
+		return x.MaxReceiveBytes
+	}
+	return 0
+}
+
 // Credit grants the bridge more jobs: the number of slots freed since the
 // last credit (or hello). A worker holds credit back while it is over its
 // load limits.
@@ -486,8 +498,9 @@ type JobResult struct {
 	// Plugin return code 0..3 (anything else is mapped by the core).
 	ReturnCode int32 `protobuf:"varint,2,opt,name=return_code,json=returnCode,proto3" json:"return_code,omitempty"`
 	// Full plugin output: first line, optional long output lines, perfdata
-	// after the pipe sign. Real newlines, not escaped.
-	Output     string                 `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
+	// after the pipe sign. Real newlines, not escaped. Bytes as the plugin
+	// printed them (not necessarily UTF-8).
+	Output     []byte                 `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
 	StartTime  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	FinishTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
 	// False when the plugin did not exit normally (classic `exited_ok=0`).
@@ -542,11 +555,11 @@ func (x *JobResult) GetReturnCode() int32 {
 	return 0
 }
 
-func (x *JobResult) GetOutput() string {
+func (x *JobResult) GetOutput() []byte {
 	if x != nil {
 		return x.Output
 	}
-	return ""
+	return nil
 }
 
 func (x *JobResult) GetStartTime() *timestamppb.Timestamp {
@@ -578,6 +591,8 @@ func (x *JobResult) GetEarlyTimeout() bool {
 }
 
 // Job is one decoded Mod-Gearman job. Fields mirror the classic payload keys.
+// Names, commands and texts are bytes, exactly as on the classic wire: they
+// are often Latin-1 and never required to be UTF-8.
 type Job struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Opaque id, unique within the session; echoed in JobResult.
@@ -589,27 +604,27 @@ type Job struct {
 	Deadline *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	Type     JobType                `protobuf:"varint,4,opt,name=type,proto3,enum=gearbridge.v1.JobType" json:"type,omitempty"`
 	// `result_queue`: where the result goes (checks only).
-	ResultQueue string `protobuf:"bytes,5,opt,name=result_queue,json=resultQueue,proto3" json:"result_queue,omitempty"`
+	ResultQueue []byte `protobuf:"bytes,5,opt,name=result_queue,json=resultQueue,proto3" json:"result_queue,omitempty"`
 	// `target_queue`: the queue the core put the job in (informational).
-	TargetQueue string `protobuf:"bytes,6,opt,name=target_queue,json=targetQueue,proto3" json:"target_queue,omitempty"`
+	TargetQueue []byte `protobuf:"bytes,6,opt,name=target_queue,json=targetQueue,proto3" json:"target_queue,omitempty"`
 	// `host_name`.
-	HostName string `protobuf:"bytes,7,opt,name=host_name,json=hostName,proto3" json:"host_name,omitempty"`
+	HostName []byte `protobuf:"bytes,7,opt,name=host_name,json=hostName,proto3" json:"host_name,omitempty"`
 	// `service_description` (service checks only).
-	ServiceDescription string `protobuf:"bytes,8,opt,name=service_description,json=serviceDescription,proto3" json:"service_description,omitempty"`
+	ServiceDescription []byte `protobuf:"bytes,8,opt,name=service_description,json=serviceDescription,proto3" json:"service_description,omitempty"`
 	// `core_time`: planned start time.
 	CoreTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=core_time,json=coreTime,proto3" json:"core_time,omitempty"`
 	// `timeout`: plugin timeout; zero means "use the worker's job_timeout".
 	Timeout *durationpb.Duration `protobuf:"bytes,10,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// `command_line`: the fully expanded command.
-	CommandLine string `protobuf:"bytes,11,opt,name=command_line,json=commandLine,proto3" json:"command_line,omitempty"`
+	CommandLine []byte `protobuf:"bytes,11,opt,name=command_line,json=commandLine,proto3" json:"command_line,omitempty"`
 	// `start_time` (event handlers, notifications, legacy check jobs).
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// `contact` (notifications).
-	Contact string `protobuf:"bytes,13,opt,name=contact,proto3" json:"contact,omitempty"`
+	Contact []byte `protobuf:"bytes,13,opt,name=contact,proto3" json:"contact,omitempty"`
 	// `plugin_output` (notifications).
-	PluginOutput string `protobuf:"bytes,14,opt,name=plugin_output,json=pluginOutput,proto3" json:"plugin_output,omitempty"`
+	PluginOutput []byte `protobuf:"bytes,14,opt,name=plugin_output,json=pluginOutput,proto3" json:"plugin_output,omitempty"`
 	// `long_plugin_output` (notifications).
-	LongPluginOutput string `protobuf:"bytes,15,opt,name=long_plugin_output,json=longPluginOutput,proto3" json:"long_plugin_output,omitempty"`
+	LongPluginOutput []byte `protobuf:"bytes,15,opt,name=long_plugin_output,json=longPluginOutput,proto3" json:"long_plugin_output,omitempty"`
 	// Legacy keys of older cores: `next_check`, `check_options`,
 	// `scheduled_check`, `latency`.
 	NextCheck      *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=next_check,json=nextCheck,proto3" json:"next_check,omitempty"`
@@ -678,32 +693,32 @@ func (x *Job) GetType() JobType {
 	return JobType_JOB_TYPE_UNSPECIFIED
 }
 
-func (x *Job) GetResultQueue() string {
+func (x *Job) GetResultQueue() []byte {
 	if x != nil {
 		return x.ResultQueue
 	}
-	return ""
+	return nil
 }
 
-func (x *Job) GetTargetQueue() string {
+func (x *Job) GetTargetQueue() []byte {
 	if x != nil {
 		return x.TargetQueue
 	}
-	return ""
+	return nil
 }
 
-func (x *Job) GetHostName() string {
+func (x *Job) GetHostName() []byte {
 	if x != nil {
 		return x.HostName
 	}
-	return ""
+	return nil
 }
 
-func (x *Job) GetServiceDescription() string {
+func (x *Job) GetServiceDescription() []byte {
 	if x != nil {
 		return x.ServiceDescription
 	}
-	return ""
+	return nil
 }
 
 func (x *Job) GetCoreTime() *timestamppb.Timestamp {
@@ -720,11 +735,11 @@ func (x *Job) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
-func (x *Job) GetCommandLine() string {
+func (x *Job) GetCommandLine() []byte {
 	if x != nil {
 		return x.CommandLine
 	}
-	return ""
+	return nil
 }
 
 func (x *Job) GetStartTime() *timestamppb.Timestamp {
@@ -734,25 +749,25 @@ func (x *Job) GetStartTime() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *Job) GetContact() string {
+func (x *Job) GetContact() []byte {
 	if x != nil {
 		return x.Contact
 	}
-	return ""
+	return nil
 }
 
-func (x *Job) GetPluginOutput() string {
+func (x *Job) GetPluginOutput() []byte {
 	if x != nil {
 		return x.PluginOutput
 	}
-	return ""
+	return nil
 }
 
-func (x *Job) GetLongPluginOutput() string {
+func (x *Job) GetLongPluginOutput() []byte {
 	if x != nil {
 		return x.LongPluginOutput
 	}
-	return ""
+	return nil
 }
 
 func (x *Job) GetNextCheck() *timestamppb.Timestamp {
@@ -1021,7 +1036,7 @@ const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"\x05drain\x18\x03 \x01(\v2\x14.gearbridge.v1.DrainH\x00R\x05drain\x12/\n" +
 	"\x06cancel\x18\x04 \x01(\v2\x15.gearbridge.v1.CancelH\x00R\x06cancel\x12&\n" +
 	"\x03ack\x18\x05 \x01(\v2\x12.gearbridge.v1.AckH\x00R\x03ackB\x05\n" +
-	"\x03msg\"\xcc\x01\n" +
+	"\x03msg\"\xf8\x01\n" +
 	"\x05Hello\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
@@ -1033,14 +1048,15 @@ const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12 \n" +
 	"\fheld_job_ids\x18\x06 \x03(\tR\n" +
 	"heldJobIds\x12\x1a\n" +
-	"\bcapacity\x18\a \x01(\rR\bcapacity\"\x1e\n" +
+	"\bcapacity\x18\a \x01(\rR\bcapacity\x12*\n" +
+	"\x11max_receive_bytes\x18\b \x01(\rR\x0fmaxReceiveBytes\"\x1e\n" +
 	"\x06Credit\x12\x14\n" +
 	"\x05slots\x18\x01 \x01(\rR\x05slots\"\x95\x02\n" +
 	"\tJobResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
 	"\vreturn_code\x18\x02 \x01(\x05R\n" +
 	"returnCode\x12\x16\n" +
-	"\x06output\x18\x03 \x01(\tR\x06output\x129\n" +
+	"\x06output\x18\x03 \x01(\fR\x06output\x129\n" +
 	"\n" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12;\n" +
 	"\vfinish_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1052,19 +1068,19 @@ const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"\x05queue\x18\x02 \x01(\tR\x05queue\x126\n" +
 	"\bdeadline\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12*\n" +
 	"\x04type\x18\x04 \x01(\x0e2\x16.gearbridge.v1.JobTypeR\x04type\x12!\n" +
-	"\fresult_queue\x18\x05 \x01(\tR\vresultQueue\x12!\n" +
-	"\ftarget_queue\x18\x06 \x01(\tR\vtargetQueue\x12\x1b\n" +
-	"\thost_name\x18\a \x01(\tR\bhostName\x12/\n" +
-	"\x13service_description\x18\b \x01(\tR\x12serviceDescription\x127\n" +
+	"\fresult_queue\x18\x05 \x01(\fR\vresultQueue\x12!\n" +
+	"\ftarget_queue\x18\x06 \x01(\fR\vtargetQueue\x12\x1b\n" +
+	"\thost_name\x18\a \x01(\fR\bhostName\x12/\n" +
+	"\x13service_description\x18\b \x01(\fR\x12serviceDescription\x127\n" +
 	"\tcore_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bcoreTime\x123\n" +
 	"\atimeout\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12!\n" +
-	"\fcommand_line\x18\v \x01(\tR\vcommandLine\x129\n" +
+	"\fcommand_line\x18\v \x01(\fR\vcommandLine\x129\n" +
 	"\n" +
 	"start_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12\x18\n" +
-	"\acontact\x18\r \x01(\tR\acontact\x12#\n" +
-	"\rplugin_output\x18\x0e \x01(\tR\fpluginOutput\x12,\n" +
-	"\x12long_plugin_output\x18\x0f \x01(\tR\x10longPluginOutput\x129\n" +
+	"\acontact\x18\r \x01(\fR\acontact\x12#\n" +
+	"\rplugin_output\x18\x0e \x01(\fR\fpluginOutput\x12,\n" +
+	"\x12long_plugin_output\x18\x0f \x01(\fR\x10longPluginOutput\x129\n" +
 	"\n" +
 	"next_check\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tnextCheck\x12#\n" +
 	"\rcheck_options\x18\x11 \x01(\x05R\fcheckOptions\x12'\n" +

@@ -1,19 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
+	"net"
+	"os"
 	"sort"
-	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/internal/buildinfo"
 )
 
 // Monitoring plugin states.
@@ -46,7 +51,14 @@ type checkOptions struct {
 	expect       string
 	background   bool
 	unique       string
+	verbose      int // -v: debug lines on stderr, -vv: trace lines too
+	version      bool
 }
+
+// checkBackgroundReply is what check_gearman prints for a background job
+// that gearmand accepted, misspelt as in the classic tool so that scripts
+// matching its output keep working.
+const checkBackgroundReply = "sending background job succeded"
 
 func newCheckCmd(s streams, g *globals) *cobra.Command {
 	o := checkOptions{}
@@ -57,30 +69,40 @@ func newCheckCmd(s streams, g *globals) *cobra.Command {
 server against thresholds (0 disables a threshold); with -s and -q it sends a
 test job to a queue (e.g. worker_<id> or check_results) and checks the answer.
 Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
-2 CRITICAL, 3 UNKNOWN.`,
-		Args: cobra.NoArgs,
+2 CRITICAL, 3 UNKNOWN (also for usage errors and -V).`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return checkUsage(s.out, cmd, fmt.Sprintf("unexpected argument %q", args[0]))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hosts := append(append([]string(nil), o.hosts...), g.servers...)
-			servers, err := normalizeServers(hosts)
-			if err != nil || len(servers) == 0 {
-				fmt.Fprintf(s.out, "check_gearman UNKNOWN - give a gearmand with -H HOST[:PORT]\n")
+			if o.version {
+				// check_gearman prints its version and exits UNKNOWN.
+				fmt.Fprintf(s.out, "check_gearman: version %s running on %s\n\n", buildinfo.Get().Version, buildinfo.Get())
 				return pluginExit(stateUnknown)
 			}
+			hosts := append(append([]string(nil), o.hosts...), g.servers...)
+			servers, err := normalizeServers(hosts)
+			if err != nil {
+				return checkUsage(s.out, cmd, err.Error())
+			}
+			if len(servers) == 0 {
+				return checkUsage(s.out, cmd, "no hostname given")
+			}
+			if o.send != "" && o.queue == "" {
+				return checkUsage(s.out, cmd, "need queue (-q) when sending job")
+			}
 			if o.timeout <= 0 {
-				fmt.Fprintf(s.out, "check_gearman UNKNOWN - -t must be a positive number of seconds\n")
-				return pluginExit(stateUnknown)
+				return checkUsage(s.out, cmd, "timeout (-t) must be at least 1 second")
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(o.timeout)*time.Second)
 			defer cancel()
 			var state int
 			if o.send != "" {
-				if o.queue == "" {
-					fmt.Fprintf(s.out, "check_gearman UNKNOWN - -s needs a queue (-q)\n")
-					return pluginExit(stateUnknown)
-				}
-				state = checkWorker(ctx, s.out, servers, o)
+				state = checkWorker(ctx, s.out, s.err, servers, o)
 			} else {
-				state = checkServer(ctx, s.out, servers[len(servers)-1], o)
+				state = checkServer(ctx, s.out, s.err, servers[len(servers)-1], o)
 			}
 			if state == stateOK {
 				return nil
@@ -88,6 +110,11 @@ Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
 			return pluginExit(state)
 		},
 	}
+	// Like check_gearman, every usage error is UNKNOWN with the usage on
+	// stdout, where a monitoring core shows it.
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return checkUsage(s.out, cmd, err.Error())
+	})
 	f := cmd.Flags()
 	f.StringSliceVarP(&o.hosts, "host", "H", nil, "gearmand `HOST[:PORT]` (repeatable; server mode uses the last)")
 	f.IntVarP(&o.timeout, "timeout", "t", 10, "give up after this many seconds (CRITICAL)")
@@ -99,36 +126,82 @@ Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
 	f.BoolVarP(&o.noWorkerCrit, "no-worker-critical", "x", false, "CRITICAL when the queue has no worker")
 	f.StringVarP(&o.send, "send", "s", "", "send this text as a test job to -q")
 	f.StringVarP(&o.expect, "expect", "e", "", "with -s: the answer must contain this text")
-	f.BoolVarP(&o.background, "background", "a", false, "with -s: send as a background job")
+	f.BoolVarP(&o.background, "background", "a", false, "with -s: send as a background job (ignores -e)")
 	f.StringVarP(&o.unique, "unique", "u", "check", "with -s: unique id of the test job")
+	f.CountVarP(&o.verbose, "verbose", "v", "write what happens to stderr (-vv: more)")
+	f.BoolVarP(&o.version, "version", "V", false, "print the version and exit UNKNOWN")
 	return cmd
 }
 
+// checkUsage prints a usage error the way check_gearman does ("Error - …",
+// a blank line, the usage) and ends the command UNKNOWN.
+func checkUsage(out io.Writer, cmd *cobra.Command, msg string) error {
+	fmt.Fprintf(out, "Error - %s\n\n%s", msg, cmd.UsageString())
+	return pluginExit(stateUnknown)
+}
+
+// checkTimeout is check_gearman's text when -t runs out, in either mode: it
+// names the (last) server, and has no plugin name or state.
+func checkTimeout(out io.Writer, server string) int {
+	fmt.Fprintf(out, "timeout while waiting for %s\n", server)
+	return stateCritical
+}
+
+// isTimeout reports whether err comes from the -t deadline, through the
+// context or through a connection's deadline that was set from it.
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
 // checkServer applies the queue rules of check_gearman to one server's
-// status. Unlike the classic tool, the worst state of all queues wins, not
-// the last queue's.
-func checkServer(ctx context.Context, out io.Writer, server string, o checkOptions) int {
+// status.
+func checkServer(ctx context.Context, out, errOut io.Writer, server string, o checkOptions) int {
 	adm := gearman.NewAdmin(server, gearman.AdminOptions{})
 	defer adm.Close()
+	if o.verbose >= 2 {
+		fmt.Fprintf(errOut, "sending 'status' and 'version' to %s\n", server)
+	}
 	st, err := adm.Status(ctx)
+	var version string
+	if err == nil {
+		version, err = adm.Version(ctx)
+	}
 	if err != nil {
-		fmt.Fprintf(out, "check_gearman CRITICAL - cannot read status from %s: %v\n", server, err)
+		if isTimeout(err) {
+			return checkTimeout(out, server)
+		}
+		fmt.Fprintf(out, "check_gearman CRITICAL - %s\n", adminErrorText(server, err))
 		return stateCritical
 	}
-	version, err := adm.Version(ctx)
-	if err != nil {
-		fmt.Fprintf(out, "check_gearman CRITICAL - cannot read version from %s: %v\n", server, err)
-		return stateCritical
+	if o.verbose >= 1 {
+		for i, q := range st {
+			fmt.Fprintf(errOut, "%d: name:%-20s worker:%-5d waiting:%-5d running:%-5d\n", i+1, q.Name, q.Workers, q.Waiting(), q.Running)
+		}
 	}
+	if o.verbose >= 2 {
+		fmt.Fprintf(errOut, "extracted version: '%s'\n", version)
+	}
+	state, line := serverReport(st, version, o)
+	fmt.Fprint(out, line)
+	return state
+}
+
+// serverReport is check_gearman's line for a server's queues: the messages
+// of the queues that break a rule, or the totals when none does, then "|"
+// and the perfdata of the checked queues. Unlike the classic tool, the
+// worst state of all queues wins, not the last queue's.
+func serverReport(st []gearman.FunctionStatus, version string, o checkOptions) (int, string) {
+	st = append([]gearman.FunctionStatus(nil), st...)
 	sort.Slice(st, func(i, j int) bool { return st[i].Name < st[j].Name })
 	state, running, waiting := stateOK, 0, 0
-	var msgs, perf []string
-	found := false
+	var msgs, perf strings.Builder
+	listed, found := false, false
 	for _, q := range st {
-		if o.queue != "" && q.Name != o.queue {
+		if q.Name == "dummy" && q.Total == 0 {
 			continue
 		}
-		if q.Name == "dummy" && q.Total == 0 {
+		listed = true
+		if o.queue != "" && q.Name != o.queue {
 			continue
 		}
 		found = true
@@ -136,84 +209,149 @@ func checkServer(ctx context.Context, out io.Writer, server string, o checkOptio
 		running += q.Running
 		waiting += w
 		s, msg := queueState(q, w, o)
-		if s > state {
-			state = s
-		}
-		if msg != "" {
-			msgs = append(msgs, msg)
-		}
-		perf = append(perf, fmt.Sprintf("'%s_waiting'=%d;%d;%d;0 '%s_running'=%d '%s_worker'=%d;%d;%d;0",
-			q.Name, w, o.jobsWarn, o.jobsCrit, q.Name, q.Running, q.Name, q.Workers, o.workersWarn, o.workersCrit))
+		state = max(state, s)
+		msgs.WriteString(msg)
+		// Every queue's perfdata ends in a space, as in check_gearman.
+		fmt.Fprintf(&perf, "'%s_waiting'=%d;%d;%d;0 '%s_running'=%d '%s_worker'=%d;%d;%d;0 ",
+			q.Name, w, o.jobsWarn, o.jobsCrit, q.Name, q.Running, q.Name, q.Workers, o.workersWarn, o.workersCrit)
 	}
 	if o.queue != "" && !found {
 		state = max(state, stateWarning)
-		msgs = append(msgs, fmt.Sprintf("Queue %s not found", o.queue))
+		fmt.Fprintf(&msgs, "Queue %s not found", o.queue)
 	}
-	text := fmt.Sprintf("%d job(s) running and %d job(s) waiting. Version: %s", running, waiting, version)
-	if state != stateOK {
-		text = strings.Join(msgs, " ")
+	var b strings.Builder
+	if state == stateOK {
+		fmt.Fprintf(&b, "check_gearman OK - %d job%s running and %d job%s waiting. Version: %s",
+			running, plural(running), waiting, plural(waiting), version)
+	} else {
+		fmt.Fprintf(&b, "check_gearman %s - ", stateNames[state])
 	}
-	fmt.Fprintf(out, "check_gearman %s - %s|%s\n", stateNames[state], text, strings.Join(perf, " "))
-	return state
+	b.WriteString(msgs.String())
+	// check_gearman writes the "|" whenever the server has a queue at all,
+	// even if none of them is checked.
+	if listed {
+		b.WriteString("|")
+		b.WriteString(perf.String())
+	}
+	b.WriteString("\n")
+	return state, b.String()
 }
 
-// queueState is the first matching rule of check_gearman for one queue.
+// queueState is the first matching rule of check_gearman for one queue. A
+// message ends in ". " so that the next one, or the "|", follows a space.
 func queueState(q gearman.FunctionStatus, waiting int, o checkOptions) (int, string) {
 	switch {
 	case waiting > 0 && q.Workers == 0:
-		return stateCritical, fmt.Sprintf("Queue %s has %d job(s) without any worker.", q.Name, waiting)
+		return stateCritical, fmt.Sprintf("Queue %s has %d job%s without any worker. ", q.Name, waiting, plural(waiting))
 	case o.jobsCrit > 0 && waiting >= o.jobsCrit:
-		return stateCritical, fmt.Sprintf("Queue %s has %d waiting job(s).", q.Name, waiting)
+		return stateCritical, fmt.Sprintf("Queue %s has %d waiting job%s. ", q.Name, waiting, plural(waiting))
 	case o.workersCrit > 0 && q.Workers >= o.workersCrit:
-		return stateCritical, fmt.Sprintf("Queue %s has %d worker.", q.Name, q.Workers)
+		return stateCritical, fmt.Sprintf("Queue %s has %d worker. ", q.Name, q.Workers)
 	case o.noWorkerCrit && q.Workers == 0:
-		return stateCritical, fmt.Sprintf("Queue %s has no worker.", q.Name)
+		return stateCritical, fmt.Sprintf("Queue %s has no worker. ", q.Name)
 	case o.jobsWarn > 0 && waiting >= o.jobsWarn:
-		return stateWarning, fmt.Sprintf("Queue %s has %d waiting job(s).", q.Name, waiting)
+		return stateWarning, fmt.Sprintf("Queue %s has %d waiting job%s. ", q.Name, waiting, plural(waiting))
 	case o.workersWarn > 0 && q.Workers >= o.workersWarn:
-		return stateWarning, fmt.Sprintf("Queue %s has %d worker.", q.Name, q.Workers)
+		return stateWarning, fmt.Sprintf("Queue %s has %d worker. ", q.Name, q.Workers)
 	}
 	return stateOK, ""
 }
 
-// stateReply matches an answer that names its own state, like "0:OK - ...".
-var stateReply = regexp.MustCompile(`^([0-3]):(.*)$`)
+// plural is the "s" of "1 job" and "2 jobs".
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// adminErrorText words a failed status request like check_gearman does
+// where it can: its texts for a failed name lookup or connect come from
+// getaddrinfo and strerror.
+func adminErrorText(server string, err error) string {
+	host, port, _ := net.SplitHostPort(server)
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		if dnsErr.IsNotFound {
+			return "Name or service not known"
+		}
+		return dnsErr.Err
+	}
+	var opErr *net.OpError
+	var errno syscall.Errno
+	if errors.As(err, &opErr) && opErr.Op == "dial" && errors.As(err, &errno) {
+		return fmt.Sprintf("failed to connect to address %s and port %s: %s", host, port, upperFirst(errno.Error()))
+	}
+	return fmt.Sprintf("error reading from %s - %v", server, err)
+}
+
+// upperFirst turns Go's errno texts ("connection refused") into the C
+// library's ("Connection refused").
+func upperFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
+}
 
 // checkWorker sends the test job of check_gearman -s.
-func checkWorker(ctx context.Context, out io.Writer, servers []string, o checkOptions) int {
+func checkWorker(ctx context.Context, out, errOut io.Writer, servers []string, o checkOptions) int {
 	c := gearman.NewClient(servers, gearman.ClientOptions{WaitForReady: true})
 	defer c.Close()
+	var reply string
+	var err error
 	if o.background {
-		if _, err := c.Submit(ctx, o.queue, o.unique, []byte(o.send), gearman.PriorityHigh, true); err != nil {
-			fmt.Fprintf(out, "check_gearman CRITICAL - job failed: %v\n", err)
-			return stateCritical
+		if _, err = c.Submit(ctx, o.queue, o.unique, []byte(o.send), gearman.PriorityHigh, true); err == nil {
+			reply = checkBackgroundReply
 		}
-		fmt.Fprintf(out, "check_gearman OK - sending background job succeeded\n")
-		return stateOK
+	} else {
+		var b []byte
+		if b, err = c.Do(ctx, o.queue, o.unique, []byte(o.send), gearman.PriorityHigh); err == nil {
+			reply = replyText(b)
+		}
 	}
-	reply, err := c.Do(ctx, o.queue, o.unique, []byte(o.send), gearman.PriorityHigh)
+	if o.verbose >= 1 {
+		code := ""
+		if err != nil {
+			code = err.Error()
+		}
+		fmt.Fprintf(errOut, "code:   %s\nresult: %s\n", code, reply)
+	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			fmt.Fprintf(out, "check_gearman CRITICAL - timeout while waiting for %s\n", o.queue)
-		} else {
-			fmt.Fprintf(out, "check_gearman CRITICAL - job failed: %v\n", err)
+		if isTimeout(err) {
+			return checkTimeout(out, servers[len(servers)-1])
 		}
+		fmt.Fprintf(out, "check_gearman CRITICAL - job failed: %v\n", err)
 		return stateCritical
 	}
-	text := strings.TrimRight(string(reply), "\x00\n")
-	if o.expect != "" {
-		if strings.Contains(text, o.expect) {
-			fmt.Fprintf(out, "check_gearman OK - send worker '%s' response: '%s'\n", o.send, text)
-			return stateOK
+	state, text := workerReport(reply, o)
+	fmt.Fprint(out, text)
+	return state
+}
+
+// replyText is a worker's reply as C reads it: up to the first NUL. Classic
+// workers send their whole 64 KiB reply buffer, and only the text before the
+// first NUL was ever written; what follows is whatever the heap held.
+func replyText(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// workerReport is check_gearman's output for a worker's reply: the -e
+// verdict, or a reply "<digit>:<text>" printed as text with the digit as
+// exit code (the NEB's check_results answer "0:OK - …"), or the reply as
+// an OK.
+func workerReport(reply string, o checkOptions) (int, string) {
+	if !o.background && o.expect != "" {
+		if strings.Contains(reply, o.expect) {
+			return stateOK, fmt.Sprintf("check_gearman OK - send worker '%s' response: '%s'\n", o.send, reply)
 		}
-		fmt.Fprintf(out, "check_gearman CRITICAL - send worker '%s' response: '%s'\n", o.send, text)
-		return stateCritical
+		return stateCritical, fmt.Sprintf("check_gearman CRITICAL - send worker: '%s' response: '%s', expected '%s'\n", o.send, reply, o.expect)
 	}
-	if m := stateReply.FindStringSubmatch(text); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		fmt.Fprintln(out, m[2])
-		return n
+	// The C tool takes any character before the colon as a number; only a
+	// digit makes sense as an exit code.
+	if len(reply) > 1 && reply[1] == ':' && reply[0] >= '0' && reply[0] <= '9' {
+		return int(reply[0] - '0'), reply[2:] + "\n"
 	}
-	fmt.Fprintf(out, "check_gearman OK - %s\n", text)
-	return stateOK
+	return stateOK, fmt.Sprintf("check_gearman OK - %s\n", reply)
 }

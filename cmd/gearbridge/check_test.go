@@ -58,9 +58,9 @@ func TestCheckAndTopAgainstGearmand(t *testing.T) {
 		want     []string
 	}{
 		{"queue without worker", []string{"check", "-H", gm.Addr()}, 2,
-			[]string{"check_gearman CRITICAL - Queue service has 3 job(s) without any worker.", "'service_waiting'=3;10;100;0", "'host_worker'=1;25;50;0"}},
+			[]string{"check_gearman CRITICAL - Queue service has 3 jobs without any worker. |", "'service_waiting'=3;10;100;0", "'host_worker'=1;25;50;0"}},
 		{"one queue ok", []string{"check", "-H", gm.Addr(), "-q", "host"}, 0,
-			[]string{"check_gearman OK - 0 job(s) running and 0 job(s) waiting. Version: "}},
+			[]string{"check_gearman OK - 0 jobs running and 0 jobs waiting. Version: "}},
 		{"no worker beats the thresholds", []string{"check", "-H", gm.Addr(), "-q", "service", "-w", "2", "-c", "0", "-x=false"}, 2,
 			[]string{"without any worker"}},
 		{"queue not found", []string{"check", "-H", gm.Addr(), "-q", "nope"}, 1,
@@ -72,13 +72,13 @@ func TestCheckAndTopAgainstGearmand(t *testing.T) {
 		{"expected text", []string{"check", "-H", gm.Addr(), "-q", "worker_w1", "-s", "check", "-e", "working on"}, 0,
 			[]string{"check_gearman OK - send worker 'check' response: '0:OK - w1 has 4 worker"}},
 		{"unexpected text", []string{"check", "-H", gm.Addr(), "-q", "worker_w1", "-s", "check", "-e", "missing"}, 2,
-			[]string{"check_gearman CRITICAL - send worker 'check'"}},
+			[]string{"check_gearman CRITICAL - send worker: 'check' response: '0:OK - w1 has 4 worker", "', expected 'missing'"}},
 		{"background", []string{"check", "-H", gm.Addr(), "-q", "worker_w1", "-s", "check", "-a"}, 0,
-			[]string{"check_gearman OK - sending background job succeeded"}},
+			[]string{"check_gearman OK - sending background job succeded"}},
 		{"timeout", []string{"check", "-H", gm.Addr(), "-q", "nobody_listens", "-s", "check", "-t", "1"}, 2,
-			[]string{"check_gearman CRITICAL - timeout while waiting for nobody_listens"}},
+			[]string{"timeout while waiting for " + gm.Addr()}},
 		{"unreachable", []string{"check", "-H", "127.0.0.1:1"}, 2,
-			[]string{"check_gearman CRITICAL - cannot read status"}},
+			[]string{"check_gearman CRITICAL - failed to connect to address 127.0.0.1 and port 1: Connection refused"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

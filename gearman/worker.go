@@ -22,7 +22,8 @@ type WorkerOptions struct {
 	ClientID string
 	// DialTimeout bounds connecting to one server. Default 5s.
 	DialTimeout time.Duration
-	// WriteTimeout bounds one flush of buffered packets. Default 10s.
+	// WriteTimeout bounds each write to the socket (a flush of buffered
+	// packets, or one result too large for the 64 KiB buffer). Default 10s.
 	WriteTimeout time.Duration
 	// Dialer replaces the TCP dialer, e.g. to wrap the connection in TLS.
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)

@@ -146,34 +146,3 @@ func discardLogger(l *slog.Logger) *slog.Logger {
 	}
 	return slog.New(slog.DiscardHandler)
 }
-
-// validArg reports whether s can be sent as a NUL-separated argument.
-func validArg(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// MaxUniqueLen is the longest unique key gearmand 1.1.20 accepts; a longer
-// one is answered with ERROR ARGUMENT_TOO_LARGE.
-const MaxUniqueLen = 64
-
-// MaxFunctionLen is the longest function name gearmand 1.1.20 accepts.
-const MaxFunctionLen = 512
-
-func checkFunction(fn string) error {
-	if fn == "" || len(fn) > MaxFunctionLen || !validArg(fn) {
-		return fmt.Errorf("%w: function name %q", ErrInvalidArgument, fn)
-	}
-	return nil
-}
-
-func checkUnique(u string) error {
-	if len(u) > MaxUniqueLen || !validArg(u) {
-		return fmt.Errorf("%w: unique key %q", ErrInvalidArgument, u)
-	}
-	return nil
-}

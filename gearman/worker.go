@@ -18,7 +18,7 @@ type WorkerOptions struct {
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 	// ClientID, when set, is sent with SET_CLIENT_ID after connecting; the
-	// admin "workers" command shows it.
+	// admin "workers" command shows it. It must pass ValidClientID.
 	ClientID string
 	// DialTimeout bounds connecting to one server. Default 5s.
 	DialTimeout time.Duration
@@ -173,10 +173,12 @@ func (wc *WorkerConn) Err() error {
 	return wc.err
 }
 
-// SetClientID sets the ID shown by the admin "workers" command.
+// SetClientID sets the ID shown by the admin "workers" command. It refuses
+// an ID that ValidClientID refuses: gearmand would cut or garble it
+// silently.
 func (wc *WorkerConn) SetClientID(id string) error {
-	if !validArg(id) || strings.ContainsAny(id, " \r\n") {
-		return fmt.Errorf("%w: client id %q", ErrInvalidArgument, id)
+	if err := ValidClientID(id); err != nil {
+		return err
 	}
 	return wc.write(true, PktSetClientID, nil, false, id)
 }

@@ -158,8 +158,8 @@ func (a *Admin) GetPID(ctx context.Context) (int, error) {
 // has no effect until the function exists on the server (a worker
 // registered it or a job was submitted).
 func (a *Admin) MaxQueue(ctx context.Context, fn string, n int) error {
-	if err := checkFunction(fn); err != nil || strings.ContainsAny(fn, " \t\r\n") {
-		return fmt.Errorf("%w: function name %q", ErrInvalidArgument, fn)
+	if err := ValidFunctionName(fn); err != nil {
+		return err
 	}
 	_, err := a.command(ctx, "maxqueue "+fn+" "+strconv.Itoa(n), false)
 	return err

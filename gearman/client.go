@@ -65,8 +65,9 @@ type ClientOptions struct {
 	// DialTimeout bounds connecting and the OPTION_REQ handshake to one
 	// server. Default 5s.
 	DialTimeout time.Duration
-	// WriteTimeout bounds one flush of buffered requests; a server that
-	// stops reading for longer is treated as dead. Default 10s.
+	// WriteTimeout bounds each write to the socket (a flush of buffered
+	// requests, or one request too large for the 64 KiB buffer); a server
+	// that stops reading for longer is treated as dead. Default 10s.
 	WriteTimeout time.Duration
 	// BackoffMin and BackoffMax bound the jittered exponential delay between
 	// connection rounds (one round tries every server once). Defaults 100ms

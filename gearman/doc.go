@@ -21,6 +21,15 @@
 //     "maxqueue", with pure parsers (ParseStatus, ParsePriorityStatus,
 //     ParseWorkers).
 //
+// # Errors and names
+//
+// Permanent is the one classifier of errors: it tells a request that can
+// never succeed (ErrInvalidArgument, most ERROR replies of gearmand) from a
+// failure that may pass (lost connections, timeouts, a full queue), so
+// that callers retry only the latter. ValidFunctionName and ValidClientID
+// hold queue names and worker IDs to what gearmand, libgearman and the text
+// admin protocol all carry unchanged.
+//
 // # gearmand facts this package relies on (1.1.20, Debian 12)
 //
 //   - Same function and unique key while a job is queued or running yields
@@ -43,6 +52,11 @@
 //   - A worker connection that closes with grabbed, unfinished jobs gets
 //     them requeued. Queued jobs of the builtin queue are lost when gearmand
 //     restarts.
+//   - SET_CLIENT_ID is never answered or refused: gearmand keeps the first
+//     127 bytes up to any NUL and prints the ID raw in "workers"
+//     (ValidClientID has the details). It takes function names with
+//     spaces, control bytes or over 512 bytes, which libgearman refuses
+//     and "status" garbles.
 //   - Debian's gearmand has no TLS (it silently ignores --ssl). The Dialer
 //     options exist so that a TLS-capable gearmand can be used later.
 package gearman

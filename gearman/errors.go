@@ -19,9 +19,11 @@ var (
 	ErrNoServer = errors.New("gearman: no server reachable")
 	// ErrWorkFail is returned by Client.Do when the worker sent WORK_FAIL.
 	ErrWorkFail = errors.New("gearman: work failed")
-	// ErrInvalidArgument means a function name, unique key or client ID
-	// cannot be encoded (it contains NUL, or a space or newline for the
-	// admin protocol) or is longer than gearmand accepts.
+	// ErrInvalidArgument means a function name, unique key, client ID or
+	// priority cannot be sent (it contains a NUL, or whitespace or a
+	// control byte where the text protocol would garble it) or is longer
+	// than gearmand or libgearman accept. Nothing was sent; the same
+	// request fails the same way every time.
 	ErrInvalidArgument = errors.New("gearman: invalid argument")
 	// ErrProtocol means the peer sent something the protocol does not allow
 	// at that point, e.g. a JOB_CREATED nobody asked for.
@@ -80,4 +82,37 @@ func connLost(cause error) error {
 		return ErrConnectionLost
 	}
 	return fmt.Errorf("%w: %w", ErrConnectionLost, cause)
+}
+
+// Permanent reports whether err means that the request itself can never
+// succeed, on any connection to any server, so that retrying it is
+// pointless: an ErrInvalidArgument (nothing was sent), or an ERROR reply of
+// gearmand other than the few that pass (see below), e.g.
+// ARGUMENT_TOO_LARGE. It reports false for nil and for everything that may
+// pass: a lost or timed-out connection, no reachable server, ErrClosed, a
+// context's end, WORK_FAIL or WORK_EXCEPTION of a job, and the ERROR codes
+// QUEUE_ERROR (a queue at its maxqueue, or a failing persistent queue),
+// JOB_QUEUE_FULL and MEMORY_ALLOCATION_FAILURE. An unknown ERROR code
+// counts as permanent: gearmand answers a well-formed request with ERROR
+// only when it cannot take it, and retrying such a request forever would
+// hold its caller forever.
+//
+// This is the one place that tells permanent from temporary Gearman
+// errors; callers that retry branch on it.
+func Permanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrInvalidArgument) {
+		return true
+	}
+	var se *ServerError
+	if errors.As(err, &se) {
+		switch se.Code {
+		case CodeQueueFull, "JOB_QUEUE_FULL", "MEMORY_ALLOCATION_FAILURE":
+			return false
+		}
+		return true
+	}
+	return false
 }

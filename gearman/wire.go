@@ -24,17 +24,36 @@ const (
 // Flush (group commit): whoever is last in the queue flushes, so a burst of
 // concurrent submits becomes a few large writes instead of one syscall each.
 type wire struct {
-	nc           net.Conn
-	writeTimeout time.Duration
-	pending      atomic.Int32 // writers waiting for or holding mu
-	mu           sync.Mutex
-	pw           *PacketWriter
-	err          error // first write error; sticky
-	wantFlush    bool  // some buffered packet asked to be flushed
+	pending   atomic.Int32 // writers waiting for or holding mu
+	mu        sync.Mutex
+	pw        *PacketWriter
+	err       error // first write error; sticky
+	wantFlush bool  // some buffered packet asked to be flushed
 }
 
 func newWire(nc net.Conn, writeTimeout time.Duration) *wire {
-	return &wire{nc: nc, writeTimeout: writeTimeout, pw: NewPacketWriter(nc, writeBufSize)}
+	return &wire{pw: NewPacketWriter(deadlineWriter{nc: nc, timeout: writeTimeout}, writeBufSize)}
+}
+
+// deadlineWriter is what a wire's buffer writes to. Every Write sets its
+// own write deadline first, so that bytes reaching the socket other than by
+// a flush (a packet larger than the buffer goes straight through, a full
+// buffer is written out mid-packet) are bounded like a flush and never by
+// the long-expired deadline of an earlier one: after an idle spell that
+// stale deadline failed the write, and with it every request pipelined on
+// the connection.
+type deadlineWriter struct {
+	nc      net.Conn
+	timeout time.Duration
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	if d.timeout > 0 {
+		if err := d.nc.SetWriteDeadline(time.Now().Add(d.timeout)); err != nil {
+			return 0, err
+		}
+	}
+	return d.nc.Write(p)
 }
 
 // send runs write with the writer locked and then flushes unless another
@@ -69,9 +88,6 @@ func (w *wire) send(flush bool, write func(pw *PacketWriter) error) error {
 // flushLocked writes the buffer out; w.mu is held.
 func (w *wire) flushLocked() {
 	if w.err == nil && w.pw.Buffered() > 0 {
-		if w.writeTimeout > 0 {
-			w.nc.SetWriteDeadline(time.Now().Add(w.writeTimeout))
-		}
 		if err := w.pw.Flush(); err != nil {
 			w.err = fmt.Errorf("write: %w", err)
 		}
@@ -129,35 +145,4 @@ func discardLogger(l *slog.Logger) *slog.Logger {
 		return l
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-// validArg reports whether s can be sent as a NUL-separated argument.
-func validArg(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// MaxUniqueLen is the longest unique key gearmand 1.1.20 accepts; a longer
-// one is answered with ERROR ARGUMENT_TOO_LARGE.
-const MaxUniqueLen = 64
-
-// MaxFunctionLen is the longest function name gearmand 1.1.20 accepts.
-const MaxFunctionLen = 512
-
-func checkFunction(fn string) error {
-	if fn == "" || len(fn) > MaxFunctionLen || !validArg(fn) {
-		return fmt.Errorf("%w: function name %q", ErrInvalidArgument, fn)
-	}
-	return nil
-}
-
-func checkUnique(u string) error {
-	if len(u) > MaxUniqueLen || !validArg(u) {
-		return fmt.Errorf("%w: unique key %q", ErrInvalidArgument, u)
-	}
-	return nil
 }

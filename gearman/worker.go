@@ -18,11 +18,12 @@ type WorkerOptions struct {
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 	// ClientID, when set, is sent with SET_CLIENT_ID after connecting; the
-	// admin "workers" command shows it.
+	// admin "workers" command shows it. It must pass ValidClientID.
 	ClientID string
 	// DialTimeout bounds connecting to one server. Default 5s.
 	DialTimeout time.Duration
-	// WriteTimeout bounds one flush of buffered packets. Default 10s.
+	// WriteTimeout bounds each write to the socket (a flush of buffered
+	// packets, or one result too large for the 64 KiB buffer). Default 10s.
 	WriteTimeout time.Duration
 	// Dialer replaces the TCP dialer, e.g. to wrap the connection in TLS.
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
@@ -172,10 +173,12 @@ func (wc *WorkerConn) Err() error {
 	return wc.err
 }
 
-// SetClientID sets the ID shown by the admin "workers" command.
+// SetClientID sets the ID shown by the admin "workers" command. It refuses
+// an ID that ValidClientID refuses: gearmand would cut or garble it
+// silently.
 func (wc *WorkerConn) SetClientID(id string) error {
-	if !validArg(id) || strings.ContainsAny(id, " \r\n") {
-		return fmt.Errorf("%w: client id %q", ErrInvalidArgument, id)
+	if err := ValidClientID(id); err != nil {
+		return err
 	}
 	return wc.write(true, PktSetClientID, nil, false, id)
 }

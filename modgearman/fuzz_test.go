@@ -43,8 +43,9 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzParseJob checks ParseJob on arbitrary text: no panics, and a parsed
-// job marshals, encodes and decodes back to an equal job.
+// FuzzParseJob checks ParseJob on arbitrary text: no panics, a parsed job
+// has a result queue gearmand can take, and it marshals, encodes and
+// decodes back to an equal job.
 //
 // Seeds: testdata/fuzz/FuzzParseJob.
 func FuzzParseJob(f *testing.F) {
@@ -88,6 +89,9 @@ func checkJob(t *testing.T, data []byte) (Job, bool) {
 	j, err := ParseJob(data)
 	if err != nil {
 		return Job{}, false
+	}
+	if err := ValidQueueName(j.ResultQueue); j.ResultQueue != "" && err != nil {
+		t.Fatalf("ParseJob(%q) accepted a result queue gearmand cannot take: %v", data, err)
 	}
 	text := j.Marshal()
 	back, err := ParseJob(text)

@@ -73,8 +73,8 @@ type Job struct {
 // senders never write empty values, so only malformed input differs). When a
 // key repeats, the last value wins, except for unknown keys, which are all
 // kept in Extra. Integers and timestamps must be well formed (see
-// [ParseTime]); the error names the line and key. Finally the job must pass
-// [Job.Validate].
+// [ParseTime]), and result_queue must pass [ValidQueueName]; the error
+// names the line and key. Finally the job must pass [Job.Validate].
 func ParseJob(plain []byte) (Job, error) {
 	var j Job
 	err := scanLines(plain, func(_ int, key, value string) error {
@@ -89,7 +89,11 @@ func ParseJob(plain []byte) (Job, error) {
 				return fmt.Errorf("unknown job type %q", value)
 			}
 		case "result_queue":
+			// The worker submits the result to this queue: a name gearmand
+			// cannot take would fail every submit, so the job is refused
+			// here, before it runs.
 			j.ResultQueue = value
+			err = ValidQueueName(value)
 		case "target_queue":
 			j.TargetQueue = value
 		case "host_name":
@@ -139,16 +143,22 @@ func ParseJob(plain []byte) (Job, error) {
 	return j, nil
 }
 
-// Validate checks that the job has a known type and the keys a worker needs:
-// host_name and command_line for host checks, additionally
-// service_description for service checks, and command_line for event
-// handlers and notifications. The error names the missing key.
+// Validate checks that the job has a known type, a result_queue (when set)
+// that passes [ValidQueueName], and the keys a worker needs: host_name and
+// command_line for host checks, additionally service_description for
+// service checks, and command_line for event handlers and notifications.
+// The error names the key.
 func (j Job) Validate() error {
 	if j.Type == "" {
 		return errors.New(`missing key "type"`)
 	}
 	if !j.Type.known() {
 		return fmt.Errorf("unknown job type %q", string(j.Type))
+	}
+	if j.ResultQueue != "" {
+		if err := ValidQueueName(j.ResultQueue); err != nil {
+			return fmt.Errorf("result_queue: %w", err)
+		}
 	}
 	var required []string
 	switch j.Type {

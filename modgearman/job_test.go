@@ -172,6 +172,14 @@ func TestParseJobErrors(t *testing.T) {
 		{"bad check_options", "type=host\ncheck_options=x\n", []string{"line 2", `"check_options"`}},
 		{"bad scheduled_check", "type=host\nscheduled_check=yes\n", []string{"line 2", `"scheduled_check"`}},
 		{"bad latency", "type=host\nlatency=fast\n", []string{"line 2", `"latency"`}},
+		// A result queue gearmand cannot take (or cannot show) would make
+		// every submit of the result fail or vanish: the job is refused.
+		{"result_queue with a space", "type=host\nresult_queue=my results\nhost_name=a\ncommand_line=b\n", []string{"line 2", `"result_queue"`, "space"}},
+		{"result_queue with a tab", "type=host\nresult_queue=my\tresults\nhost_name=a\ncommand_line=b\n", []string{"line 2", `"result_queue"`, "whitespace"}},
+		{"result_queue with an escaped newline", "type=host\nresult_queue=my\\nresults\nhost_name=a\ncommand_line=b\n", []string{"line 2", `"result_queue"`, "whitespace"}},
+		{"result_queue with a control byte", "type=host\nresult_queue=my\x01results\nhost_name=a\ncommand_line=b\n", []string{"line 2", `"result_queue"`, "control byte"}},
+		{"result_queue with DEL", "type=host\nresult_queue=my\x7fresults\nhost_name=a\ncommand_line=b\n", []string{"line 2", `"result_queue"`, "control byte"}},
+		{"result_queue over 512 bytes", "type=host\nresult_queue=" + strings.Repeat("q", 513) + "\nhost_name=a\ncommand_line=b\n", []string{"line 2", `"result_queue"`, "513 bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseJob([]byte(tc.text))
@@ -202,10 +210,44 @@ func TestJobValidate(t *testing.T) {
 		{Job{}, `missing key "type"`},
 		{Job{Type: "check"}, `unknown job type "check"`},
 		{Job{Type: JobNotification}, `missing key "command_line" for notification job`},
+		{Job{Type: JobHost, HostName: "h", CommandLine: "c", ResultQueue: "a\x00b"}, `result_queue: queue name "a\x00b" has a NUL at byte 1`},
+		{Job{Type: JobHost, HostName: "h", CommandLine: "c", ResultQueue: "a b"}, `result_queue: queue name "a b" has a space at byte 1`},
 	} {
 		err := tc.job.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate(%+v) = %v, want %q", tc.job, err, tc.want)
 		}
+	}
+}
+
+func TestValidQueueName(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		queue string
+		want  string // substring of the error; empty for a valid name
+	}{
+		{"result queue", "check_results", ""},
+		{"status queue", "worker_host.example.com", ""},
+		{"colon and utf-8", "hostgroup_dc1:rack_é", ""},
+		{"512 bytes", strings.Repeat("q", 512), ""},
+		{"empty", "", "empty"},
+		{"513 bytes", strings.Repeat("q", 513), "513 bytes"},
+		{"space", "my results", "a space at byte 2"},
+		{"tab", "a\tb", "whitespace"},
+		{"LF", "a\nb", "whitespace"},
+		{"CR", "a\rb", "whitespace"},
+		{"NUL", "a\x00b", "a NUL"},
+		{"control byte", "a\x1bb", "control byte 0x1b"},
+		{"DEL", "a\x7f", "control byte 0x7f"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ValidQueueName(tc.queue)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("ValidQueueName(%q) = %v, want nil", tc.queue, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("ValidQueueName(%q) = %v, want an error containing %q", tc.queue, err, tc.want)
+			}
+		})
 	}
 }

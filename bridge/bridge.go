@@ -74,6 +74,10 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxSlots bounds the slots one session may announce.
 	MaxSlots int
+	// SendTimeout bounds one send to a worker: a worker that does not read
+	// its stream for that long is detached (and may resume), so that its
+	// jobs are not held hostage.
+	SendTimeout time.Duration
 	// HelloTimeout bounds the wait for a session's first message.
 	HelloTimeout time.Duration
 	// DrainTimeout bounds graceful shutdown.
@@ -112,6 +116,7 @@ func DefaultConfig() Config {
 		MaxMessageBytes: 4 << 20,          // results carry at most 1 MiB of output by default
 		MaxSlots:        10000,
 		HelloTimeout:    10 * time.Second,
+		SendTimeout:     30 * time.Second, // far beyond any healthy link's stall, well within a check's timeout
 		DrainTimeout:    30 * time.Second,
 		WatchInterval:   DefaultWatchInterval,
 	}
@@ -134,7 +139,7 @@ func (c Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"resume-grace": c.ResumeGrace, "job-timeout": c.JobTimeout, "timeout-grace": c.TimeoutGrace,
-		"hello-timeout": c.HelloTimeout, "drain-timeout": c.DrainTimeout, "watch-interval": c.WatchInterval,
+		"hello-timeout": c.HelloTimeout, "send-timeout": c.SendTimeout, "drain-timeout": c.DrainTimeout, "watch-interval": c.WatchInterval,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %v", name, d))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ type fakeGearman struct {
 	results    []submitted
 	conns      []*fakeConn
 	failSubmit int // fail this many submits before succeeding
+	// grabGate, when set, holds every grab of a check queue (not of a
+	// status queue) until it is closed.
+	grabGate chan struct{}
 }
 
 type submitted struct {
@@ -103,7 +107,17 @@ type fakeConn struct {
 	closed bool
 }
 
-func (c *fakeConn) TryGrab(context.Context) (*GrabbedJob, error) {
+func (c *fakeConn) TryGrab(ctx context.Context) (*GrabbedJob, error) {
+	c.f.mu.Lock()
+	gate := c.f.grabGate
+	c.f.mu.Unlock()
+	if gate != nil && !strings.HasPrefix(c.queues[0], "worker_") {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	c.f.mu.Lock()
 	defer c.f.mu.Unlock()
 	if c.closed {
@@ -192,6 +206,8 @@ type testEnv struct {
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
+	// stopOnce makes stop safe to call from a test and its cleanup.
+	stopOnce sync.Once
 }
 
 // newBridgeCA creates a CA in dir and the bridge's certificate for
@@ -240,13 +256,16 @@ func newTestEnv(t *testing.T, mutate func(*Config)) *testEnv {
 	return e
 }
 
+// stop stops the bridge and waits for it; it may be called twice.
 func (e *testEnv) stop() {
-	e.cancel()
-	select {
-	case <-e.done:
-	case <-time.After(10 * time.Second):
-		e.t.Error("bridge did not stop within 10s")
-	}
+	e.stopOnce.Do(func() {
+		e.cancel()
+		select {
+		case <-e.done:
+		case <-time.After(10 * time.Second):
+			e.t.Error("bridge did not stop within 10s")
+		}
+	})
 }
 
 func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {

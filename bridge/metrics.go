@@ -13,7 +13,11 @@ type metrics struct {
 	completed       *prometheus.CounterVec
 	timedOut        *prometheus.CounterVec
 	requeued        prometheus.Counter
-	invalidJobs     prometheus.Counter
+	invalidJobs     *prometheus.CounterVec
+	refusedJobs     *prometheus.CounterVec
+	failedJobs      prometheus.Counter
+	stalled         prometheus.Counter
+	unsendable      prometheus.Counter
 	statusReplies   prometheus.Counter
 	resent          prometheus.Counter
 	refused         *prometheus.CounterVec
@@ -50,9 +54,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gearbridge_bridge_jobs_requeued_total",
 			Help: "Unfinished jobs handed back to gearmand by closing a session's connection.",
 		}),
-		invalidJobs: prometheus.NewCounter(prometheus.CounterOpts{
+		invalidJobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gearbridge_bridge_jobs_invalid_total",
-			Help: "Jobs that could not be decoded (wrong key, garbage) and were failed towards gearmand.",
+			Help: "Jobs failed towards gearmand because they can never run: undecodable (wrong key, garbage) or invalid (a field no worker or gearmand can use).",
+		}, []string{"reason"}),
+		refusedJobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_jobs_refused_total",
+			Help: "Jobs not sent to the worker and answered with an explicit UNKNOWN result instead, by reason (too_large, unencodable).",
+		}, []string{"reason"}),
+		failedJobs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_jobs_failed_total",
+			Help: "Jobs failed towards gearmand because gearmand refused their result for good.",
+		}),
+		stalled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_streams_stalled_total",
+			Help: "Worker streams detached because the worker stopped reading them.",
+		}),
+		unsendable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_messages_unencodable_total",
+			Help: "Messages to workers that could not be encoded; a job among them gets an explicit result.",
 		}),
 		statusReplies: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_bridge_status_replies_total",
@@ -68,7 +88,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		submitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_bridge_result_submit_errors_total",
-			Help: "Failed attempts to submit a result to gearmand (each is retried).",
+			Help: "Failed attempts to submit a result to gearmand (temporary errors are retried).",
 		}),
 		passiveAccepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_bridge_passive_results_accepted_total",
@@ -89,9 +109,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 		}),
 	}
+	// Every reason is reported from the start, so that an alert on a rate
+	// sees a zero before the first event.
+	for _, r := range []string{"undecodable", "invalid"} {
+		m.invalidJobs.WithLabelValues(r)
+	}
+	for _, r := range []string{"too_large", "unencodable"} {
+		m.refusedJobs.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.credit, m.dispatched, m.completed, m.timedOut, m.requeued,
-			m.invalidJobs, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency)
+			m.invalidJobs, m.refusedJobs, m.failedJobs, m.stalled, m.unsendable, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency)
 	}
 	return m
 }

@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/modgearman"
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
 )
 
@@ -67,13 +71,9 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 		Resumed:     resumed,
 		ResumeGrace: durationpb.New(b.cfg.ResumeGrace),
 	}
-	actx, err := s.attach(stream, int(capacity(hello)), int(hello.GetSlots()), hello.GetHeldJobIds(), welcome)
+	actx, err := s.attach(stream, int(capacity(hello)), int(hello.GetSlots()), maxReceive(hello), hello.GetHeldJobIds(), welcome)
 	if err != nil {
-		if actx == nil {
-			return status.Errorf(codes.Unavailable, "session %s: %v", s.id, err)
-		}
-		s.detach(stream, err)
-		return err
+		return status.Errorf(codes.Unavailable, "session %s: %v", s.id, err)
 	}
 	if resumed {
 		s.log.Info("worker session resumed", "slots", hello.GetSlots(), "held", len(hello.GetHeldJobIds()))
@@ -84,20 +84,49 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- w.recvLoop(s, stream) }()
-	select {
-	case err = <-recvErr:
-		s.detach(stream, err)
-		if status.Code(err) == codes.InvalidArgument {
-			return err
+	// A worker that stops reading its stream is detached after the send
+	// timeout, so that it holds no job hostage; it resumes like after any
+	// other disconnect.
+	tick := time.NewTicker(max(b.cfg.SendTimeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case err = <-recvErr:
+			s.detach(stream, err)
+			if status.Code(err) == codes.InvalidArgument {
+				return err
+			}
+			return nil
+		case <-actx.Done():
+			// Replaced by a newer stream of the same session, the session
+			// closed (bridge shutdown), or the worker stopped reading.
+			cause := context.Cause(actx)
+			s.detach(stream, cause)
+			if errors.Is(cause, errStalled) {
+				s.log.Warn("worker stopped reading its stream; detached it", "err", cause)
+				return status.Error(codes.Unavailable, cause.Error())
+			}
+			return status.Error(codes.Unavailable, "session moved or closed")
+		case now := <-tick.C:
+			if d := s.sendBlockedFor(stream, now); d > b.cfg.SendTimeout {
+				b.m.stalled.Inc()
+				s.stall(stream, fmt.Errorf("%w: a send has been blocked for %v", errStalled, d.Round(time.Millisecond)))
+			}
 		}
-		return nil
-	case <-actx.Done():
-		// Replaced by a newer stream of the same session, or the session
-		// closed (bridge shutdown).
-		s.detach(stream, context.Cause(actx))
-		return status.Error(codes.Unavailable, "session moved or closed")
 	}
 }
+
+// maxReceive is the worker's receive limit from its hello; a worker that
+// does not say has gRPC's default.
+func maxReceive(h *pb.Hello) int {
+	if n := h.GetMaxReceiveBytes(); n > 0 {
+		return int(n)
+	}
+	return defaultMaxReceive
+}
+
+// defaultMaxReceive is gRPC's default receive limit (4 MiB).
+const defaultMaxReceive = 4 << 20
 
 func (w *workerService) recvLoop(s *session, stream pb.WorkerService_WorkServer) error {
 	for {
@@ -169,6 +198,17 @@ func (b *Bridge) checkHello(id Identity, h *pb.Hello) ([]string, error) {
 	}
 	if err := gearmanName("identifier", h.GetIdentifier()); err != nil {
 		return nil, err
+	}
+	if id := h.GetIdentifier(); id != "" {
+		// The identifier is the session's client id at gearmand and names
+		// its status queue: one gearmand cannot take would be refused on
+		// every connect, forever.
+		if err := gearman.ValidClientID(id); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "hello: identifier %q cannot be a Gearman client id: %v", id, err)
+		}
+		if err := gearman.ValidFunctionName(modgearman.StatusQueuePrefix + id); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "hello: identifier %q cannot name a status queue: %v", id, err)
+		}
 	}
 	if len(h.GetQueues()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "hello: no queues asked for")

@@ -9,11 +9,15 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gearbridge/gearbridge/gearman"
 	"github.com/gearbridge/gearbridge/modgearman"
 	"github.com/gearbridge/gearbridge/plugin"
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
@@ -42,11 +46,11 @@ type session struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	sendMu sync.Mutex // serialises Send on the attached stream
-
 	mu          sync.Mutex
 	stream      workStream // nil while detached
-	detachStop  context.CancelFunc
+	out         *outbox    // the attached stream's send queue; nil while detached
+	maxRecv     int        // the attached worker's receive limit in bytes
+	detachStop  context.CancelCauseFunc
 	attachGen   uint64
 	slots       int
 	credit      int
@@ -60,15 +64,14 @@ type session struct {
 	jobsDone    uint64
 	graceTimer  *time.Timer
 	conns       []*serverConn
+	statusConns []*serverConn // answer worker_<identifier> pings, slots or not
 	closeReason string
 	serial      string // of the certificate that attached last
 }
 
-// workStream is the part of the gRPC stream a session uses.
-type workStream interface {
-	Send(*pb.WorkResponse) error
-	Context() context.Context
-}
+// workStream is the gRPC stream of an attached worker; the session sends
+// pre-encoded messages on it (see pump).
+type workStream = grpc.ServerStream
 
 // inflightJob is a job handed to the worker and not yet answered.
 type inflightJob struct {
@@ -79,13 +82,33 @@ type inflightJob struct {
 	job        modgearman.Job
 	msg        *pb.Job
 	dispatched time.Time
-	timer      *time.Timer
+	timeout    time.Duration // the plugin's, without the bridge's grace
+	// timer writes the timeout result; it runs only while the job may be
+	// with the worker. A job grabbed while the worker was detached, or not
+	// yet written to a stream that then detached, has none: it goes out on
+	// resume (and gets its timer then) or back to gearmand with the session.
+	timer *time.Timer
+	sent  atomic.Bool // written to a stream
+}
+
+// startTimer arms the timeout result for a job that goes out now.
+func (s *session) startTimerLocked(ij *inflightJob, deadline time.Time) {
+	id := ij.id
+	ij.timer = time.AfterFunc(time.Until(deadline), func() { s.expire(id) })
+}
+
+func (ij *inflightJob) stopTimer() {
+	if ij.timer != nil {
+		ij.timer.Stop()
+		ij.timer = nil
+	}
 }
 
 // serverConn is the session's worker connection to one gearmand, shared by
 // its grab loops.
 type serverConn struct {
 	server string
+	queues []string   // registered on every (re)connect
 	dialMu sync.Mutex // one dial at a time
 	mu     sync.Mutex
 	conn   WorkerConn // nil while reconnecting
@@ -117,7 +140,7 @@ func (s *session) connect(c *serverConn, backoff *backoff) WorkerConn {
 		if wc := c.get(); wc != nil {
 			return wc
 		}
-		conn, err := s.b.gm.DialWorker(s.ctx, c.server, s.identifier, append(slices.Clone(s.queues), s.statusQueue))
+		conn, err := s.b.gm.DialWorker(s.ctx, c.server, s.identifier, c.queues)
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return nil
@@ -166,7 +189,8 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *sess
 		serial:      id.Serial,
 	}
 	for _, srv := range b.gm.Servers() {
-		s.conns = append(s.conns, &serverConn{server: srv})
+		s.conns = append(s.conns, &serverConn{server: srv, queues: queues})
+		s.statusConns = append(s.statusConns, &serverConn{server: srv, queues: []string{s.statusQueue}})
 	}
 	return s
 }
@@ -177,34 +201,37 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *sess
 // nothing is grabbed ahead of need.
 const maxGrabbers = 4
 
-// start launches the grab loops for every gearmand.
+// start launches the grab loops and the status loop for every gearmand.
 func (s *session) start(slots int) {
 	n := min(max(slots, 1), maxGrabbers)
-	for _, c := range s.conns {
+	run := func(loop func()) {
+		s.wg.Add(1)
+		s.b.wg.Add(1)
+		go func() {
+			defer s.b.wg.Done()
+			defer s.wg.Done()
+			loop()
+		}()
+	}
+	for i, c := range s.conns {
 		for range n {
-			s.wg.Add(1)
-			s.b.wg.Add(1)
-			go func() {
-				defer s.b.wg.Done()
-				defer s.wg.Done()
-				s.grabLoop(c)
-			}()
+			run(func() { s.grabLoop(c) })
 		}
+		sc := s.statusConns[i]
+		run(func() { s.statusLoop(sc) })
 	}
 }
 
 // attach binds a stream to the session; the returned context ends when the
 // stream is replaced or the session closes.
-func (s *session) attach(st workStream, capacity, free int, held []string, welcome *pb.Welcome) (context.Context, error) {
-	s.sendMu.Lock()
+func (s *session) attach(st workStream, capacity, free, maxRecv int, held []string, welcome *pb.Welcome) (context.Context, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
-		s.sendMu.Unlock()
 		return nil, errors.New("session closed")
 	}
 	if s.detachStop != nil {
-		s.detachStop() // an older stream of the same session gives way
+		s.detachStop(errors.New("replaced by a newer stream of the session")) // an older stream gives way
 	}
 	if s.graceTimer != nil {
 		s.graceTimer.Stop()
@@ -217,9 +244,10 @@ func (s *session) attach(st workStream, capacity, free int, held []string, welco
 		s.b.m.sessions.WithLabelValues("detached").Dec()
 		s.b.m.sessions.WithLabelValues("attached").Inc()
 	}
-	actx, stop := context.WithCancel(s.ctx)
+	actx, stop := context.WithCancelCause(s.ctx)
 	s.stream = st
 	s.detachStop = stop
+	s.maxRecv = maxRecv
 	s.attachGen++
 	s.b.m.credit.Add(float64(free - s.credit))
 	s.slots = capacity
@@ -230,43 +258,64 @@ func (s *session) attach(st workStream, capacity, free int, held []string, welco
 	for _, id := range held {
 		heldSet[id] = true
 	}
-	var resend []*pb.Job
+	var resend []*inflightJob
 	for id, ij := range s.inflight {
 		if !heldSet[id] {
-			resend = append(resend, ij.msg)
+			resend = append(resend, ij)
+		}
+	}
+	// The queue holds every job the session may have out at once, their
+	// acks and cancels, and the resends: only a worker that stops reading
+	// fills it.
+	s.out = newOutbox(st, 2*capacity+len(resend)+16)
+	s.out.put(outMsg{m: &pb.WorkResponse{Msg: &pb.WorkResponse_Welcome{Welcome: welcome}}})
+	for _, ij := range resend {
+		s.b.m.resent.Inc()
+		ij.sent.Store(false)
+		s.out.put(outMsg{m: jobResponse(ij.msg), job: ij})
+	}
+	now := time.Now()
+	for _, ij := range s.inflight {
+		if ij.timer == nil {
+			// Not with any worker until now: its time starts now.
+			s.startTimerLocked(ij, now.Add(ij.timeout+s.b.cfg.TimeoutGrace))
 		}
 	}
 	s.wakeLocked()
-	s.mu.Unlock()
-	defer s.sendMu.Unlock()
-	if err := st.Send(&pb.WorkResponse{Msg: &pb.WorkResponse_Welcome{Welcome: welcome}}); err != nil {
-		return actx, err
-	}
-	for _, j := range resend {
-		s.b.m.resent.Inc()
-		if err := st.Send(&pb.WorkResponse{Msg: &pb.WorkResponse_Job{Job: j}}); err != nil {
-			return actx, err
-		}
-	}
+	s.b.wg.Add(1)
+	go func() {
+		defer s.b.wg.Done()
+		s.pump(actx, s.out, stop)
+	}()
 	return actx, nil
+}
+
+func jobResponse(j *pb.Job) *pb.WorkResponse {
+	return &pb.WorkResponse{Msg: &pb.WorkResponse_Job{Job: j}}
 }
 
 // detach unbinds st (if it is still the attached stream) and starts the
 // resume grace.
 func (s *session) detach(st workStream, why error) {
-	s.sendMu.Lock()
 	s.mu.Lock()
 	if s.stream != st || s.closed {
 		s.mu.Unlock()
-		s.sendMu.Unlock()
 		return
 	}
 	s.stream = nil
+	s.out = nil
 	s.b.m.credit.Sub(float64(s.credit))
 	s.credit = 0
 	if s.detachStop != nil {
-		s.detachStop()
+		s.detachStop(why)
 		s.detachStop = nil
+	}
+	for _, ij := range s.inflight {
+		if !ij.sent.Load() {
+			// Never reached the worker: no timeout result for it. It goes
+			// out again on resume, or back to gearmand with the session.
+			ij.stopTimer()
+		}
 	}
 	grace := s.b.cfg.ResumeGrace
 	n := len(s.inflight)
@@ -276,10 +325,29 @@ func (s *session) detach(st workStream, why error) {
 	}
 	s.graceTimer = time.AfterFunc(grace, func() { s.close("resume grace expired") })
 	s.mu.Unlock()
-	s.sendMu.Unlock()
 	s.b.m.sessions.WithLabelValues("attached").Dec()
 	s.b.m.sessions.WithLabelValues("detached").Inc()
 	s.log.Info("worker disconnected; keeping session for the resume grace", "grace", grace, "in_flight", n, "err", why)
+}
+
+// sendBlockedFor is how long a Send to st has been blocked; zero when st is
+// no longer the attached stream.
+func (s *session) sendBlockedFor(st workStream, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stream != st || s.out == nil {
+		return 0
+	}
+	return s.out.blockedFor(now)
+}
+
+// stall ends the attachment of st, whose worker stopped reading.
+func (s *session) stall(st workStream, why error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stream == st && s.detachStop != nil {
+		s.detachStop(why)
+	}
 }
 
 // certSerial is the serial of the certificate the session was last
@@ -310,8 +378,9 @@ func (s *session) close(reason string) {
 	s.closeReason = reason
 	attached := s.stream != nil
 	s.stream = nil
+	s.out = nil
 	if s.detachStop != nil {
-		s.detachStop()
+		s.detachStop(errors.New("session closed: " + reason))
 	}
 	if s.graceTimer != nil {
 		s.graceTimer.Stop()
@@ -320,14 +389,14 @@ func (s *session) close(reason string) {
 	s.credit = 0
 	requeued := len(s.inflight)
 	for _, ij := range s.inflight {
-		ij.timer.Stop()
+		ij.stopTimer()
 	}
 	s.inflight = map[string]*inflightJob{}
 	s.wakeLocked()
 	s.mu.Unlock()
 
 	s.cancel()
-	for _, c := range s.conns {
+	for _, c := range append(slices.Clone(s.conns), s.statusConns...) {
 		c.mu.Lock()
 		if c.conn != nil {
 			_ = c.conn.Close()
@@ -447,26 +516,72 @@ func (s *session) grabLoop(c *serverConn) {
 	}
 }
 
+// statusLoop answers pings on the classic worker_<identifier> queue on a
+// connection of its own, so that a ping needs no free slot: like the C and
+// Go workers, a session whose slots are all busy still answers (spec
+// §2.10). It answers only while a worker is attached; a detached session
+// leaves pings in gearmand, and check_gearman reports the worker missing.
+func (s *session) statusLoop(c *serverConn) {
+	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	for s.waitAttached() {
+		wc := s.connect(c, backoff)
+		if wc == nil {
+			return
+		}
+		ping, err := wc.TryGrab(s.ctx)
+		switch {
+		case err != nil:
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("gearmand status connection lost; reconnecting", "server", c.server, "err", err)
+			c.drop(wc)
+		case ping == nil:
+			if err := wc.Sleep(s.ctx); err != nil && s.ctx.Err() == nil {
+				c.drop(wc)
+			}
+		default:
+			s.answerStatus(wc, ping)
+		}
+	}
+}
+
+// waitAttached blocks until a worker is attached; false when the session
+// closed.
+func (s *session) waitAttached() bool {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return false
+		}
+		if s.stream != nil {
+			s.mu.Unlock()
+			return true
+		}
+		wake := s.creditWake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
 // dispatch decodes one grabbed job and hands it to the worker. The credit
 // taken for it is consumed.
 func (s *session) dispatch(c *serverConn, wc WorkerConn, g *GrabbedJob) {
-	if g.Queue == s.statusQueue {
-		s.answerStatus(wc, g)
-		return
-	}
 	received := time.Now()
-	plain, err := s.b.codec.Decode(g.Data)
-	var job modgearman.Job
-	if err == nil {
-		job, err = modgearman.ParseJob(plain)
-	}
+	job, err := s.b.decodeJob(g)
 	if err != nil {
-		// The job cannot run anywhere with this key: fail it like classic
-		// workers do, and count it.
-		s.b.m.invalidJobs.Inc()
-		s.log.Error("discarded invalid job; check the encryption key", "queue", g.Queue, "handle", g.Handle, "err", err)
+		// A permanent error: the job cannot run anywhere as it is. Fail it
+		// towards gearmand like classic workers do (it is not requeued to
+		// hang the next worker), log it once and count it.
+		s.b.m.invalidJobs.WithLabelValues(invalidReason(err)).Inc()
+		s.log.Error("refused job", "queue", g.Queue, "handle", g.Handle, "err", err)
 		if ferr := wc.Fail(s.ctx, g.Handle); ferr != nil {
-			s.log.Warn("fail invalid job", "handle", g.Handle, "err", ferr)
+			s.log.Warn("fail refused job", "handle", g.Handle, "err", ferr)
 		}
 		s.returnCredit()
 		return
@@ -485,27 +600,56 @@ func (s *session) dispatch(c *serverConn, wc WorkerConn, g *GrabbedJob) {
 	s.nextJob++
 	id := strconv.FormatUint(s.nextJob, 10)
 	msg := jobMessage(id, g.Queue, deadline, timeout, job)
-	ij := &inflightJob{id: id, conn: c, handle: g.Handle, queue: g.Queue, job: job, msg: msg, dispatched: received}
-	ij.timer = time.AfterFunc(time.Until(deadline), func() { s.expire(id) })
+	ij := &inflightJob{id: id, conn: c, handle: g.Handle, queue: g.Queue, job: job, msg: msg, dispatched: received, timeout: timeout}
 	s.inflight[id] = ij
-	s.mu.Unlock()
-
-	s.b.m.dispatched.WithLabelValues(g.Queue).Inc()
-	if !s.send(&pb.WorkResponse{Msg: &pb.WorkResponse_Job{Job: msg}}) {
-		// Not delivered: the job stays in flight. A resuming worker gets it
-		// again (it is not in its held list); otherwise the session closes
-		// and gearmand requeues it.
+	resp := jobResponse(msg)
+	if size, limit := proto.Size(resp), s.maxRecv; size > limit {
+		s.mu.Unlock()
+		s.refuseJob(ij, fmt.Sprintf("its message of %d bytes exceeds the worker's receive limit of %d bytes", size, limit), "too_large")
 		return
 	}
+	if s.out == nil {
+		// Grabbed while the worker was detaching: it goes out on resume or
+		// back to gearmand with the session, and gets no timeout meanwhile.
+		s.mu.Unlock()
+		s.b.m.dispatched.WithLabelValues(g.Queue).Inc()
+		return
+	}
+	s.startTimerLocked(ij, deadline)
+	s.sendLocked(outMsg{m: resp, job: ij})
+	s.mu.Unlock()
+	s.b.m.dispatched.WithLabelValues(g.Queue).Inc()
 	s.b.m.dispatchLatency.Observe(time.Since(received).Seconds())
 }
 
+// refuseJob answers a job that cannot be sent to the worker with an
+// explicit UNKNOWN result that says why, and gives its credit back: the
+// worker never got it. Nothing retries it; it would fail again the same way.
+func (s *session) refuseJob(ij *inflightJob, why, reason string) {
+	s.mu.Lock()
+	if s.inflight[ij.id] != ij || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.inflight, ij.id)
+	ij.stopTimer()
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.returnCredit()
+
+	s.b.m.refusedJobs.WithLabelValues(reason).Inc()
+	s.log.Error("job not sent to the worker; answered with UNKNOWN", "job_id", ij.id, "host", ij.job.HostName, "service", ij.job.ServiceDescription, "why", why)
+	now := time.Now()
+	text := fmt.Sprintf("(gearbridge: check not sent to worker %s: %s)", s.identifier, why)
+	res := ij.job.Answer(3, text, now, now, s.source())
+	go func() {
+		defer s.wg.Done()
+		s.finish(ij, res, outcomeRefused)
+	}()
+}
+
 // answerStatus answers a ping on the status queue as a classic worker
-// does, with a plain status line (spec §2.10, the Go worker's form), and
-// gives the credit back: the ping takes no slot of the worker. Like a
-// classic worker whose processes are all busy, a session without free
-// slots or without an attached worker does not grab the ping, and
-// check_gearman times out.
+// does, with a plain status line (spec §2.10, the Go worker's form).
 func (s *session) answerStatus(wc WorkerConn, g *GrabbedJob) {
 	s.mu.Lock()
 	slots, busy, done := s.slots, len(s.inflight), s.jobsDone
@@ -516,24 +660,28 @@ func (s *session) answerStatus(wc WorkerConn, g *GrabbedJob) {
 	} else {
 		s.b.m.statusReplies.Inc()
 	}
-	s.returnCredit()
 }
 
-// send writes to the attached stream; it reports false when detached.
+// send queues m for the attached stream; it reports false when detached.
 func (s *session) send(m *pb.WorkResponse) bool {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
 	s.mu.Lock()
-	st := s.stream
-	s.mu.Unlock()
-	if st == nil {
+	defer s.mu.Unlock()
+	return s.sendLocked(outMsg{m: m})
+}
+
+// sendLocked queues om without blocking. A full queue means the worker
+// stopped reading: the stream is detached, and the session waits for the
+// worker to resume like after any other disconnect.
+func (s *session) sendLocked(om outMsg) bool {
+	if s.out == nil {
 		return false
 	}
-	if err := st.Send(m); err != nil {
-		s.log.Debug("send to worker failed", "err", err)
-		return false
+	if s.out.put(om) {
+		return true
 	}
-	return true
+	s.b.m.stalled.Inc()
+	s.detachStop(fmt.Errorf("%w: its send queue of %d messages is full", errStalled, cap(s.out.ch)))
+	return false
 }
 
 // handleResult accepts a worker's result for a job of this session.
@@ -559,14 +707,14 @@ func (s *session) handleResult(r *pb.JobResult) {
 		return
 	}
 	delete(s.inflight, r.GetJobId())
-	ij.timer.Stop()
+	ij.stopTimer()
 	s.wg.Add(1) // under mu, so that close (which sets closed under mu) waits for it
 	s.mu.Unlock()
 
 	res := s.workerResult(ij, r)
 	go func() {
 		defer s.wg.Done()
-		s.finish(ij, res, false)
+		s.finish(ij, res, outcomeWorker)
 	}()
 }
 
@@ -581,6 +729,7 @@ func (s *session) expire(id string) {
 	}
 	delete(s.inflight, id)
 	s.wg.Add(1)
+	s.sendLocked(outMsg{m: &pb.WorkResponse{Msg: &pb.WorkResponse_Cancel{Cancel: &pb.Cancel{JobId: id, Reason: "timed out; the bridge answered it"}}}})
 	s.mu.Unlock()
 
 	now := time.Now()
@@ -588,37 +737,34 @@ func (s *session) expire(id string) {
 		ij.dispatched, now, s.source())
 	s.b.m.timedOut.WithLabelValues(ij.queue).Inc()
 	s.log.Warn("job timed out on the worker; wrote the timeout result", "job_id", id, "host", ij.job.HostName, "service", ij.job.ServiceDescription)
-	s.send(&pb.WorkResponse{Msg: &pb.WorkResponse_Cancel{Cancel: &pb.Cancel{JobId: id, Reason: "timed out; the bridge answered it"}}})
 	go func() {
 		defer s.wg.Done()
-		s.finish(ij, res, true)
+		s.finish(ij, res, outcomeTimeout)
 	}()
 }
 
+// outcome is how a job of a session ended.
+type outcome int
+
+const (
+	outcomeWorker  outcome = iota // the worker's result
+	outcomeTimeout                // the bridge's timeout result
+	outcomeRefused                // the bridge's explicit result for a job it could not send
+)
+
 // finish puts the result on the job's result queue, then completes the job
-// towards gearmand. Results are retried until they are submitted or the
-// session closes (then gearmand requeues the job and it runs again).
-func (s *session) finish(ij *inflightJob, res modgearman.Result, timedOut bool) {
+// towards gearmand. Temporary submit errors are retried until the result
+// is submitted or the session closes (then gearmand requeues the job and
+// it runs again); a permanent one fails the job at once.
+func (s *session) finish(ij *inflightJob, res modgearman.Result, how outcome) {
 	if ij.job.Type.HasResult() {
 		payload := s.b.codec.Encode(res.Marshal())
 		queue := ij.job.ResultQueue
 		if queue == "" {
 			queue = s.b.cfg.ResultQueue
 		}
-		backoff := newBackoff(50*time.Millisecond, 2*time.Second)
-		for {
-			err := s.b.results.SubmitResult(s.ctx, queue, payload)
-			if err == nil {
-				break
-			}
-			s.b.m.submitErrors.Inc()
-			if s.ctx.Err() != nil {
-				s.log.Error("result not submitted before the session closed; gearmand requeues the job", "job_id", ij.id, "err", err)
-				return
-			}
-			d := backoff.next()
-			s.log.Warn("submit result failed; retrying", "queue", queue, "in", d, "err", err)
-			sleepCtx(s.ctx, d)
+		if !s.submit(ij, queue, payload) {
+			return
 		}
 		if len(s.b.dups) > 0 {
 			// As a classic worker with dup_results_are_passive=yes (its
@@ -636,7 +782,7 @@ func (s *session) finish(ij *inflightJob, res modgearman.Result, timedOut bool) 
 		}
 	}
 	s.mu.Lock()
-	s.completed[ij.id] = timedOut
+	s.completed[ij.id] = how != outcomeWorker
 	s.completedQ = append(s.completedQ, ij.id)
 	if len(s.completedQ) > completedMemory {
 		delete(s.completed, s.completedQ[0])
@@ -644,11 +790,71 @@ func (s *session) finish(ij *inflightJob, res modgearman.Result, timedOut bool) 
 	}
 	s.jobsDone++
 	s.mu.Unlock()
-	if !timedOut {
+	if how == outcomeWorker {
 		s.b.m.completed.WithLabelValues(ij.queue).Inc()
 		s.b.m.jobDuration.WithLabelValues(ij.queue).Observe(time.Since(ij.dispatched).Seconds())
 		s.send(ackMsg(ij.id))
 	}
+}
+
+// submit puts one result on queue, retrying temporary errors with backoff
+// (logged once, then summed up when it succeeds). It reports false when
+// the result was not submitted: the session closed (gearmand requeues the
+// job) or the error is permanent (the job is failed towards gearmand).
+func (s *session) submit(ij *inflightJob, queue string, payload []byte) bool {
+	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
+	var first error
+	attempts := 0
+	for {
+		err := s.b.results.SubmitResult(s.ctx, queue, payload)
+		if err == nil {
+			if attempts > 0 {
+				s.log.Info("result submitted after retries", "queue", queue, "job_id", ij.id, "attempts", attempts+1, "first_err", first)
+			}
+			return true
+		}
+		s.b.m.submitErrors.Inc()
+		attempts++
+		switch {
+		case s.ctx.Err() != nil:
+			s.log.Error("result not submitted before the session closed; gearmand requeues the job", "job_id", ij.id, "err", err)
+			return false
+		case gearman.Permanent(err):
+			s.b.m.failedJobs.Inc()
+			s.log.Error("result can never be submitted; failed the job", "queue", queue, "job_id", ij.id, "host", ij.job.HostName, "err", err)
+			if wc := ij.conn.get(); wc != nil {
+				if ferr := wc.Fail(s.ctx, ij.handle); ferr != nil {
+					s.log.Debug("fail job", "handle", ij.handle, "err", ferr)
+				}
+			}
+			return false
+		case attempts == 1:
+			first = err
+			s.log.Warn("submit result failed; retrying with backoff", "queue", queue, "job_id", ij.id, "err", err)
+		}
+		sleepCtx(s.ctx, backoff.next())
+	}
+}
+
+// errUndecodable marks a job payload that does not decode with the key.
+var errUndecodable = errors.New("payload does not decode; check the encryption key")
+
+// decodeJob decodes and parses a grabbed job. Every error is permanent:
+// the same bytes fail the same way on every worker.
+func (b *Bridge) decodeJob(g *GrabbedJob) (modgearman.Job, error) {
+	plain, err := b.codec.Decode(g.Data)
+	if err != nil {
+		return modgearman.Job{}, fmt.Errorf("%w: %w", errUndecodable, err)
+	}
+	return modgearman.ParseJob(plain)
+}
+
+// invalidReason is the metric label of a decodeJob error.
+func invalidReason(err error) string {
+	if errors.Is(err, errUndecodable) {
+		return "undecodable"
+	}
+	return "invalid"
 }
 
 // workerResult builds the classic result from the worker's answer. Host and

@@ -190,16 +190,44 @@ func TestTimeoutResultWrittenByBridge(t *testing.T) {
 	})
 }
 
+// TestInvalidJobIsFailedAndCounted: a job that can never run — it does not
+// decode, or names a result queue gearmand cannot take — is failed towards
+// gearmand at once, counted, and holds no slot: the worker's only slot
+// takes the next check.
 func TestInvalidJobIsFailedAndCounted(t *testing.T) {
-	e := newTestEnv(t, nil)
-	h := e.fake.add("service", []byte("not base64 at all!"))
-	e.session(e.dial(certs.RoleWorker, "w1"), hello(1, "service"))
-	eventually(t, 2*time.Second, "invalid job failed", func() bool {
-		_, failed, _ := e.fake.snapshot()
-		return len(failed) == 1 && failed[0] == h
-	})
-	if got := testutil.ToFloat64(e.b.m.invalidJobs); got != 1 {
-		t.Fatalf("invalid jobs = %v", got)
+	codec, _ := modgearman.NewCodec(testKey, true)
+	withResultQueue := func(q string) []byte {
+		j := modgearman.Job{Type: modgearman.JobService, ResultQueue: q, HostName: "h", ServiceDescription: "s",
+			CoreTime: time.Unix(1700000000, 0), Timeout: time.Minute, CommandLine: "/bin/true"}
+		return codec.Encode(j.Marshal())
+	}
+	for _, tc := range []struct {
+		name, reason string
+		data         []byte
+	}{
+		{"undecodable", "undecodable", []byte("not base64 at all!")},
+		{"result queue with a space", "invalid", withResultQueue("check results")},
+		{"result queue too long", "invalid", withResultQueue(strings.Repeat("q", 600))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t, nil)
+			h := e.fake.add("service", tc.data)
+			st, _, _ := e.session(e.dial(certs.RoleWorker, "w1"), hello(1, "service"))
+			eventually(t, 2*time.Second, "invalid job failed", func() bool {
+				_, failed, _ := e.fake.snapshot()
+				return len(failed) == 1 && failed[0] == h
+			})
+			if got := testutil.ToFloat64(e.b.m.invalidJobs.WithLabelValues(tc.reason)); got != 1 {
+				t.Fatalf("invalid jobs (%s) = %v", tc.reason, got)
+			}
+			e.fake.add("service", serviceJob(t, "next", "s", time.Minute))
+			if j := recvMsg(t, st, 5*time.Second).GetJob(); string(j.GetHostName()) != "next" {
+				t.Fatalf("got %v, want the next check", j)
+			}
+			if _, _, results := e.fake.snapshot(); len(results) != 0 {
+				t.Fatalf("a result was written for the invalid job: %v", results)
+			}
+		})
 	}
 }
 
@@ -307,12 +335,19 @@ func TestStatusQueuePing(t *testing.T) {
 	if m := recvMsg(t, st, 5*time.Second); string(m.GetJob().GetHostName()) != "h" {
 		t.Fatalf("got %v, want the check", m)
 	}
-	// With the slot busy the ping waits in gearmand, as with a classic
-	// worker whose processes are all busy.
+	// With the only slot busy the ping is still answered, as the C and Go
+	// workers answer it while every process is busy.
 	busy := e.fake.add("worker_w1", []byte("check"))
-	time.Sleep(100 * time.Millisecond)
-	if e.fake.queued("worker_w1") != 1 {
-		t.Fatalf("ping %s grabbed while the only slot is busy", busy)
+	eventually(t, 5*time.Second, "ping answered while busy", func() bool {
+		e.fake.mu.Lock()
+		defer e.fake.mu.Unlock()
+		return e.fake.replies[busy] != nil
+	})
+	e.fake.mu.Lock()
+	reply = string(e.fake.replies[busy])
+	e.fake.mu.Unlock()
+	if want := "w1 has 1 worker and is working on 1 jobs."; !strings.HasPrefix(reply, want) {
+		t.Fatalf("reply while busy\n got %q\nwant prefix %q", reply, want)
 	}
 }
 

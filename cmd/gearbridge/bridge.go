@@ -44,6 +44,7 @@ type bridgeOptions struct {
 	TimeoutGrace    time.Duration `mapstructure:"timeout-grace"`
 	TimeoutReturn   int           `mapstructure:"timeout-return"`
 	DrainTimeout    time.Duration `mapstructure:"drain-timeout"`
+	SendTimeout     time.Duration `mapstructure:"send-timeout"`
 	MaxMessageBytes int           `mapstructure:"max-message-bytes"`
 	MetricsListen   string        `mapstructure:"metrics-listen"`
 	LogLevel        string        `mapstructure:"log-level"`
@@ -64,6 +65,7 @@ func loadBridgeOptions(fs *pflag.FlagSet, file string) (bridgeOptions, error) {
 		TimeoutGrace:    d.TimeoutGrace,
 		TimeoutReturn:   d.TimeoutReturn,
 		DrainTimeout:    d.DrainTimeout,
+		SendTimeout:     d.SendTimeout,
 		MaxMessageBytes: d.MaxMessageBytes,
 		LogLevel:        "info",
 		LogFormat:       "text",
@@ -111,6 +113,7 @@ reloads them without dropping sessions.`,
 	f.Duration("timeout-grace", d.TimeoutGrace, "added to a job's timeout before the bridge writes the timeout result itself")
 	f.Int("timeout-return", d.TimeoutReturn, "return code of timeout results (0..3)")
 	f.Duration("drain-timeout", d.DrainTimeout, "bound on graceful shutdown")
+	f.Duration("send-timeout", d.SendTimeout, "detach a worker whose stream takes no message for this long (it may resume)")
 	f.Int("max-message-bytes", d.MaxMessageBytes, "largest gRPC message accepted")
 	f.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (/metrics)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -204,6 +207,7 @@ func (o bridgeOptions) bridgeConfig() (bridge.Config, error) {
 	cfg.TimeoutGrace = o.TimeoutGrace
 	cfg.TimeoutReturn = o.TimeoutReturn
 	cfg.DrainTimeout = o.DrainTimeout
+	cfg.SendTimeout = o.SendTimeout
 	cfg.MaxMessageBytes = o.MaxMessageBytes
 	if o.Authz != "" {
 		az, err := bridge.LoadAuthz(o.Authz)

@@ -36,5 +36,10 @@
 // across all servers, so nothing is grabbed ahead of need. A check's result
 // goes to the job's result queue before the job is completed; a job cut off
 // by the drain timeout is not completed and gearmand requeues it when the
-// connection closes.
+// connection closes. A job that can never succeed (it does not decode, or
+// names a result queue gearmand cannot take, or gearmand refuses its result
+// for good) is failed instead, so that it does not hang the next worker.
+// The status queue worker_<identifier> has a connection of its own per
+// server that needs no slot, so check_gearman's ping is answered while
+// every slot is busy, as by the classic workers.
 package worker

@@ -73,6 +73,9 @@ func NewGearman(cfg Config, g GearmanOptions, deps Deps) (*GearmanWorker, error)
 	if g.ResultQueue == "" {
 		g.ResultQueue = "check_results"
 	}
+	if err := checkGearmanNames(cfg, g); err != nil {
+		return nil, err
+	}
 	base, m, log, load, err := commonParts(cfg, deps)
 	if err != nil {
 		return nil, err
@@ -90,6 +93,30 @@ func NewGearman(cfg Config, g GearmanOptions, deps Deps) (*GearmanWorker, error)
 		status: modgearman.StatusQueuePrefix + cfg.Identifier,
 		slots:  make(chan struct{}, cfg.Slots),
 	}, nil
+}
+
+// checkGearmanNames refuses names that gearmand would refuse, cut or garble.
+// Such a name can never work, so it is a configuration error, not a
+// connection to retry forever.
+func checkGearmanNames(cfg Config, g GearmanOptions) error {
+	var errs []error
+	if err := gearman.ValidClientID(cfg.Identifier); err != nil {
+		errs = append(errs, fmt.Errorf("identifier: %w", err))
+	} else if err := gearman.ValidFunctionName(modgearman.StatusQueuePrefix + cfg.Identifier); err != nil {
+		errs = append(errs, fmt.Errorf("identifier: status queue: %w", err))
+	}
+	for _, q := range cfg.Queues {
+		if err := gearman.ValidFunctionName(q); err != nil {
+			errs = append(errs, fmt.Errorf("queues: %w", err))
+		}
+	}
+	if err := gearman.ValidFunctionName(g.ResultQueue); err != nil {
+		errs = append(errs, fmt.Errorf("result queue: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("worker config: %w", err)
+	}
+	return nil
 }
 
 // Run serves the configured queues and the status queue on every server
@@ -118,7 +145,16 @@ func (w *GearmanWorker) Run(ctx context.Context) error {
 		wg.Go(func() { w.watchLoad(ctx) })
 	}
 	for _, srv := range w.g.Servers {
-		wg.Go(func() { w.serveServer(ctx, jobCtx, srv, results) })
+		wg.Go(func() {
+			w.keepConn(ctx, srv, w.cfg.Queues, true, w.cfg.Slots, func(wc *gearman.WorkerConn) {
+				w.grabLoop(ctx, jobCtx, wc, srv, results)
+			})
+		})
+		wg.Go(func() {
+			w.keepConn(ctx, srv, []string{w.status}, false, 1, func(wc *gearman.WorkerConn) {
+				w.answerPings(ctx, wc)
+			})
+		})
 	}
 	w.log.Info("worker started on gearmand", "servers", w.g.Servers, "queues", w.cfg.Queues, "max_workers", w.cfg.Slots)
 	<-ctx.Done()
@@ -172,34 +208,48 @@ func (w *GearmanWorker) watchLoad(ctx context.Context) {
 	}
 }
 
-// serveServer keeps one worker connection to server, with one grab loop
-// per slot, until ctx ends.
-func (w *GearmanWorker) serveServer(ctx, jobCtx context.Context, server string, results *gearman.Client) {
+// keepConn keeps one worker connection to server with queues registered
+// and loops goroutines running loop on it, until ctx ends; it reconnects
+// when the connection fails. The primary (job) connection feeds the
+// reconnect and connect-failure metrics and logs at info and warning
+// level; the status connection, which fails along with it, logs at debug
+// level only.
+//
+// Checks and status pings have connections of their own, as the classic
+// workers have: a ping must be answered while every slot runs a plugin,
+// and a connection whose grabs wait for a free slot cannot take it.
+func (w *GearmanWorker) keepConn(ctx context.Context, server string, queues []string, primary bool, loops int, loop func(*gearman.WorkerConn)) {
 	bo := newRetryBackoff(w.cfg.BackoffMin, w.cfg.BackoffMax)
 	first := true
+	info, warn := slog.LevelInfo, slog.LevelWarn
+	if !primary {
+		info, warn = slog.LevelDebug, slog.LevelDebug
+	}
 	for ctx.Err() == nil {
-		wc, err := w.connect(ctx, server)
+		wc, err := w.connect(ctx, server, queues)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			d := bo.next()
-			w.m.connectFailures.Inc()
-			w.log.Warn("cannot connect to gearmand; retrying", "server", server, "in", d, "err", err)
+			if primary {
+				w.m.connectFailures.Inc()
+			}
+			w.log.Log(ctx, warn, "cannot connect to gearmand; retrying", "server", server, "queues", len(queues), "in", d, "err", err)
 			sleepFor(ctx, d)
 			continue
 		}
 		bo.reset()
-		if !first {
+		if primary && !first {
 			w.m.reconnects.Inc()
 		}
 		first = false
-		w.log.Info("connected to gearmand", "server", server)
-		var loops sync.WaitGroup
-		for range w.cfg.Slots {
-			loops.Go(func() { w.grabLoop(ctx, jobCtx, wc, server, results) })
+		w.log.Log(ctx, info, "connected to gearmand", "server", server, "queues", len(queues))
+		var running sync.WaitGroup
+		for range loops {
+			running.Go(func() { loop(wc) })
 		}
-		loops.Wait()
+		running.Wait()
 		cause := wc.Err()
 		// Unfinished jobs (cut off by the drain timeout) go back to the
 		// queue.
@@ -208,17 +258,17 @@ func (w *GearmanWorker) serveServer(ctx, jobCtx context.Context, server string, 
 			return
 		}
 		d := bo.next()
-		w.log.Warn("gearmand connection lost; reconnecting", "server", server, "in", d, "err", cause)
+		w.log.Log(ctx, warn, "gearmand connection lost; reconnecting", "server", server, "queues", len(queues), "in", d, "err", cause)
 		sleepFor(ctx, d)
 	}
 }
 
-func (w *GearmanWorker) connect(ctx context.Context, server string) (*gearman.WorkerConn, error) {
+func (w *GearmanWorker) connect(ctx context.Context, server string, queues []string) (*gearman.WorkerConn, error) {
 	wc, err := gearman.DialWorker(ctx, server, gearman.WorkerOptions{Logger: w.log, ClientID: w.cfg.Identifier})
 	if err != nil {
 		return nil, err
 	}
-	for _, q := range append(append([]string(nil), w.cfg.Queues...), w.status) {
+	for _, q := range queues {
 		if err := wc.CanDo(q); err != nil {
 			wc.Close()
 			return nil, fmt.Errorf("register queue %q on %s: %w", q, server, err)
@@ -227,9 +277,26 @@ func (w *GearmanWorker) connect(ctx context.Context, server string) (*gearman.Wo
 	return wc, nil
 }
 
+// answerPings answers every ping on the status queue worker_<identifier>
+// with the status line, needing no slot, until ctx ends or the connection
+// fails.
+func (w *GearmanWorker) answerPings(ctx context.Context, wc *gearman.WorkerConn) {
+	for {
+		gj, err := wc.Grab(ctx)
+		if err != nil {
+			return
+		}
+		text := modgearman.WorkerStatus(w.cfg.Identifier, w.cfg.Slots, int(w.busy.Load()), w.version, w.done.Load())
+		if err := wc.Complete(gj.Handle, []byte(text)); err != nil {
+			w.log.Debug("answer status ping", "err", err)
+			return
+		}
+	}
+}
+
 // grabLoop takes one job at a time while a slot is free and the load
 // allows it, and sleeps on the connection when gearmand has none.
-func (w *GearmanWorker) grabLoop(ctx, jobCtx context.Context, wc *gearman.WorkerConn, server string, results *gearman.Client) {
+func (w *GearmanWorker) grabLoop(ctx, jobCtx context.Context, wc *gearman.WorkerConn, server string, results resultSubmitter) {
 	for {
 		for w.overloaded.Load() {
 			if !sleepFor(ctx, w.cfg.LoadInterval) {
@@ -257,30 +324,24 @@ func (w *GearmanWorker) grabLoop(ctx, jobCtx context.Context, wc *gearman.Worker
 	}
 }
 
-// handle runs one job and answers it: a status ping with the status line,
-// a check with its result on the result queue before the job is
-// completed, an event handler or notification by completing it.
-func (w *GearmanWorker) handle(ctx context.Context, wc *gearman.WorkerConn, server string, gj *gearman.Job, results *gearman.Client) {
-	if gj.Function == w.status {
-		text := modgearman.WorkerStatus(w.cfg.Identifier, w.cfg.Slots, int(w.busy.Load()), w.version, w.done.Load())
-		if err := wc.Complete(gj.Handle, []byte(text)); err != nil {
-			w.log.Debug("answer status ping", "err", err)
-		}
-		return
-	}
+// handle runs one job and answers it: a check with its result on the
+// result queue before the job is completed, an event handler or
+// notification by completing it. A job that can never succeed anywhere is
+// failed (WORK_FAIL), so that gearmand drops it instead of requeueing it
+// to the next worker.
+func (w *GearmanWorker) handle(ctx context.Context, wc *gearman.WorkerConn, server string, gj *gearman.Job, results resultSubmitter) {
 	plain, err := w.g.Codec.Decode(gj.Data)
-	var job modgearman.Job
-	if err == nil {
-		job, err = modgearman.ParseJob(plain)
-	}
 	if err != nil {
 		// No worker with this key can run it: fail it, as classic workers
 		// do, and count it.
-		w.m.invalid.Inc()
-		w.log.Error("discarded invalid job; check the encryption key", "server", server, "queue", gj.Function, "handle", gj.Handle, "err", err)
-		if ferr := wc.Fail(gj.Handle); ferr != nil {
-			w.log.Debug("fail invalid job", "handle", gj.Handle, "err", ferr)
-		}
+		w.refuse(wc, server, gj, "discarded job that does not decode; check the encryption key", err)
+		return
+	}
+	job, err := modgearman.ParseJob(plain)
+	if err != nil {
+		// Malformed, or a result queue gearmand cannot take: no worker
+		// could answer it.
+		w.refuse(wc, server, gj, "discarded invalid job", err)
 		return
 	}
 	w.m.received.Inc()
@@ -292,8 +353,20 @@ func (w *GearmanWorker) handle(ctx context.Context, wc *gearman.WorkerConn, serv
 		return
 	}
 	if job.Type.HasResult() {
-		if !w.submit(ctx, job, res, results) {
-			w.m.discarded.WithLabelValues(discardDrainTimeout).Inc()
+		if err := w.submit(ctx, job, res, results); err != nil {
+			if !gearman.Permanent(err) {
+				// Cut off by the drain timeout and not completed:
+				// gearmand requeues it.
+				w.m.discarded.WithLabelValues(discardDrainTimeout).Inc()
+				return
+			}
+			// Refused for good: running it again would not help.
+			w.m.discarded.WithLabelValues(discardResultRefused).Inc()
+			w.log.Error("result can never be submitted; failing the job", "server", server, "handle", gj.Handle,
+				"host", job.HostName, "service", job.ServiceDescription, "err", err)
+			if ferr := wc.Fail(gj.Handle); ferr != nil {
+				w.log.Debug("fail job", "handle", gj.Handle, "err", ferr)
+			}
 			return
 		}
 	}
@@ -303,6 +376,15 @@ func (w *GearmanWorker) handle(ctx context.Context, wc *gearman.WorkerConn, serv
 		w.log.Debug("complete job", "handle", gj.Handle, "err", err)
 	}
 	w.done.Add(1)
+}
+
+// refuse fails a job that no worker can run, logs why once and counts it.
+func (w *GearmanWorker) refuse(wc *gearman.WorkerConn, server string, gj *gearman.Job, msg string, err error) {
+	w.m.invalid.Inc()
+	w.log.Error(msg, "server", server, "queue", gj.Function, "handle", gj.Handle, "err", err)
+	if ferr := wc.Fail(gj.Handle); ferr != nil {
+		w.log.Debug("fail invalid job", "handle", gj.Handle, "err", ferr)
+	}
 }
 
 // run runs the job's plugin, or answers it as too old. It reports false
@@ -336,8 +418,10 @@ func (w *GearmanWorker) run(ctx context.Context, job modgearman.Job) (modgearman
 }
 
 // submit puts the result on the job's result queue, retrying until gearmand
-// takes it or ctx ends (then it reports false).
-func (w *GearmanWorker) submit(ctx context.Context, job modgearman.Job, res modgearman.Result, results *gearman.Client) bool {
+// takes it. It returns the error when ctx ends first, or at once when the
+// error is permanent (gearman.Permanent): such a submit fails the same way
+// every time, and retrying it would hold the job's slot for good.
+func (w *GearmanWorker) submit(ctx context.Context, job modgearman.Job, res modgearman.Result, results resultSubmitter) error {
 	queue := job.ResultQueue
 	if queue == "" {
 		queue = w.g.ResultQueue
@@ -349,16 +433,19 @@ func (w *GearmanWorker) submit(ctx context.Context, job modgearman.Job, res modg
 		if err == nil {
 			w.m.resultsSent.Inc()
 			w.copyToDups(ctx, queue, res)
-			return true
+			return nil
+		}
+		if gearman.Permanent(err) {
+			return err
 		}
 		if ctx.Err() != nil {
 			w.log.Error("result not submitted before the drain timeout; gearmand requeues the job", "host", job.HostName, "service", job.ServiceDescription, "err", err)
-			return false
+			return err
 		}
 		d := bo.next()
 		w.log.Warn("submit result failed; retrying", "queue", queue, "in", d, "err", err)
 		if !sleepFor(ctx, d) {
-			return false
+			return ctx.Err()
 		}
 	}
 }
@@ -376,6 +463,12 @@ func (w *GearmanWorker) copyToDups(ctx context.Context, queue string, res modgea
 			w.log.Warn("dupserver did not take a result copy", "dupserver", w.g.DupServers[i], "queue", queue, "err", err)
 		}
 	}
+}
+
+// resultSubmitter is the part of *gearman.Client that puts results on
+// their queue; tests replace it.
+type resultSubmitter interface {
+	Submit(ctx context.Context, fn, unique string, data []byte, prio gearman.Priority, background bool) (string, error)
 }
 
 // sleepFor waits d or until ctx ends; it reports whether d passed.

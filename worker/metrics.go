@@ -14,6 +14,9 @@ const (
 	// discardDrainTimeout: the job was still running, or its result
 	// unacknowledged, when the shutdown drain timed out.
 	discardDrainTimeout = "drain_timeout"
+	// discardResultRefused: gearmand refused the result for good (a
+	// permanent error, --transport=gearman); the job was failed.
+	discardResultRefused = "result_refused"
 )
 
 // metrics are the worker's Prometheus series. Every way a job can end
@@ -67,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		invalid: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_worker_jobs_invalid_total",
-			Help: "Jobs from gearmand that could not be decoded (wrong key, garbage) and were failed (--transport=gearman).",
+			Help: "Jobs from gearmand that could not be decoded (wrong key, garbage) or parsed (missing keys, a result queue gearmand cannot take) and were failed (--transport=gearman).",
 		}),
 		dupErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_worker_dupserver_errors_total",
@@ -75,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		discarded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gearbridge_worker_jobs_discarded_total",
-			Help: "Jobs whose result was never delivered by this worker, by reason (session_lost: gearmand requeued them; drain_timeout: shutdown cut them off).",
+			Help: "Jobs whose result was never delivered by this worker, by reason (session_lost: gearmand requeued them; drain_timeout: shutdown cut them off; result_refused: gearmand refused the result for good and the job was failed).",
 		}, []string{"reason"}),
 		running: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gearbridge_worker_plugins_running",
@@ -97,6 +100,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// Known label values start at zero, so that dashboards see them.
 	m.discarded.WithLabelValues(discardSessionLost)
 	m.discarded.WithLabelValues(discardDrainTimeout)
+	m.discarded.WithLabelValues(discardResultRefused)
 	if reg == nil {
 		return m, nil
 	}

@@ -12,6 +12,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -118,19 +119,15 @@ func structKeys(t reflect.Type) []string {
 // Booleans accept the classic Mod-Gearman words as well: yes/on/true/1 and
 // no/off/false/0.
 func strictScalarHook(from, to reflect.Type, data any) (any, error) {
+	if to == durationType {
+		return durationHook(from, data)
+	}
 	if from.Kind() != reflect.String {
 		return data, nil
 	}
 	s := strings.TrimSpace(data.(string))
 	if to == reflect.TypeFor[[]string]() || to.Kind() == reflect.String {
 		return data, nil
-	}
-	if to == reflect.TypeFor[time.Duration]() {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a duration (want e.g. 30s or 1m30s)", s)
-		}
-		return d, nil
 	}
 	switch to.Kind() {
 	case reflect.Bool:
@@ -159,6 +156,63 @@ func strictScalarHook(from, to reflect.Type, data any) (any, error) {
 		return n, nil
 	}
 	return data, nil
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// durationHook decodes a duration. It wants text with a unit ("30s",
+// "1m30s"). A bare number is an error, whether YAML gives it as a number
+// (`resume-grace: 30`) or as text (`"30"`, an environment variable): the
+// weak decoding underneath would take it as nanoseconds, and nobody who
+// writes 30 means 30 ns. Zero is the exception: it is the same in every
+// unit, time.ParseDuration accepts "0" too, and it often means "off".
+func durationHook(from reflect.Type, data any) (any, error) {
+	if from == durationType {
+		return data, nil
+	}
+	v := reflect.ValueOf(data)
+	var num, shown string
+	switch from.Kind() {
+	case reflect.String:
+		s := strings.TrimSpace(v.String())
+		if d, err := time.ParseDuration(s); err == nil {
+			return d, nil
+		}
+		if !isBareNumber(s) {
+			return nil, fmt.Errorf("%q is not a duration (want e.g. 30s or 1m30s)", s)
+		}
+		num, shown = s, strconv.Quote(s)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		num = strconv.FormatInt(v.Int(), 10)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		num = strconv.FormatUint(v.Uint(), 10)
+	case reflect.Float32, reflect.Float64:
+		num = strconv.FormatFloat(v.Float(), 'g', -1, from.Bits())
+	default:
+		return nil, fmt.Errorf("%v is not a duration (want e.g. 30s or 1m30s)", data)
+	}
+	if f, err := strconv.ParseFloat(num, 64); err == nil && f == 0 {
+		return time.Duration(0), nil
+	}
+	return nil, fmt.Errorf("%s has no unit: use a unit, e.g. %ss (a bare number would be nanoseconds)", cmp.Or(shown, num), num)
+}
+
+// isBareNumber reports whether s is a decimal number without a unit, like
+// "30", "-5" or "1.5".
+func isBareNumber(s string) bool {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	digits, dots := 0, 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == '.':
+			dots++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && dots <= 1
 }
 
 // ParseBool applies the classic Mod-Gearman boolean rule.

@@ -101,9 +101,15 @@ func TestLoadErrors(t *testing.T) {
 		{file: "testdata/empty_int.yaml", want: []string{"slots", `"" is not an integer`}},
 		{file: "testdata/bad_bool.yaml", want: []string{"encryption", `"maybe" is not a boolean`}},
 		{file: "testdata/bad_duration.yaml", want: []string{"resume-grace", "soon"}},
+		// A bare number is not silently nanoseconds.
+		{file: "testdata/bare_duration.yaml", want: []string{"resume-grace", "use a unit, e.g. 30s"}},
+		{file: "testdata/bare_float_duration.yaml", want: []string{"resume-grace", "use a unit, e.g. 1.5s"}},
+		{file: "testdata/quoted_number_duration.yaml", want: []string{"resume-grace", "use a unit, e.g. 30s"}},
+		{file: "testdata/bool_duration.yaml", want: []string{"resume-grace", "not a duration"}},
 		{file: "testdata/bad_yaml.yaml", want: []string{"bad_yaml.yaml"}},
 		{file: "testdata/missing.yaml", want: []string{"missing.yaml"}},
 		{env: [2]string{"GEARBRIDGE_SLOTS", "x1"}, want: []string{"slots", `"x1"`}},
+		{env: [2]string{"GEARBRIDGE_RESUME_GRACE", "30"}, want: []string{"resume-grace", "use a unit, e.g. 30s"}},
 	}
 	for _, tt := range tests {
 		name := tt.file
@@ -125,6 +131,30 @@ func TestLoadErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestZeroDurationNeedsNoUnit: 0 is the same in every unit, so it is
+// accepted bare, as time.ParseDuration accepts "0"; it usually means "off".
+func TestZeroDurationNeedsNoUnit(t *testing.T) {
+	cfg := defaults()
+	if err := Load(&cfg, "testdata/zero_duration.yaml", flagSet(t)); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ResumeGrace != 0 {
+		t.Fatalf("resume-grace = %v, want 0", cfg.ResumeGrace)
+	}
+}
+
+// TestDurationFlag: a duration flag still reaches the field (viper hands
+// it over as text).
+func TestDurationFlag(t *testing.T) {
+	cfg := defaults()
+	if err := Load(&cfg, "testdata/good.yaml", flagSet(t, "--resume-grace=2m")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ResumeGrace != 2*time.Minute {
+		t.Fatalf("resume-grace = %v, want 2m", cfg.ResumeGrace)
 	}
 }
 

@@ -115,6 +115,24 @@ func TestSampleWorker(t *testing.T) {
 	}
 }
 
+// TestSampleDashed: a file may spell options as on the command line,
+// --key=value or a bare --flag, as the classic parser allows.
+func TestSampleDashed(t *testing.T) {
+	got, err := ParseFile("testdata/good/dashed.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	want.Servers = []string{"gearmand:4730"}
+	want.KeyFile = "/etc/mod_gearman/secret.key"
+	want.Identifier = "w1"
+	want.Hosts, want.Services = true, true
+	want.MaxWorker = 5
+	want.JobTimeout = 30
+	want.SetByHand = ExplicitOptions{Hosts: true, Services: true}
+	assertConfig(t, got, want)
+}
+
 func TestSampleSendGearman(t *testing.T) {
 	got, err := ParseFile("testdata/good/send_gearman.conf")
 	if err != nil {

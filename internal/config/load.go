@@ -6,6 +6,10 @@
 // value that does not parse as the field's type, is an error naming the key.
 // Strings are never silently coerced: "" is not 0 and "maybe" is not false.
 //
+// Fields that carry the same `oneof:"name"` tag are one setting, like key
+// and keyfile: the source of highest precedence that sets any of them
+// decides, and the others are cleared, whichever source set them.
+//
 // Keys are flat and spelled like the flags (`tls-ca`, `log-level`). Viper
 // lower-cases map keys, so configuration never uses a map keyed by a queue,
 // group or host name; such things are lists.
@@ -14,7 +18,9 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,14 +43,16 @@ func EnvName(key string) string {
 // tags, in increasing precedence from: the values already in cfg (the
 // defaults), the YAML file (when file is not empty), GEARBRIDGE_* environment
 // variables, and the flags of fs that were set on the command line and whose
-// name is a key of cfg.
+// name is a key of cfg. Keys of a oneof group that the deciding source
+// does not set are cleared (see the package documentation).
 func Load(cfg any, file string, fs *pflag.FlagSet) error {
-	keys, err := Keys(cfg)
+	fields, err := fieldsOf(cfg)
 	if err != nil {
 		return err
 	}
 	v := viper.New()
-	for _, k := range keys {
+	for _, f := range fields {
+		k := f.key
 		if err := v.BindEnv(k, EnvName(k)); err != nil {
 			return fmt.Errorf("bind env for %q: %w", k, err)
 		}
@@ -77,41 +85,99 @@ func Load(cfg any, file string, fs *pflag.FlagSet) error {
 		msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):\n\n")
 		return fmt.Errorf("%s: %s", where, msg)
 	}
+	clearOneOf(reflect.ValueOf(cfg).Elem(), fields, func(k string) int {
+		switch {
+		case fs != nil && fs.Lookup(k) != nil && fs.Lookup(k).Changed:
+			return fromFlag
+		case os.Getenv(EnvName(k)) != "": // viper ignores empty variables too
+			return fromEnv
+		case file != "" && v.InConfig(k):
+			return fromFile
+		}
+		return fromStruct
+	})
 	return nil
 }
 
 // Keys lists the top-level keys of cfg (mapstructure tags, squashed
 // embedded structs included).
 func Keys(cfg any) ([]string, error) {
+	fields, err := fieldsOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.key
+	}
+	return keys, nil
+}
+
+// field is one key of a configuration struct.
+type field struct {
+	key   string
+	index []int  // for reflect.Value.FieldByIndex, through squashed structs
+	oneOf string // the oneof tag: the keys sharing it are one setting
+}
+
+func fieldsOf(cfg any) ([]field, error) {
 	t := reflect.TypeOf(cfg)
 	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		return nil, fmt.Errorf("config: want a pointer to a struct, got %T", cfg)
 	}
-	return structKeys(t.Elem()), nil
+	return structFields(t.Elem(), nil), nil
 }
 
-func structKeys(t reflect.Type) []string {
-	var keys []string
+func structFields(t reflect.Type, parent []int) []field {
+	var fields []field
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
 			continue
 		}
+		index := append(slices.Clone(parent), i)
 		tag := f.Tag.Get("mapstructure")
 		name, opts, _ := strings.Cut(tag, ",")
 		if name == "-" {
 			continue
 		}
 		if strings.Contains(opts, "squash") && f.Type.Kind() == reflect.Struct {
-			keys = append(keys, structKeys(f.Type)...)
+			fields = append(fields, structFields(f.Type, index)...)
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		keys = append(keys, name)
+		fields = append(fields, field{key: name, index: index, oneOf: f.Tag.Get("oneof")})
 	}
-	return keys
+	return fields
+}
+
+// Where a key was set, in increasing precedence.
+const (
+	fromStruct = iota // the value already in the struct: a default, or a classic file mapped onto it
+	fromFile
+	fromEnv
+	fromFlag
+)
+
+// clearOneOf makes the keys of each oneof group one setting: the source of
+// highest precedence that sets any key of the group decides, and the keys
+// of the group it does not set are cleared. So --key on the command line
+// beats keyfile in the file instead of clashing with it. A source that sets
+// two keys of a group keeps both, for the program to refuse.
+func clearOneOf(cfg reflect.Value, fields []field, source func(key string) int) {
+	top := map[string]int{}
+	for _, f := range fields {
+		if f.oneOf != "" {
+			top[f.oneOf] = max(top[f.oneOf], source(f.key))
+		}
+	}
+	for _, f := range fields {
+		if f.oneOf != "" && source(f.key) < top[f.oneOf] {
+			cfg.FieldByIndex(f.index).SetZero()
+		}
+	}
 }
 
 // strictScalarHook parses strings into numbers and booleans strictly, so

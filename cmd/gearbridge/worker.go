@@ -149,7 +149,7 @@ needs no bridge and no certificates.`,
 	f.Float64("load-limit1", 0, "take no new jobs while the 1 minute load is above this (0 = off)")
 	f.Float64("load-limit5", 0, "take no new jobs while the 5 minute load is above this (0 = off)")
 	f.Float64("load-limit15", 0, "take no new jobs while the 15 minute load is above this (0 = off)")
-	f.Int("timeout-return", d.TimeoutReturn, "return code of timed-out plugins (0..3)")
+	f.Int("timeout-return", d.TimeoutReturn, "return code of timed-out plugins: 0 OK, 1 WARNING, 2 CRITICAL (the classic default), 3 UNKNOWN")
 	f.Bool("show-error-output", d.ShowErrorOutput, "append stderr to the output of failing plugins")
 	f.StringSlice("restrict-path", nil, "only run commands below these `DIR`s (comma list)")
 	f.Duration("drain-timeout", d.DrainTimeout, "bound on finishing running checks at shutdown")

@@ -493,3 +493,29 @@ func TestWorkerKeyFlagBeatsKeyfileInFile(t *testing.T) {
 		t.Fatalf("--key and --keyfile: err = %v, want not both", err)
 	}
 }
+
+// TestTimeoutReturnDefault: timed-out checks are CRITICAL (2) unless
+// configured otherwise, in the worker, in the bridge and with a classic
+// file, as with the classic C worker and its shipped config files.
+func TestTimeoutReturnDefault(t *testing.T) {
+	_, _, cfg, err := parseWorkerFlags(t, append([]string{"--services"}, tlsFlags...)...)
+	if err != nil || cfg.TimeoutReturn != 2 {
+		t.Errorf("worker: timeout return %d (%v), want 2", cfg.TimeoutReturn, err)
+	}
+	file := filepath.Join(t.TempDir(), "mod_gearman_worker.conf")
+	writeTestFile(t, file, "services=yes\n")
+	_, _, cfg, err = parseWorkerFlags(t, append([]string{"--config", file}, tlsFlags...)...)
+	if err != nil || cfg.TimeoutReturn != 2 {
+		t.Errorf("worker with a classic file: timeout return %d (%v), want 2", cfg.TimeoutReturn, err)
+	}
+	opts, err := loadBridgeOptions(nil, "")
+	if err != nil || opts.TimeoutReturn != 2 {
+		t.Errorf("bridge: timeout return %d (%v), want 2", opts.TimeoutReturn, err)
+	}
+	for _, cmd := range []string{"worker", "bridge"} {
+		_, out, _ := runCmd(t, "gearbridge", cmd, "--help")
+		if !strings.Contains(out, "2 CRITICAL") || !strings.Contains(out, "(default 2)") {
+			t.Errorf("gearbridge %s --help does not document timeout-return 2 CRITICAL:\n%s", cmd, out)
+		}
+	}
+}

@@ -98,6 +98,7 @@ func TestSampleWorker(t *testing.T) {
 	want.ServiceGroups = []string{"databases", "web"}
 	want.DupServers = []string{"backup-site:4731"}
 	want.DebugResult = true
+	want.TimeoutReturn = 3 // set in the file; the default is 2
 	want.MinWorker, want.MaxWorker, want.IdleTimeout = 5, 50, 30
 	want.RestrictPath = []string{"/usr/lib/nagios/plugins/", "/opt/plugins/"}
 	want.P1File = "/usr/share/mod_gearman/mod_gearman_p1.pl"

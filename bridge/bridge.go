@@ -112,7 +112,7 @@ func DefaultConfig() Config {
 		ResumeGrace:     30 * time.Second,
 		JobTimeout:      60 * time.Second,
 		TimeoutGrace:    10 * time.Second, // covers the worker's TERM→KILL grace and a result's round trip
-		TimeoutReturn:   3,                // the Go worker's default, recommended by the wire contract
+		TimeoutReturn:   2,                // CRITICAL: the classic default, as the C worker and the shipped config files
 		MaxMessageBytes: 4 << 20,          // results carry at most 1 MiB of output by default
 		MaxSlots:        10000,
 		HelloTimeout:    10 * time.Second,

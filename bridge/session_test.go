@@ -179,7 +179,8 @@ func TestTimeoutResultWrittenByBridge(t *testing.T) {
 	eventually(t, 2*time.Second, "timeout result", func() bool { _, _, r := e.fake.snapshot(); return len(r) == 1 })
 	_, _, results := e.fake.snapshot()
 	r := decodeResult(t, results[0].payload)
-	if r.ReturnCode != 3 || r.Output != "(Service Check Timed Out On Worker: w1)" || r.HostName != "db1" {
+	// rc 2, CRITICAL: the default timeout-return.
+	if r.ReturnCode != 2 || r.Output != "(Service Check Timed Out On Worker: w1)" || r.HostName != "db1" {
 		t.Fatalf("timeout result %+v", r)
 	}
 	// The late real result is refused: the job is already answered.

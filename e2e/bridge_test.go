@@ -360,7 +360,8 @@ func TestPluginTimeout(t *testing.T) {
 		CoreTime: time.Now(), Timeout: time.Second, CommandLine: plugin,
 	})
 	r := c.collect("check_results", 1, 30*time.Second)[0]
-	if r.ReturnCode != 3 || !strings.HasPrefix(r.Output, "(Service Check Timed Out On Worker: w1)") {
+	// rc 2, CRITICAL: the default timeout-return.
+	if r.ReturnCode != 2 || !strings.HasPrefix(r.Output, "(Service Check Timed Out On Worker: w1)") {
 		t.Fatalf("result rc %d output %q", r.ReturnCode, r.Output)
 	}
 	b, err := os.ReadFile(pids)

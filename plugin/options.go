@@ -40,9 +40,10 @@ const (
 	// no timeout of their own get 60 seconds.
 	DefaultTimeout = 60 * time.Second
 
-	// DefaultTimeoutReturn is the Go worker's timeout_return default,
-	// UNKNOWN (spec §11). The C worker used 2.
-	DefaultTimeoutReturn = 3
+	// DefaultTimeoutReturn is the classic timeout_return default,
+	// CRITICAL, as the C worker and the shipped config files have it
+	// (mod-gearman-worker-go uses 3, UNKNOWN).
+	DefaultTimeoutReturn = 2
 
 	// DefaultMaxOutput caps captured stdout plus stderr. Check results travel
 	// as one Gearman job and are handed to the core as one string; 10 MiB is
@@ -112,7 +113,7 @@ type Options struct {
 }
 
 // DefaultOptions returns the options of a worker configured with the
-// Mod-Gearman defaults (Go worker flavour): 60 s timeout, timeout_return 3,
+// Mod-Gearman defaults: 60 s timeout, timeout_return 2 (CRITICAL),
 // show_error_output and internal_check_dummy on.
 func DefaultOptions() Options {
 	return Options{

@@ -285,8 +285,8 @@ func TestRunTimeoutEscalatesToKill(t *testing.T) {
 		res := Run(t.Context(), stubborn, opt)
 		took := time.Since(start)
 		want := "(Check Timed Out On Worker: test)\nstubborn"
-		if res.ReturnCode != 3 || res.Output != want || res.Signal != "SIGKILL" {
-			t.Errorf("Run = rc %d %q signal %q, want rc 3 %q SIGKILL", res.ReturnCode, res.Output, res.Signal, want)
+		if res.ReturnCode != DefaultTimeoutReturn || res.Output != want || res.Signal != "SIGKILL" {
+			t.Errorf("Run = rc %d %q signal %q, want rc %d %q SIGKILL", res.ReturnCode, res.Output, res.Signal, DefaultTimeoutReturn, want)
 		}
 		if took < opt.Timeout+opt.KillGrace {
 			t.Errorf("Run took %v, want at least timeout + grace", took)
@@ -297,8 +297,8 @@ func TestRunTimeoutEscalatesToKill(t *testing.T) {
 		res := Run(t.Context(), polite, opt)
 		took := time.Since(start)
 		want := "(Check Timed Out On Worker: test)\ncleaned up"
-		if res.ReturnCode != 3 || res.Output != want {
-			t.Errorf("Run = rc %d %q, want rc 3 %q", res.ReturnCode, res.Output, want)
+		if res.ReturnCode != DefaultTimeoutReturn || res.Output != want {
+			t.Errorf("Run = rc %d %q, want rc %d %q", res.ReturnCode, res.Output, DefaultTimeoutReturn, want)
 		}
 		if took >= opt.Timeout+opt.KillGrace {
 			t.Errorf("Run took %v, want less than timeout + grace", took)
@@ -529,6 +529,14 @@ func TestRunInvalid(t *testing.T) {
 				t.Errorf("Run = rc %d %q err %v, want rc 3 %q and an error", res.ReturnCode, res.Output, res.Err, tt.want)
 			}
 		})
+	}
+}
+
+// TestDefaultTimeoutReturn: a timed-out plugin is CRITICAL by default, as
+// with the classic C worker and its shipped config files.
+func TestDefaultTimeoutReturn(t *testing.T) {
+	if got := DefaultOptions().TimeoutReturn; got != 2 {
+		t.Errorf("DefaultOptions().TimeoutReturn = %d, want 2", got)
 	}
 }
 

@@ -23,8 +23,10 @@ const (
 	// DefaultOutputCap bounds captured plugin output. A result must fit into
 	// one gRPC message, which the bridge accepts up to 4 MiB by default.
 	DefaultOutputCap = 1 << 20
-	// DefaultTimeoutReturn is the Go worker's timeout_return: UNKNOWN.
-	DefaultTimeoutReturn = 3
+	// DefaultTimeoutReturn is the classic timeout_return: CRITICAL, as the
+	// C worker and the shipped config files have it (mod-gearman-worker-go
+	// uses 3, UNKNOWN).
+	DefaultTimeoutReturn = 2
 	// DefaultDrainTimeout bounds a drain: long enough for ordinary checks to
 	// finish, short enough for a service manager's stop timeout (systemd
 	// waits 90 s by default).

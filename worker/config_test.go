@@ -18,7 +18,7 @@ func validConfig() Config {
 
 func TestDefaultConfig(t *testing.T) {
 	cfg := DefaultConfig()
-	if cfg.Slots != 20 || cfg.JobTimeout != 60*time.Second || cfg.TimeoutReturn != 3 || !cfg.ShowErrorOutput ||
+	if cfg.Slots != 20 || cfg.JobTimeout != 60*time.Second || cfg.TimeoutReturn != 2 || !cfg.ShowErrorOutput ||
 		cfg.OutputCap != 1<<20 || cfg.DrainTimeout != 30*time.Second || cfg.BackoffMax != 2*time.Second || cfg.MaxAge != 0 {
 		t.Fatalf("defaults %+v", cfg)
 	}

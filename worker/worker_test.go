@@ -328,7 +328,8 @@ func TestPluginTimeout(t *testing.T) {
 	j.Timeout = durationpb.New(200 * time.Millisecond)
 	fs.job(j)
 	r := fs.expectResult()
-	if r.GetReturnCode() != 3 || !strings.HasPrefix(string(r.GetOutput()), "(Service Check Timed Out On Worker: w1)") || !r.GetEarlyTimeout() {
+	// rc 2, CRITICAL: the default timeout_return.
+	if r.GetReturnCode() != 2 || !strings.HasPrefix(string(r.GetOutput()), "(Service Check Timed Out On Worker: w1)") || !r.GetEarlyTimeout() {
 		t.Fatalf("timeout result %v", r)
 	}
 	fs.expectCredit(1)

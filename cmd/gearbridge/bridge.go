@@ -111,7 +111,7 @@ reloads them without dropping sessions.`,
 	f.Duration("resume-grace", d.ResumeGrace, "how long a session waits for its worker to reconnect")
 	f.Duration("job-timeout", d.JobTimeout, "plugin timeout for jobs that carry none")
 	f.Duration("timeout-grace", d.TimeoutGrace, "added to a job's timeout before the bridge writes the timeout result itself")
-	f.Int("timeout-return", d.TimeoutReturn, "return code of timeout results (0..3)")
+	f.Int("timeout-return", d.TimeoutReturn, "return code of timeout results: 0 OK, 1 WARNING, 2 CRITICAL (the classic default), 3 UNKNOWN")
 	f.Duration("drain-timeout", d.DrainTimeout, "bound on graceful shutdown")
 	f.Duration("send-timeout", d.SendTimeout, "detach a worker whose stream takes no message for this long (it may resume)")
 	f.Int("max-message-bytes", d.MaxMessageBytes, "largest gRPC message accepted")

@@ -41,13 +41,15 @@ const defaultBridge = "localhost:4731"
 
 // workerOptions is the worker's configuration as read from a YAML file,
 // GEARBRIDGE_* variables and flags; keys are spelled like the flags. A
-// classic mod_gearman_worker.conf is mapped onto it first.
+// classic mod_gearman_worker.conf is mapped onto it first. key and keyfile
+// are one setting (oneof): a flag or variable giving either one replaces
+// both of a file.
 type workerOptions struct {
 	Transport                 string        `mapstructure:"transport"`
 	Servers                   []string      `mapstructure:"server"`
 	DupServers                []string      `mapstructure:"dupserver"`
-	Key                       string        `mapstructure:"key"`
-	KeyFile                   string        `mapstructure:"keyfile"`
+	Key                       string        `mapstructure:"key" oneof:"key"`
+	KeyFile                   string        `mapstructure:"keyfile" oneof:"key"`
 	Encryption                bool          `mapstructure:"encryption"`
 	Bridge                    []string      `mapstructure:"bridge"`
 	TLSCA                     string        `mapstructure:"tls-ca"`
@@ -109,9 +111,11 @@ Queues are chosen as with mod_gearman_worker: --hosts, --services,
 --eventhandler, --notifications, --hostgroups and --servicegroups. At least
 one is required.
 
---config reads a YAML file with keys spelled like the flags, or, when the
-name ends in .conf or .cfg, a classic mod_gearman_worker.conf (the options
-that apply to a remote worker are used; flags override them).
+--config reads a YAML file with keys spelled like the flags, or a classic
+mod_gearman_worker.conf (key=value or --key=value lines, whatever the file's
+name: the content tells), of which the options that apply to a remote worker
+are used. Flags override the file, also where the file spells a setting
+differently: --key replaces keyfile= and --keyfile replaces key=.
 
 --bridge takes a comma list: the worker tries the bridges in turn.
 SIGTERM and SIGINT drain the worker: running checks finish and their results
@@ -145,7 +149,7 @@ needs no bridge and no certificates.`,
 	f.Float64("load-limit1", 0, "take no new jobs while the 1 minute load is above this (0 = off)")
 	f.Float64("load-limit5", 0, "take no new jobs while the 5 minute load is above this (0 = off)")
 	f.Float64("load-limit15", 0, "take no new jobs while the 15 minute load is above this (0 = off)")
-	f.Int("timeout-return", d.TimeoutReturn, "return code of timed-out plugins (0..3)")
+	f.Int("timeout-return", d.TimeoutReturn, "return code of timed-out plugins: 0 OK, 1 WARNING, 2 CRITICAL (the classic default), 3 UNKNOWN")
 	f.Bool("show-error-output", d.ShowErrorOutput, "append stderr to the output of failing plugins")
 	f.StringSlice("restrict-path", nil, "only run commands below these `DIR`s (comma list)")
 	f.Duration("drain-timeout", d.DrainTimeout, "bound on finishing running checks at shutdown")
@@ -269,8 +273,24 @@ func loadWorkerOptions(fs *pflag.FlagSet, file string) (workerOptions, []string,
 	return opts, notes, nil
 }
 
-// isClassicConf reports whether file is a classic key=value file.
+// isClassicConf reports whether file is a classic key=value file rather
+// than YAML. The content decides (classicconf.Sniff), since classic files
+// go by many names: .conf, .cfg, .conf.in, none at all. A directory is a
+// classic include directory. Only a file without any option line (empty,
+// or comments only) or one that cannot be read is judged by its name; the
+// parser chosen then reports the read error.
 func isClassicConf(file string) bool {
+	if file == "" {
+		return false
+	}
+	if info, err := os.Stat(file); err == nil && info.IsDir() {
+		return true
+	}
+	if data, err := os.ReadFile(file); err == nil {
+		if classic, found := classicconf.Sniff(data); found {
+			return classic
+		}
+	}
 	ext := strings.ToLower(filepath.Ext(file))
 	return ext == ".conf" || ext == ".cfg"
 }

@@ -393,3 +393,129 @@ func TestWorkerClassicConfigWithoutQueues(t *testing.T) {
 		t.Fatalf("remote worker without queues: err = %v", err)
 	}
 }
+
+// TestWorkerClassicConfigByContent: --config takes a classic
+// mod_gearman_worker.conf whatever its name, told from YAML by its content,
+// with options spelled as in a file or as on the command line.
+func TestWorkerClassicConfigByContent(t *testing.T) {
+	const classic = `# classic worker configuration
+--identifier=classic-w
+--services
+eventhandler=yes
+--hostgroups=dmz
+max-worker=5
+--job_timeout=30
+`
+	for _, name := range []string{"mod_gearman_worker.conf", "mod_gearman_worker.conf.in", "worker", "worker.yaml", "worker.cfg.dist"} {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), name)
+			writeTestFile(t, file, classic)
+			_, _, cfg, err := parseWorkerFlags(t, append([]string{"--config", file, "--bridge", "b:4731"}, tlsFlags...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := worker.DefaultConfig()
+			want.Bridges = []string{"b:4731"}
+			want.Identifier = "classic-w"
+			want.Queues = []string{"service", "eventhandler", "hostgroup_dmz"}
+			want.Slots = 5
+			want.JobTimeout = 30 * time.Second
+			want.RestrictCommandCharacters = classicconf.Defaults().RestrictCommandCharacters
+			assertWorkerConfig(t, cfg, want)
+		})
+	}
+	// YAML stays YAML, even under a classic name.
+	file := filepath.Join(t.TempDir(), "worker.conf")
+	writeTestFile(t, file, "# remote worker\nidentifier: yaml-w\nservices: yes\nmax-workers: 6\n")
+	_, _, cfg, err := parseWorkerFlags(t, append([]string{"--config", file, "--bridge", "b:4731"}, tlsFlags...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Identifier != "yaml-w" || cfg.Slots != 6 || !slices.Equal(cfg.Queues, []string{"service"}) {
+		t.Fatalf("YAML named .conf: identifier %q slots %d queues %q", cfg.Identifier, cfg.Slots, cfg.Queues)
+	}
+}
+
+// TestWorkerKeyFlagBeatsKeyfileInFile: key and keyfile are one setting.
+// The source with the highest precedence that gives either decides (flags,
+// then GEARBRIDGE_* variables, then the file), even where the file uses
+// the other spelling.
+func TestWorkerKeyFlagBeatsKeyfileInFile(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "secret.key")
+	writeTestFile(t, keyFile, "from-keyfile\n")
+	classic := func(line string) string {
+		file := filepath.Join(t.TempDir(), "mod_gearman_worker.conf")
+		writeTestFile(t, file, "server=localhost:4730\nservices=yes\n"+line+"\n")
+		return file
+	}
+	yaml := filepath.Join(dir, "worker.yaml")
+	writeTestFile(t, yaml, "transport: gearman\nservices: yes\nkeyfile: "+keyFile+"\n")
+	tests := []struct {
+		name    string
+		env     [2]string
+		args    []string
+		key     string // wanted Key, KeyFile
+		keyFile string
+	}{
+		{name: "--key beats keyfile=", args: []string{"--config", classic("keyfile=" + keyFile), "--key", "from-flag"}, key: "from-flag"},
+		{name: "--key beats passwordfile=", args: []string{"--config", classic("passwordfile=" + keyFile), "--key", "from-flag"}, key: "from-flag"},
+		{name: "--keyfile beats key=", args: []string{"--config", classic("key=from-file"), "--keyfile", keyFile}, keyFile: keyFile},
+		{name: "--keyfile beats --key= in the file", args: []string{"--config", classic("--key=from-file"), "--keyfile", keyFile}, keyFile: keyFile},
+		{name: "--key beats keyfile: in YAML", args: []string{"--config", yaml, "--key", "from-flag"}, key: "from-flag"},
+		{name: "GEARBRIDGE_KEY beats keyfile=", env: [2]string{"GEARBRIDGE_KEY", "from-env"}, args: []string{"--config", classic("keyfile=" + keyFile)}, key: "from-env"},
+		{name: "--keyfile beats GEARBRIDGE_KEY", env: [2]string{"GEARBRIDGE_KEY", "from-env"}, args: []string{"--config", classic("key=from-file"), "--keyfile", keyFile}, keyFile: keyFile},
+		{name: "the file alone", args: []string{"--config", classic("keyfile=" + keyFile)}, keyFile: keyFile},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env[0] != "" {
+				t.Setenv(tt.env[0], tt.env[1])
+			}
+			opts, _, _, err := parseWorkerFlags(t, append([]string{"--transport=gearman"}, tt.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opts.Key != tt.key || opts.KeyFile != tt.keyFile {
+				t.Errorf("key %q keyfile %q, want %q %q", opts.Key, opts.KeyFile, tt.key, tt.keyFile)
+			}
+			if _, err := opts.gearmanOptions(); err != nil {
+				t.Errorf("gearman options: %v", err)
+			}
+		})
+	}
+	// Both on the same level is a mistake, not a precedence question.
+	opts, _, _, err := parseWorkerFlags(t, "--transport=gearman", "--services", "--key", "k", "--keyfile", keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := opts.gearmanOptions(); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("--key and --keyfile: err = %v, want not both", err)
+	}
+}
+
+// TestTimeoutReturnDefault: timed-out checks are CRITICAL (2) unless
+// configured otherwise, in the worker, in the bridge and with a classic
+// file, as with the classic C worker and its shipped config files.
+func TestTimeoutReturnDefault(t *testing.T) {
+	_, _, cfg, err := parseWorkerFlags(t, append([]string{"--services"}, tlsFlags...)...)
+	if err != nil || cfg.TimeoutReturn != 2 {
+		t.Errorf("worker: timeout return %d (%v), want 2", cfg.TimeoutReturn, err)
+	}
+	file := filepath.Join(t.TempDir(), "mod_gearman_worker.conf")
+	writeTestFile(t, file, "services=yes\n")
+	_, _, cfg, err = parseWorkerFlags(t, append([]string{"--config", file}, tlsFlags...)...)
+	if err != nil || cfg.TimeoutReturn != 2 {
+		t.Errorf("worker with a classic file: timeout return %d (%v), want 2", cfg.TimeoutReturn, err)
+	}
+	opts, err := loadBridgeOptions(nil, "")
+	if err != nil || opts.TimeoutReturn != 2 {
+		t.Errorf("bridge: timeout return %d (%v), want 2", opts.TimeoutReturn, err)
+	}
+	for _, cmd := range []string{"worker", "bridge"} {
+		_, out, _ := runCmd(t, "gearbridge", cmd, "--help")
+		if !strings.Contains(out, "2 CRITICAL") || !strings.Contains(out, "(default 2)") {
+			t.Errorf("gearbridge %s --help does not document timeout-return 2 CRITICAL:\n%s", cmd, out)
+		}
+	}
+}

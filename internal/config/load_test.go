@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -101,9 +103,15 @@ func TestLoadErrors(t *testing.T) {
 		{file: "testdata/empty_int.yaml", want: []string{"slots", `"" is not an integer`}},
 		{file: "testdata/bad_bool.yaml", want: []string{"encryption", `"maybe" is not a boolean`}},
 		{file: "testdata/bad_duration.yaml", want: []string{"resume-grace", "soon"}},
+		// A bare number is not silently nanoseconds.
+		{file: "testdata/bare_duration.yaml", want: []string{"resume-grace", "use a unit, e.g. 30s"}},
+		{file: "testdata/bare_float_duration.yaml", want: []string{"resume-grace", "use a unit, e.g. 1.5s"}},
+		{file: "testdata/quoted_number_duration.yaml", want: []string{"resume-grace", "use a unit, e.g. 30s"}},
+		{file: "testdata/bool_duration.yaml", want: []string{"resume-grace", "not a duration"}},
 		{file: "testdata/bad_yaml.yaml", want: []string{"bad_yaml.yaml"}},
 		{file: "testdata/missing.yaml", want: []string{"missing.yaml"}},
 		{env: [2]string{"GEARBRIDGE_SLOTS", "x1"}, want: []string{"slots", `"x1"`}},
+		{env: [2]string{"GEARBRIDGE_RESUME_GRACE", "30"}, want: []string{"resume-grace", "use a unit, e.g. 30s"}},
 	}
 	for _, tt := range tests {
 		name := tt.file
@@ -125,6 +133,30 @@ func TestLoadErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestZeroDurationNeedsNoUnit: 0 is the same in every unit, so it is
+// accepted bare, as time.ParseDuration accepts "0"; it usually means "off".
+func TestZeroDurationNeedsNoUnit(t *testing.T) {
+	cfg := defaults()
+	if err := Load(&cfg, "testdata/zero_duration.yaml", flagSet(t)); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ResumeGrace != 0 {
+		t.Fatalf("resume-grace = %v, want 0", cfg.ResumeGrace)
+	}
+}
+
+// TestDurationFlag: a duration flag still reaches the field (viper hands
+// it over as text).
+func TestDurationFlag(t *testing.T) {
+	cfg := defaults()
+	if err := Load(&cfg, "testdata/good.yaml", flagSet(t, "--resume-grace=2m")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ResumeGrace != 2*time.Minute {
+		t.Fatalf("resume-grace = %v, want 2m", cfg.ResumeGrace)
 	}
 }
 
@@ -150,5 +182,68 @@ func TestParseBool(t *testing.T) {
 		if _, ok := ParseBool(s); ok {
 			t.Errorf("%q accepted", s)
 		}
+	}
+}
+
+// keyed has two keys that are one setting, as key and keyfile are.
+type keyed struct {
+	Key     string `mapstructure:"key" oneof:"key"`
+	KeyFile string `mapstructure:"keyfile" oneof:"key"`
+	Slots   int    `mapstructure:"slots"`
+}
+
+// TestOneOf: of keys tagged with the same oneof group, the source with the
+// highest precedence that sets any of them decides; the others of the
+// group are cleared even when a lower source (or the values already in the
+// struct, such as a classic file mapped onto it) set them.
+func TestOneOf(t *testing.T) {
+	dir := t.TempDir()
+	yamlKeyFile := filepath.Join(dir, "keyfile.yaml")
+	if err := os.WriteFile(yamlKeyFile, []byte("keyfile: /etc/k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yamlBoth := filepath.Join(dir, "both.yaml")
+	if err := os.WriteFile(yamlBoth, []byte("key: k\nkeyfile: /etc/k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flags := func(args ...string) *pflag.FlagSet {
+		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+		fs.String("key", "", "")
+		fs.String("keyfile", "", "")
+		fs.Int("slots", 0, "")
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	tests := []struct {
+		name  string
+		start keyed
+		file  string
+		env   [2]string
+		args  []string
+		want  keyed
+	}{
+		{name: "flag beats the preset other key", start: keyed{KeyFile: "/preset"}, args: []string{"--key=f"}, want: keyed{Key: "f"}},
+		{name: "flag beats the file's other key", file: yamlKeyFile, args: []string{"--key=f"}, want: keyed{Key: "f"}},
+		{name: "flag beats the environment's other key", env: [2]string{"GEARBRIDGE_KEY", "e"}, args: []string{"--keyfile=/f"}, want: keyed{KeyFile: "/f"}},
+		{name: "environment beats the file's other key", file: yamlKeyFile, env: [2]string{"GEARBRIDGE_KEY", "e"}, want: keyed{Key: "e"}},
+		{name: "file beats the preset other key", start: keyed{Key: "preset"}, file: yamlKeyFile, want: keyed{KeyFile: "/etc/k"}},
+		{name: "one source setting both keeps both", file: yamlBoth, want: keyed{Key: "k", KeyFile: "/etc/k"}},
+		{name: "nothing set keeps the preset", start: keyed{KeyFile: "/preset"}, args: []string{"--slots=2"}, want: keyed{KeyFile: "/preset", Slots: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env[0] != "" {
+				t.Setenv(tt.env[0], tt.env[1])
+			}
+			cfg := tt.start
+			if err := Load(&cfg, tt.file, flags(tt.args...)); err != nil {
+				t.Fatal(err)
+			}
+			if cfg != tt.want {
+				t.Fatalf("got %+v, want %+v", cfg, tt.want)
+			}
+		})
 	}
 }

@@ -236,8 +236,9 @@ func Defaults() Config {
 		IdleTimeout:     10,
 		MaxJobs:         1000,
 		ShowErrorOutput: true,
-		// C uses 2 (CRITICAL); the Go worker, current in OMD, uses 3 (UNKNOWN).
-		TimeoutReturn:             3,
+		// 2 (CRITICAL), as the C worker and the shipped config files; the
+		// Go worker (mod-gearman-worker-go) uses 3 (UNKNOWN).
+		TimeoutReturn:             2,
 		DupResultsArePassive:      true,
 		RestrictCommandCharacters: "$&();<>`\"'|",
 		// C enables ePN only when compiled in; gearbridge has no embedded

@@ -16,7 +16,10 @@
 // Broker-line arguments are split at single spaces, so values cannot contain
 // spaces there. Command-line arguments lose their leading dashes and are
 // written --key=value (or -r=0); a bare --flag enables a boolean option.
-// Broker-line arguments accept the same forms. Files do not strip dashes.
+// Broker-line arguments accept the same forms, and so do files, as in
+// classic C: a line may read --key=value, and a line that is a bare --flag
+// enables a boolean option. A line without '=' and without leading dashes
+// is still an error.
 //
 // List options (server, dupserver, the four group lists, restrict_path, the
 // perfdata queue list) take comma lists and accumulate when repeated; empty

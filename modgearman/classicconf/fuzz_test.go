@@ -11,8 +11,9 @@ import (
 )
 
 // FuzzParse checks that Parse never panics, that every error is an *Error
-// with a line inside the input, and that a successful parse is stable: the
-// configuration written back as text parses to the same configuration.
+// with a line inside the input, that Sniff recognises what parses, and that
+// a successful parse is stable: the configuration written back as text
+// parses to the same configuration.
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"mod_gearman_neb.conf", "mod_gearman_worker.conf", "send_gearman.conf", "conf.d/10-groups.cfg", "conf.d/20-export.conf"} {
 		data, err := os.ReadFile(filepath.Join("testdata", "good", name))
@@ -42,6 +43,10 @@ func FuzzParse(f *testing.F) {
 			}
 			assertEqual(t, "config after error", p.Config(), Defaults())
 			return
+		}
+		// What the parser accepts, Sniff takes for classic.
+		if classic, found := Sniff(data); found && !classic {
+			t.Fatalf("Sniff(%q) says not classic, but it parses", data)
 		}
 		c := p.Config()
 		text := format(c)

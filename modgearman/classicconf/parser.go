@@ -217,9 +217,30 @@ func (st *state) parseText(name string, data []byte, dir string, depth int) erro
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
-		key, value := trim(k), trim(v)
+		// Leading dashes are stripped as on the command line (the classic
+		// parser does so for files too): --key=value, and a bare --flag
+		// enables a boolean option. A bare word without dashes stays an
+		// error, as it is more likely a typo than a flag.
+		dashed := line[0] == '-'
+		key, value := strings.TrimLeft(trim(k), "-"), trim(v)
 		at := location{file: name, line: i + 1, key: key}
 		switch {
+		case dashed && trim(key) == "":
+			at.key = ""
+			return at.err(syntaxf("empty key in %q", line))
+		case dashed && key != trim(key):
+			// "- hosts" is a YAML list item, not an option.
+			at.key = line
+			return at.err(syntaxf("white space after the dashes (want --key=value)"))
+		case !ok && dashed:
+			o, err := st.idx.lookup(key)
+			if err != nil {
+				return at.err(err)
+			}
+			if o.bare == "" {
+				return at.err(syntaxf("option needs a value (write --%s=<value>)", key))
+			}
+			value = o.bare
 		case !ok:
 			at.key = line
 			return at.err(syntaxf(`missing "=" (want key=value)`))

@@ -98,6 +98,7 @@ func TestSampleWorker(t *testing.T) {
 	want.ServiceGroups = []string{"databases", "web"}
 	want.DupServers = []string{"backup-site:4731"}
 	want.DebugResult = true
+	want.TimeoutReturn = 3 // set in the file; the default is 2
 	want.MinWorker, want.MaxWorker, want.IdleTimeout = 5, 50, 30
 	want.RestrictPath = []string{"/usr/lib/nagios/plugins/", "/opt/plugins/"}
 	want.P1File = "/usr/share/mod_gearman/mod_gearman_p1.pl"
@@ -113,6 +114,24 @@ func TestSampleWorker(t *testing.T) {
 	if err := got.Validate(RoleWorker); err != nil {
 		t.Errorf("Validate(RoleWorker): %v", err)
 	}
+}
+
+// TestSampleDashed: a file may spell options as on the command line,
+// --key=value or a bare --flag, as the classic parser allows.
+func TestSampleDashed(t *testing.T) {
+	got, err := ParseFile("testdata/good/dashed.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	want.Servers = []string{"gearmand:4730"}
+	want.KeyFile = "/etc/mod_gearman/secret.key"
+	want.Identifier = "w1"
+	want.Hosts, want.Services = true, true
+	want.MaxWorker = 5
+	want.JobTimeout = 30
+	want.SetByHand = ExplicitOptions{Hosts: true, Services: true}
+	assertConfig(t, got, want)
 }
 
 func TestSampleSendGearman(t *testing.T) {

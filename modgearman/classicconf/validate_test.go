@@ -82,7 +82,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 	// Spot checks of the documented choices.
 	d := Defaults()
-	assertEqual(t, "TimeoutReturn", d.TimeoutReturn, 3)
+	assertEqual(t, "TimeoutReturn", d.TimeoutReturn, 2) // CRITICAL, as the C worker and the shipped files
 	assertEqual(t, "GearmanConnectionTimeout", d.GearmanConnectionTimeout, 5000)
 	assertEqual(t, "RestrictCommandCharacters", d.RestrictCommandCharacters, "$&();<>`\"'|")
 	assertEqual(t, "Delimiter", d.Delimiter, "\t")

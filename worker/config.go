@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/gearbridge/gearbridge/gearman"
 )
 
 // Defaults of [DefaultConfig].
@@ -41,11 +45,8 @@ const (
 	DefaultLoadInterval = time.Second
 )
 
-// maxIdentifier and maxQueueName are the limits the bridge enforces.
-const (
-	maxIdentifier = 256
-	maxQueueName  = 511
-)
+// maxQueueName is the limit the bridge enforces.
+const maxQueueName = 511
 
 // Config is the worker's configuration. Start from [DefaultConfig]; the zero
 // value is not valid.
@@ -128,8 +129,12 @@ func (c Config) validate(needBridges bool) error {
 			errs = append(errs, errors.New("bridge: empty address"))
 		}
 	}
-	if c.Identifier == "" || len(c.Identifier) > maxIdentifier {
-		errs = append(errs, fmt.Errorf("identifier: must be 1..%d bytes, got %d", maxIdentifier, len(c.Identifier)))
+	if err := gearman.ValidClientID(c.Identifier); err != nil {
+		// The identifier is the client id at gearmand (directly, or through
+		// the bridge's session connection) and names the status queue.
+		errs = append(errs, fmt.Errorf("identifier: %w", err))
+	} else if needBridges && !utf8.ValidString(c.Identifier) {
+		errs = append(errs, fmt.Errorf("identifier: %q is not UTF-8, which the bridge protocol needs for names", c.Identifier))
 	}
 	if len(c.Queues) == 0 {
 		errs = append(errs, errors.New("queues: a worker needs at least one queue (--services, --hosts, --eventhandler, --notifications, --hostgroups or --servicegroups)"))
@@ -139,6 +144,12 @@ func (c Config) validate(needBridges bool) error {
 		switch {
 		case q == "" || len(q) > maxQueueName:
 			errs = append(errs, fmt.Errorf("queues: queue name %q is empty or longer than %d bytes", q, maxQueueName))
+		case strings.ContainsFunc(q, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+			// Spaces are fine (host group names may have them); a NUL or a
+			// line end cannot reach gearmand intact.
+			errs = append(errs, fmt.Errorf("queues: queue name %q contains a control character", q))
+		case needBridges && !utf8.ValidString(q):
+			errs = append(errs, fmt.Errorf("queues: queue name %q is not UTF-8, which the bridge protocol needs for names", q))
 		case seen[q]:
 			errs = append(errs, fmt.Errorf("queues: %q is listed twice", q))
 		}

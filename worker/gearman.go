@@ -100,15 +100,8 @@ func NewGearman(cfg Config, g GearmanOptions, deps Deps) (*GearmanWorker, error)
 // connection to retry forever.
 func checkGearmanNames(cfg Config, g GearmanOptions) error {
 	var errs []error
-	if err := gearman.ValidClientID(cfg.Identifier); err != nil {
-		errs = append(errs, fmt.Errorf("identifier: %w", err))
-	} else if err := gearman.ValidFunctionName(modgearman.StatusQueuePrefix + cfg.Identifier); err != nil {
+	if err := gearman.ValidFunctionName(modgearman.StatusQueuePrefix + cfg.Identifier); err != nil {
 		errs = append(errs, fmt.Errorf("identifier: status queue: %w", err))
-	}
-	for _, q := range cfg.Queues {
-		if err := gearman.ValidFunctionName(q); err != nil {
-			errs = append(errs, fmt.Errorf("queues: %w", err))
-		}
 	}
 	if err := gearman.ValidFunctionName(g.ResultQueue); err != nil {
 		errs = append(errs, fmt.Errorf("result queue: %w", err))

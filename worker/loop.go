@@ -222,6 +222,8 @@ func (l *loop) connect() {
 		Version:    l.w.version,
 		SessionId:  l.session,
 		HeldJobIds: l.heldIDs(),
+
+		MaxReceiveBytes: maxReceiveBytes,
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c := &conn{

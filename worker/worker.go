@@ -26,6 +26,12 @@ const (
 	// keepaliveTimeout is how long a ping may go unanswered before the
 	// connection counts as dead and the worker reconnects.
 	keepaliveTimeout = 10 * time.Second
+	// maxReceiveBytes is the largest message the worker takes from the
+	// bridge. It is announced in the hello, so that the bridge answers a
+	// larger job itself instead of sending what the worker must refuse
+	// (which would break the stream on every reconnect). Jobs are command
+	// lines and, for notifications, plugin output: 16 MiB is plenty.
+	maxReceiveBytes = 16 << 20
 	// handshakeTimeout bounds dialling, the TLS handshake, the hello and the
 	// bridge's welcome. It matches the bridge's own wait for a hello.
 	handshakeTimeout = 10 * time.Second
@@ -62,6 +68,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(deps.Credentials),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxReceiveBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                keepaliveTime,
 			Timeout:             keepaliveTimeout,

@@ -129,7 +129,8 @@ func TestSessionRunsJobsAndReturnsCredit(t *testing.T) {
 
 	fs := b.accept("a")
 	h := fs.hello
-	if h.GetIdentifier() != "w1" || !slices.Equal(h.GetQueues(), []string{"service", "hostgroup_a"}) || h.GetVersion() != "test" {
+	if h.GetIdentifier() != "w1" || !slices.Equal(h.GetQueues(), []string{"service", "hostgroup_a"}) || h.GetVersion() != "test" ||
+		h.GetMaxReceiveBytes() != maxReceiveBytes {
 		t.Fatalf("hello %v", h)
 	}
 	checkHello(t, h, "", 2)

@@ -28,8 +28,8 @@ type bridgeOptions struct {
 	Servers         []string      `mapstructure:"server"`
 	DupServers      []string      `mapstructure:"dupserver"`
 	WorkersMaySend  bool          `mapstructure:"workers-may-send"`
-	Key             string        `mapstructure:"key"`
-	KeyFile         string        `mapstructure:"keyfile"`
+	Key             string        `mapstructure:"key" oneof:"key"`
+	KeyFile         string        `mapstructure:"keyfile" oneof:"key"`
 	Encryption      bool          `mapstructure:"encryption"`
 	Listen          string        `mapstructure:"listen"`
 	TLSCA           string        `mapstructure:"tls-ca"`

@@ -118,3 +118,26 @@ func command(t *testing.T, args ...string) *cobra.Command {
 	}
 	return c
 }
+
+// TestBridgeKeyFlagBeatsKeyfileInFile: --key on the command line replaces
+// keyfile: from the config file, as the help says flags do; the two are
+// one setting.
+func TestBridgeKeyFlagBeatsKeyfileInFile(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "secret.key")
+	writeTestFile(t, keyFile, "from-keyfile\n")
+	file := filepath.Join(dir, "bridge.yaml")
+	writeTestFile(t, file, "keyfile: "+keyFile+"\n")
+	cmd := command(t, "bridge", "--key", "from-flag")
+	opts, err := loadBridgeOptions(cmd.Flags(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := opts.bridgeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Key != "from-flag" {
+		t.Fatalf("key %q, want the flag's", cfg.Key)
+	}
+}

@@ -37,6 +37,7 @@ type fakeGearman struct {
 	results    []submitted
 	conns      []*fakeConn
 	failSubmit int // fail this many submits before succeeding
+	submitErr  error // the error of a failed submit; nil means a temporary one
 	// grabGate, when set, holds every grab of a check queue (not of a
 	// status queue) until it is closed.
 	grabGate chan struct{}
@@ -92,6 +93,9 @@ func (f *fakeGearman) SubmitResult(_ context.Context, queue string, payload []by
 	defer f.mu.Unlock()
 	if f.failSubmit > 0 {
 		f.failSubmit--
+		if f.submitErr != nil {
+			return f.submitErr
+		}
 		return errors.New("fake: gearmand unavailable")
 	}
 	f.results = append(f.results, submitted{queue, payload})

@@ -97,6 +97,11 @@ func (b *Bridge) submitPassive(ctx context.Context, id Identity, results []*pb.P
 			defer wg.Done()
 			if err := b.results.SubmitResult(ctx, b.cfg.ResultQueue, payload); err != nil {
 				b.m.submitErrors.Inc()
+				if gearman.Permanent(err) {
+					st.Reason = "refused by gearmand: " + err.Error()
+					b.m.refused.WithLabelValues("gearmand_refused").Inc()
+					return
+				}
 				st.Reason, st.Retry = "gearmand unavailable: "+err.Error(), true
 				b.m.refused.WithLabelValues("unavailable").Inc()
 				return

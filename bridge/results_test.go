@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gearbridge/gearbridge/certs"
+	"github.com/gearbridge/gearbridge/gearman"
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
 )
 
@@ -84,6 +85,17 @@ func TestPassiveSingleRefusals(t *testing.T) {
 	}
 	if _, err = cl.SubmitResult(context.Background(), &pb.SubmitResultRequest{Result: &pb.PassiveResult{HostName: []byte("ci-1"), Output: []byte("OK")}}); err != nil {
 		t.Fatal(err)
+	}
+	// gearmand refusing the result for good is not worth a retry.
+	e.fake.mu.Lock()
+	e.fake.failSubmit, e.fake.submitErr = 1, &gearman.ServerError{Code: gearman.CodeArgumentTooLarge}
+	e.fake.mu.Unlock()
+	resp, err := cl.SubmitResults(context.Background(), &pb.SubmitResultsRequest{Results: []*pb.PassiveResult{{HostName: []byte("ci-1"), Output: []byte("OK")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := resp.GetStatuses()[0]; st.GetAccepted() || st.GetRetry() || !strings.Contains(st.GetReason(), "ARGUMENT_TOO_LARGE") {
+		t.Fatalf("status %v, want refused for good", st)
 	}
 }
 

@@ -36,7 +36,7 @@ type fakeGearman struct {
 	failed     []string
 	results    []submitted
 	conns      []*fakeConn
-	failSubmit int // fail this many submits before succeeding
+	failSubmit int   // fail this many submits before succeeding
 	submitErr  error // the error of a failed submit; nil means a temporary one
 	// grabGate, when set, holds every grab of a check queue (not of a
 	// status queue) until it is closed.

@@ -451,26 +451,14 @@ func (s *session) wakeLocked() {
 
 // takeCredit blocks until the session may take one more job, and takes it.
 func (s *session) takeCredit() bool {
-	for {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
+	return s.waitFor(func() bool {
+		if s.stream == nil || s.draining || s.credit <= 0 {
 			return false
 		}
-		if s.stream != nil && !s.draining && s.credit > 0 {
-			s.credit--
-			s.b.m.credit.Dec()
-			s.mu.Unlock()
-			return true
-		}
-		wake := s.creditWake
-		s.mu.Unlock()
-		select {
-		case <-wake:
-		case <-s.ctx.Done():
-			return false
-		}
-	}
+		s.credit--
+		s.b.m.credit.Dec()
+		return true
+	})
 }
 
 func (s *session) returnCredit() {
@@ -549,13 +537,20 @@ func (s *session) statusLoop(c *serverConn) {
 // waitAttached blocks until a worker is attached; false when the session
 // closed.
 func (s *session) waitAttached() bool {
+	return s.waitFor(func() bool { return s.stream != nil })
+}
+
+// waitFor blocks until cond, called with s.mu held, holds; it reports false
+// when the session closed first. cond is checked again whenever the
+// session wakes its waiters (credit, attach, drain, close).
+func (s *session) waitFor(cond func() bool) bool {
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			return false
 		}
-		if s.stream != nil {
+		if cond() {
 			s.mu.Unlock()
 			return true
 		}

@@ -243,6 +243,12 @@ func New(cfg Config, deps Deps) (*Bridge, error) {
 		sessions: map[string]*session{},
 	}
 	b.results = gm.Results()
+	if deps.Registerer != nil {
+		deps.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gearbridge_bridge_session_cert_expiry_earliest_timestamp_seconds",
+			Help: "Earliest end of validity among the certificates of attached worker sessions (Unix seconds; 0 when none is attached).",
+		}, b.earliestSessionExpiry))
+	}
 	for _, d := range cfg.DupServers {
 		b.dups = append(b.dups, gearman.NewClient([]string{d}, gearman.ClientOptions{Logger: log}))
 	}
@@ -292,6 +298,7 @@ func (b *Bridge) currentCA() *certs.CA { return b.caPtr.Load() }
 func (b *Bridge) applyAuthz() {
 	op, en := b.operatorAuthz.Load(), b.enrolledRules.Load()
 	b.authzPtr.Store(&Authz{Rules: slices.Concat(op.Rules, en.Rules)})
+	b.recheckSessions()
 }
 
 // SetAuthz replaces the operator's authorization rules, for reloads. Rules
@@ -375,6 +382,7 @@ func (b *Bridge) Serve(ctx context.Context, lis net.Listener, tlsConfig *tls.Con
 	wctx, stopWatch := context.WithCancel(ctx)
 	var watchWG sync.WaitGroup
 	watchWG.Go(func() { b.watch(wctx) })
+	watchWG.Go(func() { b.expireSessions(wctx) })
 	defer watchWG.Wait()
 	defer stopWatch()
 

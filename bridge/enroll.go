@@ -141,6 +141,7 @@ func (e *enrollService) Renew(ctx context.Context, req *pb.RenewRequest) (*pb.Re
 		return nil, status.Error(codes.Internal, "renew failed; see the bridge log")
 	}
 	b.log.Info("renewed certificate", "role", id.Role, "identity", id.Name, "old_serial", id.Serial, "serial", serialOfPEM(certPEM))
+	b.sessionsRenewed(id, certPEM)
 	return &pb.RenewResponse{CertificatePem: certPEM, CaPem: b.currentCA().CertPEM()}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -181,6 +182,13 @@ func (c *fakeConn) Complete(_ context.Context, handle string, data []byte) error
 }
 func (c *fakeConn) Fail(_ context.Context, handle string) error { return c.finish(handle, false, nil) }
 
+func (c *fakeConn) CantDo(queue string) error {
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	c.queues = slices.DeleteFunc(slices.Clone(c.queues), func(q string) bool { return q == queue })
+	return nil
+}
+
 // Close requeues what the connection held, like gearmand.
 func (c *fakeConn) Close() error {
 	c.f.mu.Lock()
@@ -282,7 +290,13 @@ func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
 // dial returns a client connection authenticated as role/name.
 func (e *testEnv) dial(role certs.Role, name string) *grpc.ClientConn {
 	e.t.Helper()
-	crt, key, err := e.ca.IssueClient(role, name, time.Hour)
+	return e.dialFor(role, name, time.Hour)
+}
+
+// dialFor is dial with a certificate valid for lifetime.
+func (e *testEnv) dialFor(role certs.Role, name string, lifetime time.Duration) *grpc.ClientConn {
+	e.t.Helper()
+	crt, key, err := e.ca.IssueClient(role, name, lifetime)
 	if err != nil {
 		e.t.Fatal(err)
 	}

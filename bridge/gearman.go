@@ -35,6 +35,9 @@ type WorkerConn interface {
 	Complete(ctx context.Context, handle string, data []byte) error
 	// Fail finishes a job as failed.
 	Fail(ctx context.Context, handle string) error
+	// CantDo unregisters a queue, so that gearmand offers none of its jobs
+	// on this connection any more.
+	CantDo(queue string) error
 	// Close ends the connection; gearmand requeues its unfinished jobs.
 	Close() error
 }
@@ -112,5 +115,7 @@ func (c realWorkerConn) Complete(_ context.Context, handle string, data []byte) 
 }
 
 func (c realWorkerConn) Fail(_ context.Context, handle string) error { return c.wc.Fail(handle) }
+
+func (c realWorkerConn) CantDo(queue string) error { return c.wc.CantDo(queue) }
 
 func (c realWorkerConn) Close() error { return c.wc.Close() }

@@ -21,6 +21,9 @@ type Identity struct {
 	// Serial is the certificate's serial (certs.SerialOf), so that a
 	// session can be closed when its certificate is revoked.
 	Serial string
+	// NotAfter is the end of the certificate's validity: a session is
+	// closed then unless the bridge renewed its certificate.
+	NotAfter time.Time
 }
 
 // identityFrom reads the caller's identity from its client certificate.
@@ -45,7 +48,7 @@ func (b *Bridge) identityFrom(ctx context.Context) (Identity, error) {
 		if err != nil {
 			return Identity{}, status.Errorf(codes.Unauthenticated, "client certificate refused: %v", err)
 		}
-		return Identity{Name: name, Role: Role(role), Serial: certs.SerialOf(leaf)}, nil
+		return Identity{Name: name, Role: Role(role), Serial: certs.SerialOf(leaf), NotAfter: leaf.NotAfter}, nil
 	}
 	chains := info.State.VerifiedChains
 	if len(chains) == 0 || len(chains[0]) == 0 {
@@ -55,7 +58,7 @@ func (b *Bridge) identityFrom(ctx context.Context) (Identity, error) {
 	if err != nil {
 		return Identity{}, status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
 	}
-	return Identity{Name: name, Role: Role(role), Serial: certs.SerialOf(chains[0][0])}, nil
+	return Identity{Name: name, Role: Role(role), Serial: certs.SerialOf(chains[0][0]), NotAfter: chains[0][0].NotAfter}, nil
 }
 
 // authorize checks that the caller's certificate carries role and that the

@@ -18,6 +18,7 @@ type metrics struct {
 	failedJobs      prometheus.Counter
 	stalled         prometheus.Counter
 	unsendable      prometheus.Counter
+	queuesRevoked   prometheus.Counter
 	statusReplies   prometheus.Counter
 	resent          prometheus.Counter
 	refused         *prometheus.CounterVec
@@ -70,6 +71,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gearbridge_bridge_streams_stalled_total",
 			Help: "Worker streams detached because the worker stopped reading them.",
 		}),
+		queuesRevoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_session_queues_revoked_total",
+			Help: "Queues taken away from live or detached sessions by an authorization reload.",
+		}),
 		unsendable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_bridge_messages_unencodable_total",
 			Help: "Messages to workers that could not be encoded; a job among them gets an explicit result.",
@@ -119,7 +124,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.credit, m.dispatched, m.completed, m.timedOut, m.requeued,
-			m.invalidJobs, m.refusedJobs, m.failedJobs, m.stalled, m.unsendable, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency)
+			m.invalidJobs, m.refusedJobs, m.failedJobs, m.stalled, m.unsendable, m.queuesRevoked, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency)
 	}
 	return m
 }

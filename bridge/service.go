@@ -36,7 +36,7 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 	if err != nil {
 		return err
 	}
-	queues, err := b.checkHello(id, hello)
+	queues, err := b.checkHello(id, hello, b.resumable(id, hello))
 	if err != nil {
 		b.log.Warn("refused worker session", "identity", id.Name, "err", err)
 		return err
@@ -56,7 +56,7 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 				return status.Errorf(codes.PermissionDenied, "session %s belongs to another identity", sid)
 			}
 			s, resumed = old, true
-			s.setCertSerial(id.Serial)
+			s.setCert(id.Serial, id.NotAfter)
 		}
 	}
 	if s == nil {
@@ -67,7 +67,7 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 
 	welcome := &pb.Welcome{
 		SessionId:   s.id,
-		Queues:      s.queues,
+		Queues:      s.currentQueues(),
 		Resumed:     resumed,
 		ResumeGrace: durationpb.New(b.cfg.ResumeGrace),
 	}
@@ -78,7 +78,7 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 	if resumed {
 		s.log.Info("worker session resumed", "slots", hello.GetSlots(), "held", len(hello.GetHeldJobIds()))
 	} else {
-		s.log.Info("worker session started", "queues", s.queues, "slots", hello.GetSlots())
+		s.log.Info("worker session started", "queues", queues, "slots", hello.GetSlots())
 		s.start(int(capacity(hello)))
 	}
 
@@ -180,10 +180,20 @@ func recvHello(stream pb.WorkerService_WorkServer, timeout time.Duration) (*pb.H
 	}
 }
 
+// resumable reports whether h resumes a session of id that still exists.
+func (b *Bridge) resumable(id Identity, h *pb.Hello) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.sessions[h.GetSessionId()]
+	return s != nil && s.identity == id.Name
+}
+
 // checkHello validates a hello and returns the queues to serve. Every queue
 // asked for must be allowed; a worker is refused rather than silently given
-// fewer queues than it expects.
-func (b *Bridge) checkHello(id Identity, h *pb.Hello) ([]string, error) {
+// fewer queues than it expects. A resume is the exception: the session
+// keeps what the rules left it (see recheckSessions), and a queue taken
+// away since does not lock the worker out.
+func (b *Bridge) checkHello(id Identity, h *pb.Hello, resume bool) ([]string, error) {
 	if capacity(h) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "hello: capacity (or slots) must be at least 1")
 	}
@@ -222,6 +232,9 @@ func (b *Bridge) checkHello(id Identity, h *pb.Hello) ([]string, error) {
 			return nil, err
 		}
 		if !b.authz().AllowQueue(id.Name, q) {
+			if resume {
+				continue
+			}
 			return nil, status.Errorf(codes.PermissionDenied, "identity %q is not allowed to work on queue %q", id.Name, q)
 		}
 		if !slices.Contains(queues, q) {

@@ -66,7 +66,8 @@ type session struct {
 	conns       []*serverConn
 	statusConns []*serverConn // answer worker_<identifier> pings, slots or not
 	closeReason string
-	serial      string // of the certificate that attached last
+	serial      string    // of the certificate that attached last (or the bridge renewed)
+	notAfter    time.Time // its end of validity
 }
 
 // workStream is the gRPC stream of an attached worker; the session sends
@@ -187,6 +188,7 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *sess
 		inflight:    map[string]*inflightJob{},
 		completed:   map[string]bool{},
 		serial:      id.Serial,
+		notAfter:    id.NotAfter,
 	}
 	for _, srv := range b.gm.Servers() {
 		s.conns = append(s.conns, &serverConn{server: srv, queues: queues})
@@ -358,12 +360,19 @@ func (s *session) certSerial() string {
 	return s.serial
 }
 
-// setCertSerial records the certificate of a resuming stream, which may be
-// a renewed one.
-func (s *session) setCertSerial(serial string) {
+// setCert records the certificate of a resuming stream, which may be a
+// renewed one, or the one the bridge renewed for the session.
+func (s *session) setCert(serial string, notAfter time.Time) {
 	s.mu.Lock()
-	s.serial = serial
+	s.serial, s.notAfter = serial, notAfter
 	s.mu.Unlock()
+}
+
+// certNotAfter is the end of validity of the session's certificate.
+func (s *session) certNotAfter() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notAfter
 }
 
 // close ends the session: its Gearman connections are closed, so gearmand
@@ -874,7 +883,7 @@ func (s *session) status() *pb.SessionStatus {
 		SessionId:  s.id,
 		Identifier: s.identifier,
 		Identity:   s.identity,
-		Queues:     s.queues,
+		Queues:     slices.Clone(s.queues),
 		Slots:      uint32(s.slots),
 		Credit:     uint32(s.credit),
 		InFlight:   uint32(len(s.inflight)),

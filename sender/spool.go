@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -84,14 +83,6 @@ type Spool struct {
 	cfg SpoolConfig
 	log *slog.Logger
 	mu  sync.Mutex // orders this process's goroutines before the flock
-}
-
-// spoolEntry is the content of one spool file.
-type spoolEntry struct {
-	Created time.Time `json:"created"`
-	Results []Result  `json:"results"`
-	// Reasons are set for files in dead/: why each result is there.
-	Reasons []string `json:"reasons,omitempty"`
 }
 
 // OpenSpool creates the spool directories if needed.
@@ -254,11 +245,10 @@ func (s *Spool) Append(ctx context.Context, results []Result) error {
 	if len(results) == 0 {
 		return nil
 	}
-	data, err := json.Marshal(spoolEntry{Created: s.cfg.Now().UTC(), Results: results})
+	data, err := encodeEntry(spoolEntry{Created: s.cfg.Now().UTC(), Results: results})
 	if err != nil {
 		return fmt.Errorf("spool: encode: %w", err)
 	}
-	data = append(data, '\n')
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return err
@@ -431,8 +421,8 @@ func (s *Spool) drainStep(ctx context.Context, t Transport, rep *DrainReport) (d
 			}
 		}
 		if len(dead) > 0 {
-			data, _ := json.Marshal(spoolEntry{Created: b.ent.Created, Results: dead, Reasons: reasons})
-			if err := writeDurable(filepath.Join(s.cfg.Dir, deadDir), "refused-"+b.name, append(data, '\n')); err != nil {
+			data, _ := encodeEntry(spoolEntry{Created: b.ent.Created, Results: dead, Reasons: reasons})
+			if err := writeDurable(filepath.Join(s.cfg.Dir, deadDir), "refused-"+b.name, data); err != nil {
 				return false, fmt.Errorf("spool: %w", err)
 			}
 			rep.Dead += len(dead)
@@ -446,8 +436,8 @@ func (s *Spool) drainStep(ctx context.Context, t Transport, rep *DrainReport) (d
 			continue
 		}
 		if len(keep) < len(b.ent.Results) {
-			data, _ := json.Marshal(spoolEntry{Created: b.ent.Created, Results: keep})
-			if err := writeDurable(s.cfg.Dir, b.name, append(data, '\n')); err != nil {
+			data, _ := encodeEntry(spoolEntry{Created: b.ent.Created, Results: keep})
+			if err := writeDurable(s.cfg.Dir, b.name, data); err != nil {
 				return false, fmt.Errorf("spool: %w", err)
 			}
 			// Keep the entry's age: it counts from the first spooling.
@@ -474,7 +464,7 @@ func (s *Spool) read(name string) (spoolEntry, error) {
 	if err != nil {
 		return ent, fmt.Errorf("spool: %w", err)
 	}
-	if err := json.Unmarshal(data, &ent); err != nil {
+	if ent, err = decodeEntry(data); err != nil {
 		return ent, fmt.Errorf("spool entry %s: %w", name, err)
 	}
 	return ent, nil

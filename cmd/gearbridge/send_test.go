@@ -618,3 +618,50 @@ func TestSendKeepsBytesThroughSpool(t *testing.T) {
 		}
 	}
 }
+
+// TestSendReportsSentAndSpooled: send_gearman's "data packet(s) sent"
+// counts only what the receiver took; what was spooled is said apart.
+func TestSendReportsSentAndSpooled(t *testing.T) {
+	gm := gearmantest.Start(t)
+	p := newTestPKI(t)
+	tlsFlags := p.client(t, certs.RoleSender, "sender-1")
+	addr := freeAddr(t)
+	state := t.TempDir()
+	spoolDir := filepath.Join(state, "spool")
+	base := append([]string{"send", "--bridge=" + addr, "--state-dir=" + state, "--timeout=5"}, tlsFlags...)
+	xml, err := os.ReadFile("../../sender/testdata/multi.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spooled := func(n int) string {
+		return fmt.Sprintf("%d result(s) spooled in %s (receiver unreachable); they will be delivered by the next run or by gearbridge send --daemon.\n", n, spoolDir)
+	}
+	steps := []struct {
+		name     string
+		bridgeUp bool
+		stdin    string
+		args     []string
+		stdout   string
+	}{
+		{"lines, bridge down", false, "web1\thttp\t0\tOK\nweb2\t2\tDOWN\n", nil,
+			spooled(2) + "0 data packet(s) sent to host successfully, 2 spooled for later delivery.\n"},
+		{"multi, bridge down", false, string(xml), []string{"--multi", "--host=db1"},
+			spooled(2) + "send_multi OK: 0 check_multi child check(s) submitted, 2 spooled for later delivery\n"},
+		{"lines, bridge up", true, "web3\t0\tUP\n", nil,
+			"4 spooled result(s) delivered first.\n1 data packet(s) sent to host successfully.\n"},
+		{"multi, bridge up", true, string(xml), []string{"--multi", "--host=db2"},
+			"send_multi OK: 2 check_multi child check(s) submitted\n"},
+	}
+	up := false
+	for _, st := range steps {
+		if st.bridgeUp && !up {
+			startTestBridge(t, p, gm.Addr(), addr, "report_results")
+			up = true
+		}
+		code, out, errOut := runSendCmd(t, "gearbridge", st.stdin, append(base, st.args...)...)
+		if code != 0 || out != st.stdout {
+			t.Fatalf("%s: exit %d\nstdout %q\nwant   %q\nstderr %q", st.name, code, out, st.stdout, errOut)
+		}
+	}
+	grabResults(t, gm.Addr(), "report_results", 7)
+}

@@ -30,6 +30,7 @@ func TestParseLine(t *testing.T) {
 		{"only host", "web1", "", Result{}, "no return code"},
 		{"empty", "", "", Result{}, "no host name"},
 		{"plus sign is not an rc", "web1\t+1\tout", "", Result{}, "is not a return code"},
+		{"latin-1 bytes kept", "h\xf4te\tcaf\xe9\t1\tr\xe9ponse \xff|t=1s", "", Result{Host: "h\xf4te", Service: "caf\xe9", ReturnCode: 1, Output: "r\xe9ponse \xff|t=1s"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,25 +19,27 @@ const (
 	SourceSendMulti   = "send_multi"
 )
 
-// Result is one passive (or, with Active, active) check result.
+// Result is one passive (or, with Active, active) check result. Its
+// strings are bytes as the classic wire carries them and need not be UTF-8.
+// (The spool writes it in its own form, spoolResult.)
 type Result struct {
-	Host    string `json:"host"`
-	Service string `json:"service,omitempty"` // empty for a host result
+	Host    string
+	Service string // empty for a host result
 	// ReturnCode is 0..3 (OK, WARNING, CRITICAL, UNKNOWN).
-	ReturnCode int `json:"rc"`
+	ReturnCode int
 	// Output is the plugin output with real newlines: first line, long
 	// output, performance data after the pipe sign.
-	Output string    `json:"output"`
-	Start  time.Time `json:"start"`
-	Finish time.Time `json:"finish"`
+	Output string
+	Start  time.Time
+	Finish time.Time
 	// Latency is reported to the core in addition to its own.
-	Latency time.Duration `json:"latency,omitempty"`
+	Latency time.Duration
 	// Active makes it an active result (type=active, send_gearman --active).
-	Active bool `json:"active,omitempty"`
+	Active bool
 	// Source is the source= line of the classic payload; empty means
 	// send_gearman. The bridge writes its own source for results it takes
 	// over gRPC.
-	Source string `json:"source,omitempty"`
+	Source string
 }
 
 // ErrInvalid marks a result that no receiver would accept.

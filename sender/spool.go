@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -84,14 +83,15 @@ type Spool struct {
 	cfg SpoolConfig
 	log *slog.Logger
 	mu  sync.Mutex // orders this process's goroutines before the flock
+	fs  spoolFS
 }
 
-// spoolEntry is the content of one spool file.
-type spoolEntry struct {
-	Created time.Time `json:"created"`
-	Results []Result  `json:"results"`
-	// Reasons are set for files in dead/: why each result is there.
-	Reasons []string `json:"reasons,omitempty"`
+// spoolFS holds the file operations that change a spool, so that tests can
+// make them fail (a full disk, a broken dead/).
+type spoolFS struct {
+	writeDurable func(dir, name string, data []byte) error
+	overwrite    func(path string, data []byte) error
+	remove       func(path string) error
 }
 
 // OpenSpool creates the spool directories if needed.
@@ -121,7 +121,7 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, deadDir), 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	return &Spool{cfg: cfg, log: log}, nil
+	return &Spool{cfg: cfg, log: log, fs: spoolFS{writeDurable: writeDurable, overwrite: overwriteInPlace, remove: os.Remove}}, nil
 }
 
 // Dir returns the spool directory.
@@ -254,11 +254,10 @@ func (s *Spool) Append(ctx context.Context, results []Result) error {
 	if len(results) == 0 {
 		return nil
 	}
-	data, err := json.Marshal(spoolEntry{Created: s.cfg.Now().UTC(), Results: results})
+	data, err := encodeEntry(spoolEntry{Created: s.cfg.Now().UTC(), Results: results})
 	if err != nil {
 		return fmt.Errorf("spool: encode: %w", err)
 	}
-	data = append(data, '\n')
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return err
@@ -335,7 +334,9 @@ func (s *Spool) Results(ctx context.Context) ([]Result, error) {
 
 // DrainReport counts what one Drain did.
 type DrainReport struct {
-	Delivered int // results acknowledged and removed from the spool
+	// Delivered counts results the receiver acknowledged. They have left
+	// the spool unless Drain's error says they could not be removed.
+	Delivered int
 	Dead      int // results refused for good, moved to dead/
 	Remaining int // entries still spooled (an entry holds the results of one Append)
 }
@@ -351,6 +352,12 @@ var ErrUndelivered = errors.New("spooled results not delivered")
 // without the ones that were accepted) and Drain stops, returning an error
 // wrapping ErrUndelivered, so that later entries never overtake earlier
 // ones.
+//
+// After a step has sent its batch, the accepted results are removed from
+// their entries first, durably, and only then are refused ones moved to
+// dead/: a failing file operation (a full disk, a broken dead/) stops the
+// drain with the spool still holding exactly what was not accepted, so the
+// next drain sends nothing twice and loses nothing.
 func (s *Spool) Drain(ctx context.Context, t Transport) (DrainReport, error) {
 	var rep DrainReport
 	for {
@@ -407,65 +414,194 @@ func (s *Spool) drainStep(ctx context.Context, t Transport, rep *DrainReport) (d
 	if len(batch) == 0 {
 		return true, syncDir(s.cfg.Dir)
 	}
-	outcomes := t.Send(ctx, results)
+	var outcomes []Outcome
+	if len(results) > 0 {
+		outcomes = t.Send(ctx, results)
+	}
+	// What happened to each entry's results, in their order.
+	type fate struct {
+		accepted int
+		rest     []Result // not accepted: kept for later or refused
+		keep     []Result // refused for now
+		dead     []Result // refused for good
+		reasons  []string
+	}
+	fates := make([]fate, len(batch))
 	var failure string
-	delivered := 0
-	k := 0
-	for _, b := range batch {
-		var keep, dead []Result
-		var reasons []string
+	delivered, k := 0, 0
+	for i, b := range batch {
+		f := &fates[i]
 		for _, r := range b.ent.Results {
 			o := outcomes[k]
 			k++
 			switch {
 			case o.Accepted:
-				delivered++
+				f.accepted++
 			case o.Retry || o.Call:
-				keep = append(keep, r)
+				f.rest = append(f.rest, r)
+				f.keep = append(f.keep, r)
 				if failure == "" {
 					failure = o.Reason
 				}
 			default:
-				dead = append(dead, r)
-				reasons = append(reasons, o.Reason)
+				f.rest = append(f.rest, r)
+				f.dead = append(f.dead, r)
+				f.reasons = append(f.reasons, o.Reason)
 			}
 		}
-		if len(dead) > 0 {
-			data, _ := json.Marshal(spoolEntry{Created: b.ent.Created, Results: dead, Reasons: reasons})
-			if err := writeDurable(filepath.Join(s.cfg.Dir, deadDir), "refused-"+b.name, append(data, '\n')); err != nil {
-				return false, fmt.Errorf("spool: %w", err)
-			}
-			rep.Dead += len(dead)
-			s.cfg.Metrics.addDead("refused", len(dead))
-			s.log.Error("spooled results REFUSED by the receiver, moved to dead/", "entry", b.name, "results", len(dead), "reason", reasons[0])
-		}
-		if len(keep) == 0 {
-			if err := os.Remove(filepath.Join(s.cfg.Dir, b.name)); err != nil {
-				return false, fmt.Errorf("spool: remove delivered entry: %w", err)
-			}
+		delivered += f.accepted
+	}
+	// The receiver has the accepted results whatever happens below.
+	rep.Delivered += delivered
+	s.cfg.Metrics.addDelivered(delivered)
+	s.cfg.Metrics.addAccepted(delivered)
+	left := len(batch) // batch entries that still hold results
+	rep.Remaining = remaining + left
+
+	// First the accepted results leave the spool, durably, before anything
+	// else can fail: a failure further on then never makes the next drain
+	// send them again. An entry that cannot be rewritten keeps everything
+	// and is sent again (the receiver sees those results twice), which is
+	// why rewrite tries hard.
+	var errs []error
+	for i, b := range batch {
+		f := fates[i]
+		if f.accepted == 0 && len(b.ent.Results) > 0 {
 			continue
 		}
-		if len(keep) < len(b.ent.Results) {
-			data, _ := json.Marshal(spoolEntry{Created: b.ent.Created, Results: keep})
-			if err := writeDurable(s.cfg.Dir, b.name, append(data, '\n')); err != nil {
-				return false, fmt.Errorf("spool: %w", err)
-			}
-			// Keep the entry's age: it counts from the first spooling.
-			_ = os.Chtimes(filepath.Join(s.cfg.Dir, b.name), b.ent.Created, b.ent.Created)
+		if err := s.rewrite(b.name, b.ent.Created, f.rest); err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		remaining++
+		if len(f.rest) == 0 {
+			left--
+		}
+	}
+	rep.Remaining = remaining + left
+	if err := syncDir(s.cfg.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return false, fmt.Errorf("spool: delivered results left in %s will be sent again: %w", s.cfg.Dir, errors.Join(errs...))
+	}
+
+	// Then the refused results move to dead/ and leave their entry. If
+	// either step fails they stay spooled (and may end up in dead/ twice).
+	for i, b := range batch {
+		f := fates[i]
+		if len(f.dead) == 0 {
+			continue
+		}
+		data, err := encodeEntry(spoolEntry{Created: b.ent.Created, Results: f.dead, Reasons: f.reasons})
+		if err == nil {
+			err = s.writeDead("refused-"+b.name, data)
+		}
+		if err != nil {
+			return false, fmt.Errorf("spool: move refused results to dead/: %w", err)
+		}
+		rep.Dead += len(f.dead)
+		s.cfg.Metrics.addDead("refused", len(f.dead))
+		s.log.Error("spooled results REFUSED by the receiver, moved to dead/", "entry", b.name, "results", len(f.dead), "reason", f.reasons[0])
+		if err := s.rewrite(b.name, b.ent.Created, f.keep); err != nil {
+			return false, fmt.Errorf("spool: %w", err)
+		}
+		if len(f.keep) == 0 {
+			left--
+			rep.Remaining = remaining + left
+		}
 	}
 	if err := syncDir(s.cfg.Dir); err != nil {
 		return false, fmt.Errorf("spool: %w", err)
 	}
-	rep.Delivered += delivered
-	s.cfg.Metrics.addDelivered(delivered)
-	s.cfg.Metrics.addAccepted(delivered)
-	rep.Remaining = remaining
 	if failure != "" {
 		return false, fmt.Errorf("%w: %s", ErrUndelivered, failure)
 	}
-	return remaining == 0, nil
+	return rep.Remaining == 0, nil
+}
+
+// rewrite makes entry name hold rest, or removes it when rest is empty.
+// When the atomic way fails (a full disk cannot take the temporary file;
+// the directory refuses the removal) it overwrites the file in place, which
+// needs no new blocks on most file systems: rest is padded with blanks to
+// the file's size, or replaced by an entry without results that the next
+// drain removes. (A crash during that write can tear the entry; the next
+// drain then moves it to dead/ as corrupt, where nothing is lost.)
+func (s *Spool) rewrite(name string, created time.Time, rest []Result) error {
+	path := filepath.Join(s.cfg.Dir, name)
+	data, err := encodeEntry(spoolEntry{Created: created, Results: rest})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	if len(rest) == 0 {
+		err = s.fs.remove(path)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		err = fmt.Errorf("remove delivered entry: %w", err)
+	} else {
+		err = s.fs.writeDurable(s.cfg.Dir, name, data)
+	}
+	if err != nil {
+		if ferr := s.fs.overwrite(path, data); ferr != nil {
+			return fmt.Errorf("rewrite entry %s: %w", name, errors.Join(err, ferr))
+		}
+		s.log.Warn("spool entry rewritten in place", "entry", name, "err", err)
+	}
+	// Keep the entry's age: it counts from the first spooling.
+	_ = os.Chtimes(path, created, created)
+	return nil
+}
+
+// overwriteInPlace writes data over the start of the existing file path,
+// padded with blanks (JSON whitespace) to the file's size, and fsyncs it.
+func overwriteInPlace(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) > fi.Size() {
+		return fmt.Errorf("overwrite %s: %d bytes do not fit into %d", path, len(data), fi.Size())
+	}
+	buf := make([]byte, fi.Size())
+	copy(buf, data)
+	for i := len(data); i < len(buf); i++ {
+		buf[i] = ' '
+	}
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// writeDead writes data to dead/ under name, or under name.N when that is
+// taken: a file already there holds other results of the same entry.
+func (s *Spool) writeDead(name string, data []byte) error {
+	dir := filepath.Join(s.cfg.Dir, deadDir)
+	return s.fs.writeDurable(dir, freeName(dir, name), data)
+}
+
+// freeName returns name, or name.N for the smallest N, that does not exist
+// in dir. When dir cannot be read it returns name, and the write that
+// follows reports why. Caller holds the lock.
+func freeName(dir, name string) string {
+	target := name
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(filepath.Join(dir, target)); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return target
+			}
+			return name
+		}
+		target = fmt.Sprintf("%s.%d", name, i)
+	}
 }
 
 func (s *Spool) read(name string) (spoolEntry, error) {
@@ -474,7 +610,7 @@ func (s *Spool) read(name string) (spoolEntry, error) {
 	if err != nil {
 		return ent, fmt.Errorf("spool: %w", err)
 	}
-	if err := json.Unmarshal(data, &ent); err != nil {
+	if ent, err = decodeEntry(data); err != nil {
 		return ent, fmt.Errorf("spool entry %s: %w", name, err)
 	}
 	return ent, nil
@@ -482,13 +618,7 @@ func (s *Spool) read(name string) (spoolEntry, error) {
 
 // toDead moves an entry to dead/ without overwriting anything there.
 func (s *Spool) toDead(name string) error {
-	target := filepath.Join(s.cfg.Dir, deadDir, name)
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(target); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		target = filepath.Join(s.cfg.Dir, deadDir, fmt.Sprintf("%s.%d", name, i))
-	}
+	target := filepath.Join(s.cfg.Dir, deadDir, freeName(filepath.Join(s.cfg.Dir, deadDir), name))
 	if err := os.Rename(filepath.Join(s.cfg.Dir, name), target); err != nil {
 		return fmt.Errorf("spool: move to dead/: %w", err)
 	}

@@ -538,13 +538,20 @@ func reportSend(out io.Writer, f *sendFlags, st *sendSetup, spool *sender.Spool,
 	if rep.Spooled > 0 {
 		fmt.Fprintf(out, "%d result(s) spooled in %s (receiver unreachable); they will be delivered by the next run or by gearbridge send --daemon.\n", rep.Spooled, spool.Dir())
 	}
+	// The classic sentences count what the receiver took; what waits in
+	// the spool is said apart, so that a script reading them is not told
+	// that results reached the core when they did not.
+	later := ""
+	if rep.Spooled > 0 {
+		later = fmt.Sprintf(", %d spooled for later delivery", rep.Spooled)
+	}
 	switch {
 	case f.multi:
 		if rep.Accepted+rep.Spooled > 0 && submitErr == nil && len(problems) == 0 {
-			fmt.Fprintf(out, "send_multi OK: %d check_multi child check(s) submitted\n", rep.Accepted+rep.Spooled)
+			fmt.Fprintf(out, "send_multi OK: %d check_multi child check(s) submitted%s\n", rep.Accepted, later)
 		}
 	case st.cfg.Host == "":
-		fmt.Fprintf(out, "%d data packet(s) sent to host successfully.\n", rep.Accepted+rep.Spooled)
+		fmt.Fprintf(out, "%d data packet(s) sent to host successfully%s.\n", rep.Accepted, later)
 	}
 	if submitErr != nil {
 		problems = append(problems, "failed to send result! "+submitErr.Error())

@@ -554,3 +554,114 @@ func TestSendRetriesUntilGearmandIsBack(t *testing.T) {
 		t.Fatalf("-V: exit %d, %q", code, out)
 	}
 }
+
+// TestSendKeepsBytesThroughSpool: ISO-8859-1 host names, services and
+// output, spooled while the bridge is down, reach gearmand byte for byte
+// once it is back.
+func TestSendKeepsBytesThroughSpool(t *testing.T) {
+	gm := gearmantest.Start(t)
+	p := newTestPKI(t)
+	tlsFlags := p.client(t, certs.RoleSender, "sender-1")
+	addr := freeAddr(t)
+	state := t.TempDir()
+	base := append([]string{"send", "--bridge=" + addr, "--state-dir=" + state, "--timeout=5"}, tlsFlags...)
+	want := []sender.Result{
+		{Host: "h\xf4te", Service: "caf\xe9", ReturnCode: 1, Output: "r\xe9ponse lente|t=1s\nd\xe9tail \xff"},
+		{Host: "h\xf4te", Service: "disque", ReturnCode: 3, Output: "plein \xe0 99%"},
+		{Host: "web1", Service: "Temp\xe9rature", ReturnCode: 2, Output: "42\xb0C"},
+		{Host: "last", Output: "d\xe9j\xe0 vu"},
+	}
+	for _, run := range []struct {
+		name, stdin string
+		args        []string
+	}{
+		{"stdin is the output", "r\xe9ponse lente|t=1s\nd\xe9tail \xff\n", []string{"--host=h\xf4te", "--service=caf\xe9", "-r=1"}},
+		{"stdin lines", "h\xf4te\tdisque\t3\tplein \xe0 99%\n", nil},
+		{"flags", "", []string{"--host=web1", "--service=Temp\xe9rature", "-m=42\xb0C", "-r=2"}},
+	} {
+		code, out, errOut := runSendCmd(t, "gearbridge", run.stdin, append(base, run.args...)...)
+		if code != 0 {
+			t.Fatalf("%s while the bridge is down: exit %d\nstdout %q\nstderr %q", run.name, code, out, errOut)
+		}
+	}
+
+	startTestBridge(t, p, gm.Addr(), addr, "latin1_results")
+	code, out, errOut := runSendCmd(t, "gearbridge", "", append(base, "--host=last", "-m=d\xe9j\xe0 vu")...)
+	if code != 0 || !strings.Contains(out, "3 spooled result(s) delivered first.") {
+		t.Fatalf("drain run: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	// The bridge may queue the results of one call in any order: they are
+	// matched by host and service.
+	byKey := map[string]sender.Result{}
+	for _, w := range want {
+		byKey[w.Host+"/"+w.Service] = w
+	}
+	codec, _ := modgearman.NewCodec(sendKey, true)
+	for _, raw := range grabResults(t, gm.Addr(), "latin1_results", len(want)) {
+		plain, err := codec.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := modgearman.ParseResult(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := r.HostName + "/" + r.ServiceDescription
+		w, ok := byKey[key]
+		if !ok {
+			t.Errorf("unexpected result for %q with output %q", key, r.Output)
+			continue
+		}
+		delete(byKey, key)
+		if r.Output != w.Output || r.ReturnCode != w.ReturnCode {
+			t.Errorf("%q: rc %d output %q, want rc %d output %q", key, r.ReturnCode, r.Output, w.ReturnCode, w.Output)
+		}
+	}
+}
+
+// TestSendReportsSentAndSpooled: send_gearman's "data packet(s) sent"
+// counts only what the receiver took; what was spooled is said apart.
+func TestSendReportsSentAndSpooled(t *testing.T) {
+	gm := gearmantest.Start(t)
+	p := newTestPKI(t)
+	tlsFlags := p.client(t, certs.RoleSender, "sender-1")
+	addr := freeAddr(t)
+	state := t.TempDir()
+	spoolDir := filepath.Join(state, "spool")
+	base := append([]string{"send", "--bridge=" + addr, "--state-dir=" + state, "--timeout=5"}, tlsFlags...)
+	xml, err := os.ReadFile("../../sender/testdata/multi.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spooled := func(n int) string {
+		return fmt.Sprintf("%d result(s) spooled in %s (receiver unreachable); they will be delivered by the next run or by gearbridge send --daemon.\n", n, spoolDir)
+	}
+	steps := []struct {
+		name     string
+		bridgeUp bool
+		stdin    string
+		args     []string
+		stdout   string
+	}{
+		{"lines, bridge down", false, "web1\thttp\t0\tOK\nweb2\t2\tDOWN\n", nil,
+			spooled(2) + "0 data packet(s) sent to host successfully, 2 spooled for later delivery.\n"},
+		{"multi, bridge down", false, string(xml), []string{"--multi", "--host=db1"},
+			spooled(2) + "send_multi OK: 0 check_multi child check(s) submitted, 2 spooled for later delivery\n"},
+		{"lines, bridge up", true, "web3\t0\tUP\n", nil,
+			"4 spooled result(s) delivered first.\n1 data packet(s) sent to host successfully.\n"},
+		{"multi, bridge up", true, string(xml), []string{"--multi", "--host=db2"},
+			"send_multi OK: 2 check_multi child check(s) submitted\n"},
+	}
+	up := false
+	for _, st := range steps {
+		if st.bridgeUp && !up {
+			startTestBridge(t, p, gm.Addr(), addr, "report_results")
+			up = true
+		}
+		code, out, errOut := runSendCmd(t, "gearbridge", st.stdin, append(base, st.args...)...)
+		if code != 0 || out != st.stdout {
+			t.Fatalf("%s: exit %d\nstdout %q\nwant   %q\nstderr %q", st.name, code, out, st.stdout, errOut)
+		}
+	}
+	grabResults(t, gm.Addr(), "report_results", 7)
+}

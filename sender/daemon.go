@@ -260,21 +260,70 @@ func (d *Daemon) consume(ctx context.Context, r io.Reader, report func(string)) 
 	}
 }
 
+// maxRefusedWait bounds the pause between attempts while the bridge
+// refuses the sender itself (certificate, permission): such a refusal
+// needs an operator, and a minute is soon enough to notice the fix.
+const maxRefusedWait = time.Minute
+
+// stormSummaryEvery is how often a failure that goes on is logged again.
+const stormSummaryEvery = 5 * time.Minute
+
 func (d *Daemon) drainLoop(ctx context.Context) {
-	t := time.NewTicker(d.cfg.DrainInterval)
-	defer t.Stop()
+	wait := d.cfg.DrainInterval
+	storm := retryStorm{every: stormSummaryEvery}
 	for {
 		rep, err := d.cfg.Sender.Drain(ctx)
 		if rep.Delivered > 0 || rep.Dead > 0 {
 			d.log.Info("delivered spooled results", "delivered", rep.Delivered, "dead", rep.Dead, "remaining", rep.Remaining)
 		}
-		if err != nil && ctx.Err() == nil {
-			d.log.Warn("spool not delivered; retrying", "remaining", rep.Remaining, "in", d.cfg.DrainInterval, "err", err)
+		now := time.Now()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			storm.recovered(d.log, now)
+			wait = d.cfg.DrainInterval
+		case rep.Refused:
+			// Permanent until an operator acts: back off, up to a minute.
+			wait = min(wait*2, max(maxRefusedWait, d.cfg.DrainInterval))
+			storm.failed(d.log, now, "the bridge refuses this sender; check its certificate and the bridge's rules", err, rep.Remaining, wait)
+		default:
+			wait = d.cfg.DrainInterval
+			storm.failed(d.log, now, "spool not delivered; retrying", err, rep.Remaining, wait)
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// retryStorm logs a failure that repeats as one line when it starts, a
+// summary every so often while it lasts, and one line when it ends.
+type retryStorm struct {
+	every       time.Duration
+	since, last time.Time
+	attempts    int
+}
+
+func (r *retryStorm) failed(log *slog.Logger, now time.Time, msg string, err error, remaining int, wait time.Duration) {
+	r.attempts++
+	switch {
+	case r.attempts == 1:
+		r.since, r.last = now, now
+		log.Warn(msg, "remaining", remaining, "next_in", wait, "err", err)
+	case now.Sub(r.last) >= r.every:
+		r.last = now
+		log.Warn("still failing: "+msg, "attempts", r.attempts, "since", r.since, "remaining", remaining, "next_in", wait, "err", err)
+	}
+}
+
+func (r *retryStorm) recovered(log *slog.Logger, now time.Time) {
+	if r.attempts > 0 {
+		log.Info("spool delivery works again", "failed_attempts", r.attempts, "after", now.Sub(r.since).Round(time.Second))
+	}
+	*r = retryStorm{every: r.every}
 }

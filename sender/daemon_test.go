@@ -2,13 +2,16 @@ package sender
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -98,6 +101,74 @@ func waitFor(t *testing.T, cond func() bool) {
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// logLines is a goroutine-safe log sink for one test.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) count(sub string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), sub)
+}
+
+// TestDaemonBacksOffWhileRefused: while the bridge refuses the sender
+// itself (a certificate or permission problem), the daemon's attempts
+// space out instead of coming every drain interval, and the refusal is one
+// log line, not one per attempt; when the bridge accepts again the spool is
+// delivered and the end of the failure is logged.
+func TestDaemonBacksOffWhileRefused(t *testing.T) {
+	tr := &fakeTransport{callFails: true}
+	s, sp, _ := newTestSender(t, tr, SpoolConfig{})
+	if err := sp.Append(context.Background(), []Result{{Host: "h", Service: "s", Output: "OK"}}); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logLines{}
+	d, err := NewDaemon(DaemonConfig{Sender: s, DrainInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	time.Sleep(700 * time.Millisecond)
+	tr.mu.Lock()
+	calls := tr.calls
+	tr.callFails = false
+	tr.mu.Unlock()
+	// Without backoff, 70 attempts; doubling from 10 ms makes about 6.
+	if calls > 10 {
+		t.Fatalf("%d attempts in 700ms while refused: no backoff", calls)
+	}
+	if n := logs.count("refuses this sender"); n != 1 {
+		t.Fatalf("refusal logged %d times, want once:\n%s", n, logs.buf.String())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(tr.delivered()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("spool not delivered after the bridge accepted again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for logs.count("delivery works again") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("recovery not logged:\n%s", logs.buf.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

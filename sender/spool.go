@@ -339,6 +339,10 @@ type DrainReport struct {
 	Delivered int
 	Dead      int // results refused for good, moved to dead/
 	Remaining int // entries still spooled (an entry holds the results of one Append)
+	// Refused is set when the receiver refused the call itself (a
+	// certificate, permission or protocol problem): retrying soon will not
+	// help, so a daemon backs off.
+	Refused bool
 }
 
 // ErrUndelivered is wrapped by Drain's error when the receiver could not
@@ -438,6 +442,7 @@ func (s *Spool) drainStep(ctx context.Context, t Transport, rep *DrainReport) (d
 			case o.Accepted:
 				f.accepted++
 			case o.Retry || o.Call:
+				rep.Refused = rep.Refused || o.Call
 				f.rest = append(f.rest, r)
 				f.keep = append(f.keep, r)
 				if failure == "" {

@@ -17,8 +17,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -94,6 +96,12 @@ type Config struct {
 	// ServerTLSConfig) and closes sessions of revoked certificates. Deps.TLS
 	// is then required.
 	CertsDir string
+	// RevocationsFile, if set, is a revocation list (certs' revoked.json)
+	// for a bridge without CertsDir: revoked certificates and identities
+	// are refused and their sessions closed, and the file is watched like
+	// the others. With CertsDir the list is CertsDir/revoked.json; this may
+	// only name that same file.
+	RevocationsFile string
 	// CertLifetime is the lifetime of enrolled and renewed certificates;
 	// zero is the certs package's default (90 days).
 	CertLifetime time.Duration
@@ -156,6 +164,10 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.CertsDir != "" && c.RevocationsFile != "" && filepath.Clean(c.RevocationsFile) != filepath.Join(c.CertsDir, certs.RevocationsFile) {
+		errs = append(errs, fmt.Errorf("revocations: with certs-dir the bridge reads %s; %s would not be the list certs revoke writes",
+			filepath.Join(c.CertsDir, certs.RevocationsFile), c.RevocationsFile))
+	}
 	if c.CertLifetime < 0 {
 		errs = append(errs, fmt.Errorf("cert-lifetime: must not be negative, got %v", c.CertLifetime))
 	}
@@ -196,7 +208,7 @@ type Bridge struct {
 
 	tlsR    *certs.Reloader
 	caPtr   atomic.Pointer[certs.CA] // with CertsDir
-	revoked *certs.Revocations       // with CertsDir
+	revoked *certs.Revocations       // with CertsDir or RevocationsFile
 	tokens  *certs.Tokens            // with CertsDir
 	limiter *rateLimiter
 
@@ -283,6 +295,13 @@ func New(cfg Config, deps Deps) (*Bridge, error) {
 			return nil, fmt.Errorf("bridge: certs-dir: %w", err)
 		}
 		b.enrolledRules.Store(toAuthz(doc))
+	} else if cfg.RevocationsFile != "" {
+		if b.revoked, err = certs.LoadRevocations(cfg.RevocationsFile); err != nil {
+			return nil, fmt.Errorf("bridge: revocations: %w", err)
+		}
+		if _, err := os.Stat(cfg.RevocationsFile); errors.Is(err, fs.ErrNotExist) {
+			log.Warn("revocation list does not exist (yet); nothing is revoked until gearbridge certs revoke writes it", "file", cfg.RevocationsFile)
+		}
 	}
 	b.applyAuthz()
 	return b, nil

@@ -3,12 +3,14 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -37,14 +40,27 @@ const (
 
 // Enrollment rate limits. Tokens have 256 bits of entropy, so the limits do
 // not protect the tokens; they keep an unauthenticated caller from making
-// the bridge sign (and lock tokens.json) as fast as it can send.
+// the bridge sign (and lock tokens.json) as fast as it can send. Each
+// address is limited first, and only what it is allowed counts against the
+// global limit: one address, however fast it sends, takes at most
+// enrollPerIPRate of the global enrollGlobalRate, so it cannot keep another
+// address from enrolling.
 const (
-	enrollPerIPRate   = 1.0 // requests per second per remote IP, refilled
+	enrollPerIPRate   = 1.0 // requests per second per remote address, refilled
 	enrollPerIPBurst  = 10
 	enrollGlobalRate  = 20.0
 	enrollGlobalBurst = 50
-	// maxLimiterIPs bounds the per-IP buckets kept in memory.
-	maxLimiterIPs = 10000
+	// maxLimiterKeys bounds the buckets kept in memory per kind.
+	maxLimiterKeys = 10000
+)
+
+// Renewal rate limit per identity. A worker renews once in a month; the
+// burst of two lets a client that lost the answer to its renewal retry at
+// once. Beyond that, a stolen certificate cannot make the bridge sign (and
+// grow issued.json) in a loop.
+const (
+	renewInterval = 10 * time.Second
+	renewBurst    = 2
 )
 
 type enrollService struct {
@@ -65,7 +81,9 @@ func (e *enrollService) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.
 	certPEM, spec, err := b.enroll(req.GetToken(), req.GetCsrPem())
 	if err != nil {
 		b.log.Warn("refused enrollment", "peer", addr, "err", err)
-		if errors.Is(err, certs.ErrTokenInvalid) {
+		// A revoked identity is answered like a bad token: the caller
+		// learns nothing about which names exist.
+		if errors.Is(err, certs.ErrTokenInvalid) || errors.Is(err, certs.ErrRevoked) {
 			return nil, status.Error(codes.Unauthenticated, "enrollment: token invalid, used or expired")
 		}
 		if status.Code(err) != codes.Unknown {
@@ -94,10 +112,14 @@ func (b *Bridge) enroll(token string, csrPEM []byte) ([]byte, certs.TokenSpec, e
 		return nil, certs.TokenSpec{}, status.Errorf(codes.InvalidArgument, "enrollment: CSR: %v", err)
 	}
 	var certPEM []byte
-	spec, err := b.tokens.Consume(token, func(spec certs.TokenSpec) (string, error) {
+	spec, err := b.tokens.Consume(token, func(rec certs.TokenRecord) (string, error) {
 		// The identity comes from the token; whatever the CSR names is
-		// ignored by SignCSR.
-		p, err := b.currentCA().SignCSR(csrPEM, spec.Role, spec.Name, b.cfg.CertLifetime)
+		// ignored by SignEnrollCSR, which also refuses an identity revoked
+		// since the token was made.
+		p, err := b.currentCA().SignEnrollCSR(csrPEM, rec, b.cfg.CertLifetime)
+		if errors.Is(err, certs.ErrRevoked) {
+			return "", err
+		}
 		if err != nil {
 			return "", status.Errorf(codes.InvalidArgument, "enrollment: %v", err)
 		}
@@ -116,7 +138,11 @@ func (b *Bridge) enroll(token string, csrPEM []byte) ([]byte, certs.TokenSpec, e
 }
 
 // Renew signs a CSR for the caller's own identity and role, taken from its
-// verified, unrevoked client certificate. The worker decides when to renew.
+// verified, unrevoked client certificate. The worker decides when to renew;
+// an identity may renew renewBurst times at once and then once per
+// renewInterval. Revocation is checked against the list on disk, under the
+// CA's lock, not only against the list the bridge last loaded: a renewal
+// right after a revocation is refused, and one racing it is covered by it.
 func (e *enrollService) Renew(ctx context.Context, req *pb.RenewRequest) (*pb.RenewResponse, error) {
 	b := e.b
 	id, err := b.identityFrom(ctx)
@@ -127,6 +153,10 @@ func (e *enrollService) Renew(ctx context.Context, req *pb.RenewRequest) (*pb.Re
 	if _, err := b.authorize(ctx, id.Role); err != nil {
 		return nil, err
 	}
+	if !b.limiter.allowRenew(id.String(), time.Now()) {
+		b.log.Warn("refused renewal", "role", id.Role, "identity", id.Name, "err", "rate limited")
+		return nil, status.Errorf(codes.ResourceExhausted, "renew: at most %d renewals per %v for one identity; try again later", renewBurst, renewInterval)
+	}
 	csr := req.GetCsrPem()
 	if len(csr) > maxCSRLen {
 		return nil, status.Errorf(codes.InvalidArgument, "renew: CSR longer than %d bytes", maxCSRLen)
@@ -135,7 +165,15 @@ func (e *enrollService) Renew(ctx context.Context, req *pb.RenewRequest) (*pb.Re
 		b.log.Warn("refused renewal", "identity", id.Name, "err", err)
 		return nil, status.Errorf(codes.InvalidArgument, "renew: CSR: %v", err)
 	}
-	certPEM, err := b.currentCA().SignCSR(csr, certs.Role(id.Role), id.Name, b.cfg.CertLifetime)
+	leaf := peerLeaf(ctx)
+	if leaf == nil {
+		return nil, status.Error(codes.Unauthenticated, "renew: no client certificate")
+	}
+	certPEM, err := b.currentCA().RenewCSR(csr, leaf, b.cfg.CertLifetime)
+	if errors.Is(err, certs.ErrRevoked) {
+		b.log.Warn("refused renewal", "role", id.Role, "identity", id.Name, "serial", id.Serial, "err", err)
+		return nil, status.Errorf(codes.Unauthenticated, "renew: %v", err)
+	}
 	if err != nil {
 		b.log.Error("renewal failed", "identity", id.Name, "err", err)
 		return nil, status.Error(codes.Internal, "renew failed; see the bridge log")
@@ -143,6 +181,26 @@ func (e *enrollService) Renew(ctx context.Context, req *pb.RenewRequest) (*pb.Re
 	b.log.Info("renewed certificate", "role", id.Role, "identity", id.Name, "old_serial", id.Serial, "serial", serialOfPEM(certPEM))
 	b.sessionsRenewed(id, certPEM)
 	return &pb.RenewResponse{CertificatePem: certPEM, CaPem: b.currentCA().CertPEM()}, nil
+}
+
+// peerLeaf is the client certificate of the call, which identityFrom has
+// verified.
+func peerLeaf(ctx context.Context) *x509.Certificate {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return nil
+	}
+	if ch := info.State.VerifiedChains; len(ch) > 0 && len(ch[0]) > 0 {
+		return ch[0][0]
+	}
+	if len(info.State.PeerCertificates) > 0 {
+		return info.State.PeerCertificates[0]
+	}
+	return nil
 }
 
 func serialOfPEM(p []byte) string {
@@ -240,11 +298,30 @@ func hostOf(addr string) string {
 	return addr
 }
 
-// rateLimiter is a token bucket per remote IP plus a global one.
+// limiterKey is the address a rate limit counts: the IP, or for IPv6 its
+// /64, since a host usually has a whole /64 to pick addresses from.
+func limiterKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, err := a.Prefix(64)
+		if err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
+}
+
+// rateLimiter holds token buckets per remote address plus a global one for
+// enrollment, and per identity for renewals.
 type rateLimiter struct {
-	mu     sync.Mutex
-	global bucket
-	perIP  map[string]*bucket
+	mu      sync.Mutex
+	global  bucket
+	perIP   map[string]*bucket
+	renewal map[string]*bucket
 }
 
 type bucket struct {
@@ -253,15 +330,26 @@ type bucket struct {
 }
 
 func newRateLimiter() *rateLimiter {
-	return &rateLimiter{global: bucket{tokens: enrollGlobalBurst}, perIP: map[string]*bucket{}}
+	return &rateLimiter{
+		global:  bucket{tokens: enrollGlobalBurst},
+		perIP:   map[string]*bucket{},
+		renewal: map[string]*bucket{},
+	}
 }
 
-// take refills b for the time since its last use and takes one token.
-func (b *bucket) take(now time.Time, rate float64, burst int) bool {
-	if !b.last.IsZero() {
+// refill adds the tokens earned since the bucket's last use.
+func (b *bucket) refill(now time.Time, rate float64, burst int) {
+	if !b.last.IsZero() && now.After(b.last) {
 		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
 	}
-	b.last = now
+	if now.After(b.last) {
+		b.last = now
+	}
+}
+
+// take refills b and takes one token.
+func (b *bucket) take(now time.Time, rate float64, burst int) bool {
+	b.refill(now, rate, burst)
 	if b.tokens < 1 {
 		return false
 	}
@@ -269,28 +357,54 @@ func (b *bucket) take(now time.Time, rate float64, burst int) bool {
 	return true
 }
 
+// keyed returns the bucket of key in m, creating a full one. When m holds
+// maxLimiterKeys buckets, full ones are forgotten (they hold nothing worth
+// keeping); if none is, it returns nil.
+func keyed(m map[string]*bucket, key string, now time.Time, rate float64, burst int) *bucket {
+	if bk := m[key]; bk != nil {
+		return bk
+	}
+	if len(m) >= maxLimiterKeys {
+		for k, v := range m {
+			if now.Sub(v.last).Seconds()*rate+v.tokens >= float64(burst) {
+				delete(m, k)
+			}
+		}
+		if len(m) >= maxLimiterKeys {
+			return nil
+		}
+	}
+	bk := &bucket{tokens: float64(burst)}
+	m[key] = bk
+	return bk
+}
+
+// allow reports whether an enrollment from ip may go ahead: its address's
+// bucket is checked first, and only a request the address is allowed takes
+// from the global bucket.
 func (l *rateLimiter) allow(ip string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	bk := l.perIP[ip]
+	bk := keyed(l.perIP, limiterKey(ip), now, enrollPerIPRate, enrollPerIPBurst)
 	if bk == nil {
-		if len(l.perIP) >= maxLimiterIPs {
-			// Forget buckets that have refilled: they hold no state
-			// worth keeping.
-			for k, v := range l.perIP {
-				if now.Sub(v.last).Seconds()*enrollPerIPRate >= enrollPerIPBurst {
-					delete(l.perIP, k)
-				}
-			}
-			if len(l.perIP) >= maxLimiterIPs {
-				return false
-			}
-		}
-		bk = &bucket{tokens: enrollPerIPBurst}
-		l.perIP[ip] = bk
-	}
-	if !bk.take(now, enrollPerIPRate, enrollPerIPBurst) {
 		return false
 	}
-	return l.global.take(now, enrollGlobalRate, enrollGlobalBurst)
+	bk.refill(now, enrollPerIPRate, enrollPerIPBurst)
+	if bk.tokens < 1 {
+		return false
+	}
+	if !l.global.take(now, enrollGlobalRate, enrollGlobalBurst) {
+		return false
+	}
+	bk.tokens--
+	return true
+}
+
+// allowRenew reports whether identity may renew now.
+func (l *rateLimiter) allowRenew(identity string, now time.Time) bool {
+	const rate = 1 / float64(renewInterval/time.Second)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	bk := keyed(l.renewal, identity, now, rate, renewBurst)
+	return bk != nil && bk.take(now, rate, renewBurst)
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net/url"
@@ -530,5 +531,278 @@ func TestAuthzFileWatched(t *testing.T) {
 	eventually(t, 5*time.Second, "reload error logged", func() bool { return strings.Contains(logs.String(), "keeping the old authz rules") })
 	if !e.b.authz().AllowQueue("w1", "service") {
 		t.Fatal("a broken authz file dropped the rules")
+	}
+}
+
+// renewCall renews the certificate cc presents.
+func renewCall(cc *grpc.ClientConn) (certPEM, keyPEM []byte, err error) {
+	keyPEM, csr, err := certs.NewKeyAndCSR()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := pb.NewEnrollServiceClient(cc).Renew(ctx, &pb.RenewRequest{CsrPem: csr})
+	return resp.GetCertificatePem(), keyPEM, err
+}
+
+// refusedSession opens a worker session with the pair and requires the
+// bridge to refuse it as revoked.
+func (e *testEnv) refusedSession(t *testing.T, what string, cc *grpc.ClientConn) {
+	t.Helper()
+	st, w, _ := e.session(cc, hello(1, "service"))
+	if w != nil {
+		t.Fatalf("%s: session accepted", what)
+	}
+	if _, err := st.Recv(); status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("%s: err = %v, want Unauthenticated, revoked", what, err)
+	}
+}
+
+// TestRevokeByNameRefusesRenewedCertificates: revoking a name refuses the
+// certificate renewed from the original before the revocation, refuses a
+// renewal asked for right after it (before the bridge reloaded its list),
+// and refuses a certificate of the identity that no list knows.
+func TestRevokeByNameRefusesRenewedCertificates(t *testing.T) {
+	// A slow watcher: only the on-disk check refuses the late renewal.
+	e, logs := newCertsEnv(t, func(c *Config) { c.WatchInterval = time.Hour })
+	crt, key, err := e.ca.IssueClient(certs.RoleWorker, "w-r", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, renewedKey, err := renewCall(e.dialPair(crt, key))
+	if err != nil {
+		t.Fatalf("renewal before the revocation: %v", err)
+	}
+	renewedConn := e.dialPair(renewed, renewedKey)
+	st, w, _ := e.session(renewedConn, hello(1, "service"))
+	if w == nil {
+		t.Fatal("session with the renewed certificate refused")
+	}
+	if _, err := e.ca.RevokeName("w-r", "stolen"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := renewCall(renewedConn); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("renewal after the revocation: err = %v, want Unauthenticated", err)
+	}
+	if !strings.Contains(logs.String(), "refused renewal") {
+		t.Fatalf("refusal not logged:\n%s", logs)
+	}
+	if err := e.b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err == nil {
+		t.Fatal("the renewed certificate's session survived the revocation")
+	}
+	now := time.Now()
+	unlistedCrt, unlistedKey := mint(t, e.caDir, certs.RoleWorker, "w-r", now.Add(-time.Minute), now.Add(time.Hour))
+	for _, tc := range []struct {
+		what     string
+		crt, key []byte
+	}{
+		{"original", crt, key},
+		{"renewed before the revocation", renewed, renewedKey},
+		{"unlisted", unlistedCrt, unlistedKey},
+	} {
+		e.refusedSession(t, tc.what, e.dialPair(tc.crt, tc.key))
+	}
+}
+
+// TestRenewIsRateLimitedPerIdentity: an identity renews at most a burst of
+// renewalBurst at once; others are not affected.
+func TestRenewIsRateLimitedPerIdentity(t *testing.T) {
+	e, _ := newCertsEnv(t, nil)
+	crt, key, _ := e.ca.IssueClient(certs.RoleWorker, "w-busy", time.Hour)
+	cc := e.dialPair(crt, key)
+	for i := range renewBurst {
+		if _, _, err := renewCall(cc); err != nil {
+			t.Fatalf("renewal %d: %v", i+1, err)
+		}
+	}
+	if _, _, err := renewCall(cc); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("renewal beyond the burst: err = %v, want ResourceExhausted", err)
+	}
+	other, otherKey, _ := e.ca.IssueClient(certs.RoleWorker, "w-calm", time.Hour)
+	if _, _, err := renewCall(e.dialPair(other, otherKey)); err != nil {
+		t.Fatalf("another identity: %v", err)
+	}
+}
+
+func TestRenewLimiterRefills(t *testing.T) {
+	l := newRateLimiter()
+	now := time.Unix(1000, 0)
+	for range renewBurst {
+		if !l.allowRenew("worker/w", now) {
+			t.Fatal("refused within the burst")
+		}
+	}
+	if l.allowRenew("worker/w", now.Add(renewInterval/2)) {
+		t.Fatal("allowed beyond the burst")
+	}
+	if !l.allowRenew("worker/w", now.Add(renewInterval)) {
+		t.Fatal("not refilled after the interval")
+	}
+}
+
+// TestEnrollLimiterFloodFromOneAddress: an address sending as fast as it
+// can does not keep another address from enrolling.
+func TestEnrollLimiterFloodFromOneAddress(t *testing.T) {
+	l := newRateLimiter()
+	start := time.Unix(1000, 0)
+	now := start
+	for i := range 6000 { // a minute at 100 requests a second
+		now = start.Add(time.Duration(i) * 10 * time.Millisecond)
+		l.allow("192.0.2.66", now)
+	}
+	for i := range 3 {
+		if !l.allow("198.51.100.7", now.Add(time.Duration(i)*time.Millisecond)) {
+			t.Fatalf("request %d from another address refused during the flood", i+1)
+		}
+	}
+	// The global limit still holds against many addresses at once.
+	refused := 0
+	for i := range 500 {
+		if !l.allow(fmt.Sprintf("203.0.113.%d", i%250), now) {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no global limit")
+	}
+}
+
+// TestEnrollLimiterGroupsIPv6Networks: an IPv6 host can use any address of
+// its /64, so the /64 is the address the limit counts.
+func TestEnrollLimiterGroupsIPv6Networks(t *testing.T) {
+	l := newRateLimiter()
+	now := time.Unix(1000, 0)
+	allowed := 0
+	for i := range 100 {
+		if l.allow(fmt.Sprintf("2001:db8::%x", i+1), now) {
+			allowed++
+		}
+	}
+	if allowed != enrollPerIPBurst {
+		t.Fatalf("%d requests from one /64 allowed, want %d", allowed, enrollPerIPBurst)
+	}
+	if !l.allow("2001:db8:0:1::1", now) {
+		t.Fatal("the next /64 was refused")
+	}
+}
+
+// newRevocationsEnv is a bridge without a certs directory (--tls-* files)
+// that reads the revocation list in the CA directory (--revocations).
+func newRevocationsEnv(t *testing.T) (*testEnv, *syncBuffer) {
+	t.Helper()
+	dir := t.TempDir()
+	ca := newBridgeCA(t, dir)
+	r, err := certs.NewReloader(filepath.Join(dir, "bridge.crt"), filepath.Join(dir, "bridge.key"), filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Key = testKey
+	cfg.DrainTimeout = 2 * time.Second
+	cfg.RevocationsFile = filepath.Join(dir, certs.RevocationsFile)
+	cfg.WatchInterval = 50 * time.Millisecond
+	cfg.Authz = &Authz{Rules: []Rule{{Identity: "w*", Role: RoleWorker, Queues: []string{"service", "host"}}}}
+	logs := &syncBuffer{}
+	fake := newFakeGearman()
+	reg := prometheus.NewRegistry()
+	b, err := New(cfg, Deps{Gearman: fake, Registerer: reg, TLS: r,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTLS, err := b.ServerTLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &testEnv{t: t, b: b, fake: fake, lis: lis, caDir: dir, ca: ca, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { e.done <- b.Serve(ctx, lis, srvTLS) }()
+	t.Cleanup(e.stop)
+	return e, logs
+}
+
+// TestRevocationsFileWithoutCertsDir: a bridge started with --tls-* files
+// and --revocations closes the session of a revoked identity within
+// seconds, and refuses it afterwards, also on the connection it already
+// has and with a certificate no list knows.
+func TestRevocationsFileWithoutCertsDir(t *testing.T) {
+	e, logs := newRevocationsEnv(t)
+	e.fake.add("service", serviceJob(t, "h", "s", time.Minute))
+	crt, key, err := e.ca.IssueClient(certs.RoleWorker, "w-x", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := e.dialPair(crt, key)
+	st, w, _ := e.session(cc, hello(1, "service"))
+	if w == nil {
+		t.Fatal("session refused")
+	}
+	if m := recvMsg(t, st, 5*time.Second); m.GetJob() == nil {
+		t.Fatalf("got %v, want a job", m)
+	}
+	okCrt, okKey, _ := e.ca.IssueClient(certs.RoleWorker, "w-y", time.Hour)
+	_, okW, _ := e.session(e.dialPair(okCrt, okKey), hello(1, "host"))
+	if okW == nil {
+		t.Fatal("control session refused")
+	}
+
+	start := time.Now()
+	if _, err := e.ca.RevokeName("w-x", "stolen"); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := st.Recv(); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-errc:
+	case <-time.After(2 * time.Second):
+		t.Fatal("session still open 2s after the revocation")
+	}
+	eventually(t, 2*time.Second-time.Since(start), "job requeued", func() bool { return e.fake.queued("service") == 1 })
+	eventually(t, 5*time.Second, "close reason logged", func() bool { return strings.Contains(logs.String(), revokedSessionReason) })
+
+	// The same connection, a new one, and a certificate no list knows.
+	e.refusedSession(t, "same connection", cc)
+	e.refusedSession(t, "new connection", e.dialPair(crt, key))
+	now := time.Now()
+	unlistedCrt, unlistedKey := mint(t, e.caDir, certs.RoleWorker, "w-x", now.Add(-time.Minute), now.Add(time.Hour))
+	e.refusedSession(t, "unlisted", e.dialPair(unlistedCrt, unlistedKey))
+	if _, w, _ := e.session(e.dialPair(okCrt, okKey), hello(1, "host")); w == nil {
+		t.Fatal("another identity was refused")
+	}
+}
+
+func TestRevocationsFileConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Key = testKey
+	cfg.CertsDir = dir
+	cfg.RevocationsFile = filepath.Join(dir, "other.json")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "revocations") {
+		t.Fatalf("Validate = %v, want an error about revocations", err)
+	}
+	cfg.RevocationsFile = filepath.Join(dir, ".", certs.RevocationsFile)
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("the certs directory's own list: %v", err)
+	}
+	// A list that does not parse stops the bridge from starting.
+	bad := filepath.Join(t.TempDir(), "revoked.json")
+	writeFile(t, bad, []byte("{"), 0o644)
+	cfg = DefaultConfig()
+	cfg.Key = testKey
+	cfg.RevocationsFile = bad
+	if _, err := New(cfg, Deps{Gearman: newFakeGearman(), Registerer: prometheus.NewRegistry()}); err == nil {
+		t.Fatal("New accepted a broken revocation list")
 	}
 }

@@ -54,11 +54,19 @@ func (b *Bridge) identityFrom(ctx context.Context) (Identity, error) {
 	if len(chains) == 0 || len(chains[0]) == 0 {
 		return Identity{}, status.Error(codes.Unauthenticated, "no verified client certificate")
 	}
-	role, name, err := certs.IdentityOf(chains[0][0])
+	leaf := chains[0][0]
+	role, name, err := certs.IdentityOf(leaf)
 	if err != nil {
 		return Identity{}, status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
 	}
-	return Identity{Name: name, Role: Role(role), Serial: certs.SerialOf(chains[0][0]), NotAfter: chains[0][0].NotAfter}, nil
+	// With Config.RevocationsFile: checked per call, as the connection
+	// may be older than the revocation.
+	if b.revoked != nil {
+		if err := b.revoked.VerifyPeer(leaf); err != nil {
+			return Identity{}, status.Errorf(codes.Unauthenticated, "client certificate refused: client %s %q: %v", role, name, err)
+		}
+	}
+	return Identity{Name: name, Role: Role(role), Serial: certs.SerialOf(leaf), NotAfter: leaf.NotAfter}, nil
 }
 
 // authorize checks that the caller's certificate carries role and that the

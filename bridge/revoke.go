@@ -23,9 +23,9 @@ const DefaultWatchInterval = time.Second
 const revokedSessionReason = "certificate revoked"
 
 // Reload re-reads everything the bridge takes from files: its own TLS
-// certificate and CA (Deps.TLS), the CA it signs with and the revocation
-// list (Config.CertsDir), the authorization file (Config.AuthzFile) and the
-// enrolled rules. A file that fails to load keeps its previous content in
+// certificate and CA (Deps.TLS), the CA it signs with (Config.CertsDir), the
+// revocation list (in Config.CertsDir or Config.RevocationsFile), the
+// authorization file (Config.AuthzFile) and the enrolled rules. A file that fails to load keeps its previous content in
 // effect. Sessions of certificates that are now revoked are closed; all
 // other sessions are untouched.
 func (b *Bridge) Reload() error {
@@ -48,9 +48,6 @@ func (b *Bridge) Reload() error {
 		} else {
 			b.caPtr.Store(ca)
 		}
-		if err := b.revoked.Reload(); err != nil {
-			errs = append(errs, fmt.Errorf("keeping the old revocation list: %w", err))
-		}
 		b.enrolledMu.Lock()
 		if doc, err := readEnrolled(filepath.Join(b.cfg.CertsDir, EnrolledAuthzFile)); err != nil {
 			errs = append(errs, fmt.Errorf("keeping the old enrolled rules: %w", err))
@@ -59,13 +56,20 @@ func (b *Bridge) Reload() error {
 		}
 		b.enrolledMu.Unlock()
 	}
+	if b.revoked != nil {
+		if err := b.revoked.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("keeping the old revocation list: %w", err))
+		}
+	}
 	b.applyAuthz()
 	b.closeRevoked()
 	return errors.Join(errs...)
 }
 
-// closeRevoked closes every session whose certificate is revoked; gearmand
-// requeues their unfinished jobs.
+// closeRevoked closes every session whose certificate is revoked, by serial
+// or by identity (the revocation list knows the identity of every
+// certificate the bridge verified); gearmand requeues their unfinished
+// jobs.
 func (b *Bridge) closeRevoked() {
 	if b.revoked == nil {
 		return
@@ -96,6 +100,8 @@ func (b *Bridge) watchedFiles() []string {
 	if d := b.cfg.CertsDir; d != "" {
 		files = append(files, filepath.Join(d, certs.RevocationsFile), filepath.Join(d, certs.CACertFile),
 			filepath.Join(d, certs.CAKeyFile), filepath.Join(d, EnrolledAuthzFile))
+	} else if b.cfg.RevocationsFile != "" {
+		files = append(files, b.cfg.RevocationsFile)
 	}
 	return files
 }
@@ -121,13 +127,37 @@ func (b *Bridge) watch(ctx context.Context) {
 		if now == last {
 			continue
 		}
-		last = now
+		last = b.settle(ctx, files, now)
 		if err := b.Reload(); err != nil {
 			b.log.Error("reload after a file changed", "err", err)
 		} else {
 			b.log.Info("reloaded after a file changed")
 		}
 	}
+}
+
+// settleDelay is how long the watched files must stay unchanged before a
+// reload: a renewal writes a key and then its certificate, and a reload
+// between the two would find a pair that does not match.
+const settleDelay = 100 * time.Millisecond
+
+// settle waits until the files' stamps stop changing (at most a few
+// rounds, so a file rewritten all the time cannot hold reloads off) and
+// returns the last stamps.
+func (b *Bridge) settle(ctx context.Context, files []string, cur string) string {
+	for range 5 {
+		select {
+		case <-ctx.Done():
+			return cur
+		case <-time.After(min(settleDelay, b.cfg.WatchInterval)):
+		}
+		next := stamps(files)
+		if next == cur {
+			return cur
+		}
+		cur = next
+	}
+	return cur
 }
 
 // stamps summarises the files' identity, size and modification time.

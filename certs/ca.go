@@ -95,12 +95,15 @@ type CA struct {
 	// now is the clock used for validity periods; nil means time.Now.
 	// Tests set it to mint certificates that have already expired.
 	now func() time.Time
+	// afterWrite, if set, runs after IssueFiles or RenewFiles wrote their
+	// files and before the certificate is recorded (tests).
+	afterWrite func()
 }
 
 // InitCA creates a new CA in dir (created 0700 if missing): an ECDSA P-256
-// key in ca.key (0600) and a self-signed certificate in ca.crt (0644). It
-// refuses, with a *CAExistsError, to touch a directory that already holds
-// either file.
+// key in ca.key (0600), a self-signed certificate in ca.crt (0644) and an
+// empty revocation list, revoked.json (0644). It refuses, with a
+// *CAExistsError, to touch a directory that already holds ca.crt or ca.key.
 func InitCA(dir string, opts CAOptions) (*CA, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("init CA in %s: %w", dir, err)
@@ -165,6 +168,11 @@ func InitCA(dir string, opts CAOptions) (*CA, error) {
 	if err := writeFileNew(certPath, certPEM, CertFileMode); err != nil {
 		os.Remove(keyPath) // ours: written just above
 		return nil, fmt.Errorf("init CA in %s: %w", dir, existsOr(err, certPath))
+	}
+	// An empty revocation list from the start, so that a bridge pointed at
+	// it (--revocations) finds the file it will have to watch.
+	if err := writeFileNew(filepath.Join(dir, RevocationsFile), []byte("{\n  \"revoked\": []\n}\n"), CertFileMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("init CA in %s: %w", dir, err)
 	}
 	return &CA{dir: dir, cert: cert, certPEM: certPEM, key: key}, nil
 }

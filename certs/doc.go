@@ -18,13 +18,25 @@
 //
 // # CA directory
 //
-// [InitCA] creates a directory holding ca.crt (0644), ca.key (0600) and,
-// once something is revoked, revoked.json (0644). The CA records every
-// certificate it signs in issued.json, so that certificates can be listed
-// and revoked by name, and keeps one-time enrollment tokens in tokens.json
-// (0600) as SHA-256 hashes only ([Tokens]). Files are always written with
+// [InitCA] creates a directory holding ca.crt (0644), ca.key (0600) and
+// the revocation list revoked.json (0644). The CA records every certificate
+// it signs in issued.json, so that certificates can be listed and revoked
+// by name, and keeps one-time enrollment tokens in tokens.json (0600) as
+// SHA-256 hashes only ([Tokens]). Files are always written with
 // [WriteFileAtomic], so a crash never leaves a half-written key; the lists
 // that several processes update are guarded by lock files.
+//
+// # Revocation
+//
+// [CA.RevokeName] revokes an identity, not only the certificates known at
+// the time: every certificate of the identity whose NotBefore is at or
+// before the revocation is refused, so one renewed from a revoked
+// certificate before the revocation is refused as well, and the CA signs
+// nothing more for the identity (no renewal, no enrollment with an older
+// token) until the operator re-enrolls it explicitly. Signing and revoking
+// take the same lock, so a renewal racing a revocation is covered by it.
+// [CA.RevokeSerial] revokes one certificate. [Revocations.VerifyPeer]
+// applies both.
 //
 // # Trust
 //

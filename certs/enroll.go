@@ -219,18 +219,6 @@ func ParseCertificatePEM(data []byte) (*x509.Certificate, error) {
 	return cs[0], nil
 }
 
-// IsRevokedSerial is IsRevoked for a serial in the lower-case hex form of
-// SerialOf.
-func (r *Revocations) IsRevokedSerial(serial string) bool {
-	if serial == "" {
-		return false
-	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	_, ok := r.bySerial[serial]
-	return ok
-}
-
 // Files returns the certificate, key and CA files the Reloader reads, for
 // callers that watch them for changes.
 func (r *Reloader) Files() []string { return []string{r.certFile, r.keyFile, r.caFile} }

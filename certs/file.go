@@ -1,9 +1,7 @@
 package certs
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -32,50 +30,15 @@ func writeFileNew(path string, data []byte, perm os.FileMode) error {
 	return writeFile(path, data, perm, true)
 }
 
-func writeFile(path string, data []byte, perm os.FileMode, exclusive bool) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	// CreateTemp creates the file 0600, so key material is never readable
-	// by others, even before the final Chmod.
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+func writeFile(path string, data []byte, perm os.FileMode, exclusive bool) error {
+	tmp, err := stageFile(path, data, perm)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return err
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if err := publish(tmp, path, exclusive); err != nil {
+		return err
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if exclusive {
-		if err = os.Link(tmp, path); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("write %s: %w", path, fs.ErrExist)
-			}
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		if err = os.Remove(tmp); err != nil {
-			return fmt.Errorf("write %s: remove temporary file: %w", path, err)
-		}
-	} else if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = syncDir(dir); err != nil {
+	if err := syncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -66,19 +66,23 @@ func (ca *CA) IssueServer(names []string, lifetime time.Duration) (certPEM, keyP
 	if err != nil {
 		return nil, nil, fmt.Errorf("issue bridge certificate: generate key: %w", err)
 	}
-	der, err := ca.issue(leafSpec{
-		role: RoleBridge, name: name, dns: dns, ips: ips,
-		pub: key.Public(), usage: x509.ExtKeyUsageServerAuth,
-	}, lifetime)
-	if err != nil {
-		return nil, nil, fmt.Errorf("issue bridge certificate for %q: %w", name, err)
-	}
 	keyPEM, err = marshalKeyPEM(key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issue bridge certificate: %w", err)
 	}
-	certPEM = append(encodePEM(pemCertificate, der), ca.certPEM...)
-	return certPEM, keyPEM, nil
+	der, err := ca.issue(leafSpec{
+		role: RoleBridge, name: name, dns: dns, ips: ips,
+		pub: key.Public(), usage: x509.ExtKeyUsageServerAuth,
+	}, lifetime, issueAuth{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("issue bridge certificate for %q: %w", name, err)
+	}
+	return ca.serverCertPEM(der), keyPEM, nil
+}
+
+// serverCertPEM is a bridge certificate followed by the CA certificate.
+func (ca *CA) serverCertPEM(der []byte) []byte {
+	return append(encodePEM(pemCertificate, der), ca.certPEM...)
 }
 
 // IssueClient issues a client certificate and a new ECDSA P-256 key for name
@@ -96,7 +100,7 @@ func (ca *CA) IssueClient(role Role, name string, lifetime time.Duration) (certP
 	der, err := ca.issue(leafSpec{
 		role: role, name: name,
 		pub: key.Public(), usage: x509.ExtKeyUsageClientAuth,
-	}, lifetime)
+	}, lifetime, issueAuth{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("issue %s certificate for %q: %w", role, name, err)
 	}
@@ -113,8 +117,42 @@ func (ca *CA) IssueClient(role Role, name string, lifetime time.Duration) (certP
 // and Ed25519 keys. Everything else in the request (subject, SANs,
 // extensions) is ignored: the identity is role and name as the caller, who
 // has authenticated the requester, passes them. A lifetime of zero means
-// DefaultLeafLifetime.
+// DefaultLeafLifetime. It refuses an identity revoked by name
+// (ErrIdentityRevoked).
 func (ca *CA) SignCSR(csrPEM []byte, role Role, name string, lifetime time.Duration) (certPEM []byte, err error) {
+	return ca.signCSR(csrPEM, role, name, lifetime, issueAuth{})
+}
+
+// SignEnrollCSR is SignCSR for an enrollment with token: the identity is
+// the token's, and it is refused if the identity was revoked by name after
+// the token was created, even if it was re-enrolled since.
+func (ca *CA) SignEnrollCSR(csrPEM []byte, token TokenRecord, lifetime time.Duration) (certPEM []byte, err error) {
+	if token.CreatedAt.IsZero() {
+		return nil, errors.New("sign CSR: token has no creation time")
+	}
+	return ca.signCSR(csrPEM, token.Role, token.Name, lifetime, issueAuth{since: token.CreatedAt})
+}
+
+// RenewCSR is SignCSR for a peer renewing with its current certificate:
+// the identity is current's. Under the CA's lock it reads the revocation
+// list from disk and refuses (ErrRevoked) if current is revoked, by serial
+// or by identity, so a renewal racing a revocation either completes before
+// the revocation, which then covers the new certificate, or is refused.
+func (ca *CA) RenewCSR(csrPEM []byte, current *x509.Certificate, lifetime time.Duration) (certPEM []byte, err error) {
+	if current == nil {
+		return nil, errors.New("renew: no current certificate")
+	}
+	if err := current.CheckSignatureFrom(ca.cert); err != nil {
+		return nil, fmt.Errorf("renew: current certificate was not issued by this CA: %w", err)
+	}
+	role, name, err := IdentityOf(current)
+	if err != nil {
+		return nil, fmt.Errorf("renew: %w", err)
+	}
+	return ca.signCSR(csrPEM, role, name, lifetime, issueAuth{since: current.NotBefore, renewing: current})
+}
+
+func (ca *CA) signCSR(csrPEM []byte, role Role, name string, lifetime time.Duration, auth issueAuth) ([]byte, error) {
 	if !role.isClient() {
 		return nil, fmt.Errorf("sign CSR: role %q cannot be a client", role)
 	}
@@ -131,7 +169,7 @@ func (ca *CA) SignCSR(csrPEM []byte, role Role, name string, lifetime time.Durat
 	der, err := ca.issue(leafSpec{
 		role: role, name: name,
 		pub: csr.PublicKey, usage: x509.ExtKeyUsageClientAuth,
-	}, lifetime)
+	}, lifetime, auth)
 	if err != nil {
 		return nil, fmt.Errorf("sign CSR for %s %q: %w", role, name, err)
 	}
@@ -167,8 +205,38 @@ func GenerateKeyAndCSR(role Role, name string) (keyPEM, csrPEM []byte, err error
 	return keyPEM, encodePEM(pemCSR, der), nil
 }
 
-// issue signs a leaf certificate and returns its DER encoding.
-func (ca *CA) issue(spec leafSpec, lifetime time.Duration) ([]byte, error) {
+// issueAuth says on what authority a certificate is issued.
+type issueAuth struct {
+	// since is when the request was authorised: when the token an
+	// enrollment presents was created, or the NotBefore of the certificate
+	// a renewal presents. Zero is the operator, now.
+	since time.Time
+	// renewing is the certificate a renewal presents; it must not be
+	// revoked.
+	renewing *x509.Certificate
+	// reenroll lets the operator issue for an identity revoked by name,
+	// which re-enrolls it.
+	reenroll bool
+	// write stores the new certificate (and its key) under the CA lock,
+	// before the certificate is recorded in issued.json.
+	write func(der []byte) error
+}
+
+// issue signs a leaf certificate and returns its DER encoding. It holds the
+// CA lock while it checks the revocation list, signs and records, so that
+// a revocation is either before it (and refuses it) or after it (and
+// covers the new certificate).
+func (ca *CA) issue(spec leafSpec, lifetime time.Duration, auth issueAuth) ([]byte, error) {
+	unlock, err := ca.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return ca.issueLocked(spec, lifetime, auth)
+}
+
+// issueLocked is issue for a caller that holds the CA lock.
+func (ca *CA) issueLocked(spec leafSpec, lifetime time.Duration, auth issueAuth) ([]byte, error) {
 	if lifetime < 0 {
 		return nil, fmt.Errorf("lifetime %v is negative", lifetime)
 	}
@@ -183,7 +251,35 @@ func (ca *CA) issue(spec leafSpec, lifetime time.Duration) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	rv, err := ca.Revocations()
+	if err != nil {
+		return nil, err
+	}
+	if auth.renewing != nil {
+		if err := rv.VerifyPeer(auth.renewing); err != nil {
+			return nil, err
+		}
+	}
 	now := ca.clock()
+	// x509 keeps whole seconds; compare what the certificate will say.
+	notBefore := now.Add(-clockSkew).Truncate(time.Second)
+	ir, revoked := rv.Identity(spec.role, spec.name)
+	if revoked {
+		when := ir.RevokedAt.UTC().Format(time.RFC3339)
+		if ir.Disabled() && !auth.reenroll {
+			return nil, fmt.Errorf("%w: %s %q was revoked at %s; issue or create a token for it with --reenroll to allow it again",
+				ErrIdentityRevoked, spec.role, spec.name, when)
+		}
+		if !auth.since.IsZero() && ir.refuses(auth.since) {
+			return nil, fmt.Errorf("%w: %s %q was revoked at %s, after this request was authorised (%s)",
+				ErrIdentityRevoked, spec.role, spec.name, when, auth.since.UTC().Format(time.RFC3339))
+		}
+		// A new certificate must not fall under the cut-off, which its
+		// backdated NotBefore could.
+		if ir.refuses(notBefore) {
+			notBefore = ir.RevokedAt.Truncate(time.Second).Add(time.Second)
+		}
+	}
 	notAfter := now.Add(lifetime)
 	if notAfter.After(ca.cert.NotAfter) {
 		return nil, fmt.Errorf("certificate would be valid until %s, after the CA certificate expires (%s)",
@@ -192,7 +288,7 @@ func (ca *CA) issue(spec leafSpec, lifetime time.Duration) ([]byte, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: spec.name},
-		NotBefore:    now.Add(-clockSkew),
+		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 
 		// ECDSA and Ed25519 keys only sign; KeyEncipherment is for RSA
@@ -213,7 +309,20 @@ func (ca *CA) issue(spec leafSpec, lifetime time.Duration) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse new certificate: %w", err)
 	}
-	if err := ca.record(cert, spec.role, spec.name); err != nil {
+	if auth.write != nil {
+		if err := auth.write(der); err != nil {
+			return nil, err
+		}
+		if ca.afterWrite != nil {
+			ca.afterWrite()
+		}
+	}
+	if revoked && auth.reenroll && rv.reenroll(spec.role, spec.name) {
+		if err := rv.Save(); err != nil {
+			return nil, fmt.Errorf("re-enroll %s %q: %w", spec.role, spec.name, err)
+		}
+	}
+	if err := ca.recordLocked(cert, spec.role, spec.name); err != nil {
 		return nil, err
 	}
 	return der, nil

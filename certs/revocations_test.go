@@ -110,32 +110,43 @@ func TestParseRevocations(t *testing.T) {
 		{name: "trailing data", in: `{"revoked": []} {}`, wantErr: "trailing data"},
 		{name: "not JSON", in: `serial=1`, wantErr: "parse"},
 		{name: "array at top level", in: `[]`, wantErr: "parse"},
+		{name: "identity", in: `{"revoked": [], "identities": [{"role": "worker", "name": "site-a", "revoked_at": "2030-01-01T00:00:00.5Z", "reason": "lost"}]}`, wantLen: 1},
+		{name: "re-enrolled identity", in: `{"identities": [{"role": "sender", "name": "ci", "revoked_at": "2030-01-01T00:00:00Z", "reenrolled_at": "2030-01-02T00:00:00Z", "generation": 3}]}`, wantLen: 1},
+		{name: "identity and serial", in: `{"revoked": [{"serial": "1f", "name": "w", "revoked_at": "2030-01-01T00:00:00Z"}], "identities": [{"role": "worker", "name": "w", "revoked_at": "2030-01-01T00:00:00Z"}]}`, wantLen: 2},
+		{name: "identity with unknown role", in: `{"identities": [{"role": "root", "name": "x", "revoked_at": "2030-01-01T00:00:00Z"}]}`, wantErr: "role"},
+		{name: "bridge identity", in: `{"identities": [{"role": "bridge", "name": "x", "revoked_at": "2030-01-01T00:00:00Z"}]}`, wantErr: "role"},
+		{name: "identity with bad name", in: `{"identities": [{"role": "worker", "name": "../x", "revoked_at": "2030-01-01T00:00:00Z"}]}`, wantErr: "not allowed"},
+		{name: "identity without time", in: `{"identities": [{"role": "worker", "name": "x"}]}`, wantErr: "revoked_at"},
+		{name: "identity twice", in: `{"identities": [{"role": "worker", "name": "x", "revoked_at": "2030-01-01T00:00:00Z"}, {"role": "worker", "name": "x", "revoked_at": "2031-01-01T00:00:00Z"}]}`, wantErr: "listed twice"},
+		{name: "negative generation", in: `{"identities": [{"role": "worker", "name": "x", "revoked_at": "2030-01-01T00:00:00Z", "generation": -1}]}`, wantErr: "generation"},
+		{name: "unknown identity field", in: `{"identities": [{"role": "worker", "name": "x", "revoked_at": "2030-01-01T00:00:00Z", "serial": "1"}]}`, wantErr: "unknown field"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := parseRevocations([]byte(tt.in))
+			st, err := parseRevocations([]byte(tt.in))
 			checkErr(t, "parseRevocations", err, tt.wantErr)
-			if err == nil && len(m) != tt.wantLen {
-				t.Errorf("got %d entries, want %d", len(m), tt.wantLen)
+			if n := len(st.bySerial) + len(st.byIdentity); err == nil && n != tt.wantLen {
+				t.Errorf("got %d entries, want %d", n, tt.wantLen)
 			}
 		})
 	}
 }
 
 // FuzzParseRevocations checks that the revocation list parser never panics
-// and that what it accepts survives a save and load unchanged.
+// and that what it accepts survives a save and load unchanged. Seeds are in
+// testdata/fuzz/FuzzParseRevocations.
 func FuzzParseRevocations(f *testing.F) {
 	f.Add([]byte(`{"revoked": [{"serial": "1f", "name": "w1", "reason": "lost", "revoked_at": "2030-01-01T00:00:00Z"}]}`))
 	f.Add([]byte(`{"revoked": []}`))
 	f.Add([]byte(`{"revoked": [{"serial": "a"}, {"serial": "a"}]}`))
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := parseRevocations(data)
+		st, err := parseRevocations(data)
 		if err != nil {
 			return
 		}
-		r := &Revocations{bySerial: m}
-		out, err := json.Marshal(revocationsDoc{Revoked: r.List()})
+		r := &Revocations{state: st}
+		out, err := json.Marshal(r.doc())
 		if err != nil {
 			t.Fatalf("marshal accepted list: %v", err)
 		}
@@ -143,16 +154,39 @@ func FuzzParseRevocations(f *testing.F) {
 		if err != nil {
 			t.Fatalf("parse of saved list %s: %v", out, err)
 		}
-		if len(again) != len(m) {
-			t.Fatalf("round trip changed the list from %d to %d entries", len(m), len(again))
+		if len(again.bySerial) != len(st.bySerial) || len(again.byIdentity) != len(st.byIdentity) {
+			t.Fatalf("round trip changed the list from %d/%d to %d/%d entries",
+				len(st.bySerial), len(st.byIdentity), len(again.bySerial), len(again.byIdentity))
 		}
-		for k, v := range m {
-			w, ok := again[k]
+		for k, v := range st.bySerial {
+			w, ok := again.bySerial[k]
 			if !ok || w.Name != v.Name || w.Reason != v.Reason || !w.RevokedAt.Equal(v.RevokedAt) {
 				t.Fatalf("round trip changed entry %s: %+v -> %+v", k, v, w)
 			}
 		}
+		for k, v := range st.byIdentity {
+			w, ok := again.byIdentity[k]
+			if !ok || w.Reason != v.Reason || !w.RevokedAt.Equal(v.RevokedAt) || w.Generation != v.Generation ||
+				(w.ReenrolledAt == nil) != (v.ReenrolledAt == nil) || (w.ReenrolledAt != nil && !w.ReenrolledAt.Equal(*v.ReenrolledAt)) {
+				t.Fatalf("round trip changed identity %v: %+v -> %+v", k, v, w)
+			}
+		}
 	})
+}
+
+// TestOldRevocationsFile: a revoked.json written before identities were
+// revoked by name still loads and is enforced.
+func TestOldRevocationsFile(t *testing.T) {
+	r, err := LoadRevocations(filepath.Join("testdata", "revoked-v1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.IsRevokedSerial("1f") || !r.IsRevokedSerial("2a") || r.IsRevokedSerial("3") {
+		t.Fatal("old list not enforced")
+	}
+	if len(r.Identities()) != 0 {
+		t.Fatal("identities out of nowhere")
+	}
 }
 
 func checkList(t *testing.T, got, want []Revocation) {

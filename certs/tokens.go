@@ -50,6 +50,7 @@ var (
 	ErrTokenUnknown = fmt.Errorf("%w: unknown token", ErrTokenInvalid)
 	ErrTokenUsed    = fmt.Errorf("%w: token already used", ErrTokenInvalid)
 	ErrTokenExpired = fmt.Errorf("%w: token expired", ErrTokenInvalid)
+	ErrTokenRevoked = fmt.Errorf("%w: its identity was revoked", ErrTokenInvalid)
 )
 
 // TokenSpec is what an enrollment token grants: a certificate for Name in
@@ -134,8 +135,8 @@ func (t *Tokens) Create(spec TokenSpec, ttl time.Duration) (string, TokenRecord,
 	if err := spec.Validate(); err != nil {
 		return "", TokenRecord{}, err
 	}
-	if ttl <= 0 || ttl > maxTokenTTL {
-		return "", TokenRecord{}, fmt.Errorf("token: ttl %v must be positive and at most %v", ttl, maxTokenTTL)
+	if err := validateTTL(ttl); err != nil {
+		return "", TokenRecord{}, err
 	}
 	var secret [tokenBytes]byte
 	if _, err := rand.Read(secret[:]); err != nil {
@@ -159,12 +160,64 @@ func (t *Tokens) Create(spec TokenSpec, ttl time.Duration) (string, TokenRecord,
 	return token, rec, nil
 }
 
+func validateTTL(ttl time.Duration) error {
+	if ttl <= 0 || ttl > maxTokenTTL {
+		return fmt.Errorf("token: ttl %v must be positive and at most %v", ttl, maxTokenTTL)
+	}
+	return nil
+}
+
+// CreateToken is Tokens.Create for the certs command: it also refuses the
+// reserved name and a name that a certificate or token of another role
+// has (ErrNameReserved, ErrNameTaken), and an identity revoked by name
+// unless reenroll is set, which re-enrolls the identity.
+func (ca *CA) CreateToken(spec TokenSpec, ttl time.Duration, reenroll bool) (string, TokenRecord, error) {
+	if err := spec.Validate(); err != nil {
+		return "", TokenRecord{}, err
+	}
+	if err := validateTTL(ttl); err != nil {
+		return "", TokenRecord{}, err
+	}
+	// The CA lock is released before Tokens.Create takes the tokens lock:
+	// enrollment takes them in the other order.
+	err := func() error {
+		unlock, err := ca.lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if err := ca.checkNewName(spec.Role, spec.Name); err != nil {
+			return fmt.Errorf("token: %w", err)
+		}
+		rv, err := ca.Revocations()
+		if err != nil {
+			return err
+		}
+		ir, ok := rv.Identity(spec.Role, spec.Name)
+		if !ok || !ir.Disabled() {
+			return nil
+		}
+		if !reenroll {
+			return fmt.Errorf("token: %w: %s %q was revoked at %s; create the token with --reenroll to allow it again",
+				ErrIdentityRevoked, spec.Role, spec.Name, ir.RevokedAt.UTC().Format(time.RFC3339))
+		}
+		rv.reenroll(spec.Role, spec.Name)
+		return rv.Save()
+	}()
+	if err != nil {
+		return "", TokenRecord{}, err
+	}
+	return ca.Tokens().Create(spec, ttl)
+}
+
 // Consume checks token and marks it used, all under the lock, so a token
-// can be used exactly once even by concurrent callers. issue is called
-// with the token's spec while the lock is held; only if it succeeds is the
-// token marked used, together with the serial issue returns. A failed
-// issue leaves the token usable.
-func (t *Tokens) Consume(token string, issue func(TokenSpec) (serial string, err error)) (TokenSpec, error) {
+// can be used exactly once even by concurrent callers. A token whose
+// identity was revoked by name after it was created (or is revoked now) is
+// refused with ErrTokenRevoked. issue is called with the token's record
+// while the lock is held; only if it succeeds is the token marked used,
+// together with the serial issue returns. A failed issue leaves the token
+// usable.
+func (t *Tokens) Consume(token string, issue func(TokenRecord) (serial string, err error)) (TokenSpec, error) {
 	secret, err := ParseToken(token)
 	if err != nil {
 		return TokenSpec{}, err
@@ -184,7 +237,15 @@ func (t *Tokens) Consume(token string, issue func(TokenSpec) (serial string, err
 		case !now.Before(rec.ExpiresAt):
 			return fmt.Errorf("%w (expired %s)", ErrTokenExpired, rec.ExpiresAt.UTC().Format(time.RFC3339))
 		}
-		serial, err := issue(rec.TokenSpec)
+		rv, err := LoadRevocations(filepath.Join(filepath.Dir(t.path), RevocationsFile))
+		if err != nil {
+			return err
+		}
+		if ir, ok := rv.Identity(rec.Role, rec.Name); ok && (ir.Disabled() || ir.refuses(rec.CreatedAt)) {
+			return fmt.Errorf("%w (%s %q revoked %s, token created %s)", ErrTokenRevoked, rec.Role, rec.Name,
+				ir.RevokedAt.UTC().Format(time.RFC3339), rec.CreatedAt.UTC().Format(time.RFC3339))
+		}
+		serial, err := issue(*rec)
 		if err != nil {
 			return err
 		}

@@ -40,14 +40,14 @@ func TestTokenLifecycle(t *testing.T) {
 	}
 
 	// A failing issue leaves the token usable.
-	if _, err := tokens.Consume(tok, func(TokenSpec) (string, error) { return "", errors.New("boom") }); err == nil {
+	if _, err := tokens.Consume(tok, func(TokenRecord) (string, error) { return "", errors.New("boom") }); err == nil {
 		t.Fatal("issue error not returned")
 	}
-	spec, err := tokens.Consume(tok, func(s TokenSpec) (string, error) { return "abc", nil })
+	spec, err := tokens.Consume(tok, func(s TokenRecord) (string, error) { return "abc", nil })
 	if err != nil || spec.Name != "w1" {
 		t.Fatalf("consume: %v %+v", err, spec)
 	}
-	if _, err := tokens.Consume(tok, func(TokenSpec) (string, error) { return "x", nil }); !errors.Is(err, ErrTokenUsed) {
+	if _, err := tokens.Consume(tok, func(TokenRecord) (string, error) { return "x", nil }); !errors.Is(err, ErrTokenUsed) {
 		t.Fatalf("second use: %v", err)
 	}
 
@@ -55,7 +55,7 @@ func TestTokenLifecycle(t *testing.T) {
 	tokens.now = func() time.Time { return now }
 	tok2, _, _ := tokens.Create(TokenSpec{Role: RoleSender, Name: "s1", Hosts: []string{"*"}}, time.Minute)
 	tokens.now = func() time.Time { return now.Add(time.Minute) }
-	if _, err := tokens.Consume(tok2, func(TokenSpec) (string, error) { return "x", nil }); !errors.Is(err, ErrTokenExpired) {
+	if _, err := tokens.Consume(tok2, func(TokenRecord) (string, error) { return "x", nil }); !errors.Is(err, ErrTokenExpired) {
 		t.Fatalf("expired: %v", err)
 	}
 	if _, err := tokens.Consume(tokenPrefix+strings.Repeat("A", 43), nil); !errors.Is(err, ErrTokenUnknown) {
@@ -78,7 +78,7 @@ func TestTokenSingleUseUnderConcurrency(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			// A separate Tokens value, as another process would have.
-			if _, err := OpenTokens(ca.Dir()).Consume(tok, func(TokenSpec) (string, error) { return "1", nil }); err == nil {
+			if _, err := OpenTokens(ca.Dir()).Consume(tok, func(TokenRecord) (string, error) { return "1", nil }); err == nil {
 				mu.Lock()
 				wins++
 				mu.Unlock()

@@ -37,6 +37,7 @@ type bridgeOptions struct {
 	TLSKey          string        `mapstructure:"tls-key"`
 	Authz           string        `mapstructure:"authz"`
 	CertsDir        string        `mapstructure:"certs-dir"`
+	Revocations     string        `mapstructure:"revocations"`
 	CertLifetime    time.Duration `mapstructure:"cert-lifetime"`
 	ResultQueue     string        `mapstructure:"result-queue"`
 	ResumeGrace     time.Duration `mapstructure:"resume-grace"`
@@ -95,7 +96,9 @@ denied. For a single-tenant setup:
 (gearbridge certs token) and renew their certificates over their connection.
 The --tls-* files default to DIR/ca.crt, DIR/bridge.crt and DIR/bridge.key.
 Revocations (gearbridge certs revoke) take effect within a second: revoked
-certificates are refused and their sessions closed.
+certificates are refused and their sessions closed. Without --certs-dir, pass
+the CA's revocation list with --revocations DIR/revoked.json; otherwise
+nothing is ever revoked.
 
 SIGHUP, and any change of the certificate, CA, revocation or --authz files,
 reloads them without dropping sessions.`,
@@ -106,6 +109,7 @@ reloads them without dropping sessions.`,
 	f.StringSlice("dupserver", nil, "gearmand `HOST[:PORT]` that gets a copy of every result, worker results as passive ones (repeatable)")
 	f.String("authz", "", "authorization rules `FILE` (YAML); without it everything is denied")
 	f.String("certs-dir", "", "CA `DIR`ectory to enroll, renew and revoke with (see gearbridge certs)")
+	f.String("revocations", "", "revocation list `FILE` (the CA's revoked.json) for a bridge without --certs-dir; watched like the other files")
 	f.Duration("cert-lifetime", 0, "lifetime of enrolled and renewed certificates (default 90 days)")
 	f.String("result-queue", d.ResultQueue, "result queue for jobs that name none")
 	f.Duration("resume-grace", d.ResumeGrace, "how long a session waits for its worker to reconnect")
@@ -218,6 +222,7 @@ func (o bridgeOptions) bridgeConfig() (bridge.Config, error) {
 		cfg.AuthzFile = o.Authz
 	}
 	cfg.CertsDir = o.CertsDir
+	cfg.RevocationsFile = o.Revocations
 	cfg.CertLifetime = o.CertLifetime
 	return cfg, nil
 }

@@ -441,3 +441,22 @@ func TestCertsRevocationsReachTheBridge(t *testing.T) {
 		t.Fatalf("Validate = %v, want a refusal of the second list", err)
 	}
 }
+
+// FuzzCertsParseDays: the duration parser never panics, and what it
+// accepts prints as a string that reads back as the same duration.
+func FuzzCertsParseDays(f *testing.F) {
+	for _, s := range []string{"30d", "1d12h", "-1d", "90m", "0", "d", "1.5d", "9223372036854775807d", "1d-1h", "+2d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseDays(s)
+		if err != nil {
+			return
+		}
+		v := daysValue(d)
+		back, err := parseDays(v.String())
+		if err != nil || back != d {
+			t.Fatalf("%q = %v prints as %q, which reads back as %v, %v", s, d, v.String(), back, err)
+		}
+	})
+}

@@ -179,6 +179,12 @@ func (e *enrollService) Renew(ctx context.Context, req *pb.RenewRequest) (*pb.Re
 		return nil, status.Error(codes.Internal, "renew failed; see the bridge log")
 	}
 	b.log.Info("renewed certificate", "role", id.Role, "identity", id.Name, "old_serial", id.Serial, "serial", serialOfPEM(certPEM))
+	// The revocation list learns the new certificate's identity before
+	// sessions move to its serial, so that revoking the identity closes
+	// them.
+	if c, err := certs.ParseCertificatePEM(certPEM); err == nil && b.revoked != nil {
+		b.revoked.Remember(c)
+	}
 	b.sessionsRenewed(id, certPEM)
 	return &pb.RenewResponse{CertificatePem: certPEM, CaPem: b.currentCA().CertPEM()}, nil
 }

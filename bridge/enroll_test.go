@@ -806,3 +806,48 @@ func TestRevocationsFileConfig(t *testing.T) {
 		t.Fatal("New accepted a broken revocation list")
 	}
 }
+
+// TestRevokedIdentityClosesRenewedSession: a session that the bridge moved
+// to the certificate it renewed for it is closed when the identity is
+// revoked, even by a list that names no serial.
+func TestRevokedIdentityClosesRenewedSession(t *testing.T) {
+	e, _ := newCertsEnv(t, nil)
+	crt, key, err := e.ca.IssueClient(certs.RoleWorker, "w-moved", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := e.dialPair(crt, key)
+	st, w, _ := e.session(cc, hello(1, "service"))
+	if w == nil {
+		t.Fatal("session refused")
+	}
+	if _, _, err := renewCall(cc); err != nil {
+		t.Fatal(err)
+	}
+	// A list with the identity only, as a copy edited by hand or written
+	// by another tool would be.
+	rv, err := certs.LoadRevocations(filepath.Join(e.caDir, certs.RevocationsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rv.RevokeIdentity(certs.RoleWorker, "w-moved", "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rv.Save(); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := st.Recv(); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-errc:
+	case <-time.After(3 * time.Second):
+		t.Fatal("session on the renewed certificate survived the revocation of its identity")
+	}
+}

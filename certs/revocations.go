@@ -408,6 +408,17 @@ func (r *Revocations) VerifyPeer(cert *x509.Certificate) error {
 	return nil
 }
 
+// Remember records the identity of a certificate that VerifyPeer has not
+// seen, such as one the bridge renewed for a live session, so that
+// IsRevokedSerial applies identity revocations to its serial as well.
+func (r *Revocations) Remember(cert *x509.Certificate) {
+	role, name, err := IdentityOf(cert)
+	if err != nil {
+		return
+	}
+	r.remember(SerialOf(cert), seenCert{id: identityKey{role, name}, notBefore: cert.NotBefore, notAfter: cert.NotAfter})
+}
+
 // remember records a certificate VerifyPeer saw, forgetting expired ones
 // when the memory is full.
 func (r *Revocations) remember(serial string, sc seenCert) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gearbridge/gearbridge/certs"
 	"github.com/gearbridge/gearbridge/internal/buildinfo"
+	"github.com/gearbridge/gearbridge/internal/certwatch"
 	"github.com/gearbridge/gearbridge/internal/config"
 	"github.com/gearbridge/gearbridge/internal/enroll"
 	"github.com/gearbridge/gearbridge/modgearman"
@@ -468,7 +469,11 @@ func runGearmanWorker(ctx context.Context, opts workerOptions, cfg worker.Config
 
 // runWorker runs the worker until ctx ends and it has drained.
 func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger) error {
-	reg := processRegistry()
+	return runWorkerWith(ctx, opts, cfg, log, processRegistry())
+}
+
+// runWorkerWith is runWorker with the registry its metrics go to.
+func runWorkerWith(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger, reg *prometheus.Registry) error {
 	if opts.MetricsListen != "" {
 		stop, err := serveMetrics(opts.MetricsListen, reg)
 		if err != nil {
@@ -489,6 +494,7 @@ func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *
 	if err != nil {
 		return usageError(fmt.Errorf("worker TLS: %w", err))
 	}
+	defer certwatch.Start(ctx, certwatch.Reloaded(tlsReloader), log, reg)()
 	var renew worker.RenewFunc
 	if opts.renews() {
 		renew = enroll.NewRenewer(opts.StateDir, tlsReloader, log, opts.RenewInterval).Run

@@ -118,7 +118,8 @@ name: the content tells), of which the options that apply to a remote worker
 are used. Flags override the file, also where the file spells a setting
 differently: --key replaces keyfile= and --keyfile replaces key=.
 
---bridge takes a comma list: the worker tries the bridges in turn.
+--bridge takes a comma list of HOST[:PORT] (default port 4731): the worker
+tries the bridges in turn.
 SIGTERM and SIGINT drain the worker: running checks finish and their results
 are delivered (bounded by --drain-timeout). SIGHUP reloads the TLS
 certificate.
@@ -220,8 +221,12 @@ gearbridge ` + parent + ` --bridge HOST:PORT --state-dir DIR ...`,
 			if g.bridge == "" || token == "" || fingerprint == "" || stateDir == "" {
 				return usageError(errors.New(parent + " enroll: --bridge, --token, --ca-fingerprint and --state-dir are required"))
 			}
+			bridge, err := bridgeAddr(g.bridge)
+			if err != nil {
+				return usageError(err)
+			}
 			pair, err := enroll.Enroll(cmd.Context(), enroll.Options{
-				Bridge: g.bridge, Token: token, CAFingerprint: fingerprint,
+				Bridge: bridge, Token: token, CAFingerprint: fingerprint,
 				StateDir: stateDir, Role: role, Timeout: timeout,
 			})
 			if err != nil {
@@ -350,7 +355,11 @@ func (o workerOptions) workerConfig(hostname func() (string, error)) (worker.Con
 	for _, b := range o.Bridge {
 		for item := range strings.SplitSeq(b, ",") {
 			if item = strings.TrimSpace(item); item != "" {
-				cfg.Bridges = append(cfg.Bridges, item)
+				addr, err := bridgeAddr(item)
+				if err != nil {
+					return cfg, err
+				}
+				cfg.Bridges = append(cfg.Bridges, addr)
 			}
 		}
 	}

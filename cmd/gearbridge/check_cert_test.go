@@ -40,7 +40,8 @@ func newCertCA(t *testing.T) *certCA {
 func (c *certCA) caFile() string { return filepath.Join(c.ca.Dir(), certs.CACertFile) }
 
 // mint signs a worker certificate for name valid from notBefore to
-// notAfter (the CA itself refuses to backdate) and returns its file.
+// notAfter (the CA itself refuses to backdate) and returns its file; the
+// key is beside it as name.key.
 func (c *certCA) mint(name string, notBefore, notAfter time.Time) string {
 	c.t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -67,6 +68,11 @@ func (c *certCA) mint(name string, notBefore, notAfter time.Time) string {
 	}
 	file := filepath.Join(c.dir, name+".crt")
 	writeTestFile(c.t, file, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	writeTestFile(c.t, filepath.Join(c.dir, name+".key"), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
 	return file
 }
 

@@ -76,6 +76,7 @@ type workerOptions struct {
 	RestrictCommandCharacters string        `mapstructure:"restrict-command-characters"`
 	DrainTimeout              time.Duration `mapstructure:"drain-timeout"`
 	StateDir                  string        `mapstructure:"state-dir"`
+	Renew                     bool          `mapstructure:"renew"`
 	RenewInterval             time.Duration `mapstructure:"renew-check-interval"`
 	MetricsListen             string        `mapstructure:"metrics-listen"`
 	LogLevel                  string        `mapstructure:"log-level"`
@@ -126,7 +127,14 @@ certificate.
 
 With --state-dir DIR (filled by gearbridge worker enroll) no --tls-* flags are
 needed, and the worker renews its certificate over its connection to the
-bridge when less than a third of its lifetime is left.
+bridge when less than a third of its lifetime is left. With --renew, a worker
+running from files of gearbridge certs issue (--tls-cert, --tls-key) renews
+them the same way; their directory must be writable (the new files replace
+the old ones by rename, and a lock file <cert>.lock sits beside them).
+
+A certificate or CA with less than 30 days left is logged as a warning, daily;
+--metrics-listen exports gearbridge_certificate_expiry_timestamp_seconds. A
+worker whose certificate has expired does not start.
 
 --transport=gearman makes it a drop-in classic worker on the central site:
 it takes jobs straight from --server (default localhost:4730) with the
@@ -156,7 +164,8 @@ needs no bridge and no certificates.`,
 	f.StringSlice("restrict-path", nil, "only run commands below these `DIR`s (comma list)")
 	f.Duration("drain-timeout", d.DrainTimeout, "bound on finishing running checks at shutdown")
 	f.String("state-dir", "", "state `DIR` from gearbridge worker enroll: certificate, key and CA, renewed automatically")
-	f.Duration("renew-check-interval", enroll.DefaultRenewInterval, "with --state-dir: how often the certificate's remaining lifetime is checked")
+	f.Bool("renew", false, "renew the certificate of --tls-cert and --tls-key over the bridge connection, as an enrolled worker does (their directory must be writable)")
+	f.Duration("renew-check-interval", enroll.DefaultRenewInterval, "with --state-dir or --renew: how often the certificate's remaining lifetime is checked")
 	f.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (/metrics)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		opts, notes, err := loadWorkerOptions(cmd.Flags(), g.configFile)
@@ -199,6 +208,35 @@ func (o workerOptions) renews() bool {
 	}
 	crt, key, _ := enroll.Paths(o.StateDir)
 	return o.TLSCert == crt && o.TLSKey == key
+}
+
+// openTLS loads the worker's certificate and returns the renewal that
+// keeps it fresh, if any: that of its state directory, or with --renew
+// that of the files --tls-cert and --tls-key name.
+func (o workerOptions) openTLS(log *slog.Logger) (*certs.Reloader, worker.RenewFunc, error) {
+	if o.renews() {
+		rl, err := enroll.Open(o.StateDir, o.TLSCA)
+		if err != nil {
+			return nil, nil, usageError(fmt.Errorf("worker TLS: %w", err))
+		}
+		return rl, enroll.NewRenewer(o.StateDir, rl, log, o.RenewInterval).Run, nil
+	}
+	if !o.Renew {
+		rl, err := certs.NewReloader(o.TLSCert, o.TLSKey, o.TLSCA)
+		if err != nil {
+			return nil, nil, usageError(fmt.Errorf("worker TLS: %w", err))
+		}
+		return rl, nil, nil
+	}
+	files := enroll.IssuedFiles(o.TLSCert, o.TLSKey, o.TLSCA)
+	if err := files.CheckWritable(); err != nil {
+		return nil, nil, usageError(fmt.Errorf("--renew: %w", err))
+	}
+	rl, err := enroll.OpenFiles(files)
+	if err != nil {
+		return nil, nil, usageError(fmt.Errorf("worker TLS: %w", err))
+	}
+	return rl, enroll.NewFilesRenewer(files, rl, log, o.RenewInterval).Run, nil
 }
 
 // newEnrollCmd is `gearbridge worker enroll` and, with role sender,
@@ -493,21 +531,11 @@ func runWorkerWith(ctx context.Context, opts workerOptions, cfg worker.Config, l
 	if opts.Transport == transportGearman {
 		return runGearmanWorker(ctx, opts, cfg, log, reg)
 	}
-	var tlsReloader *certs.Reloader
-	var err error
-	if opts.renews() {
-		tlsReloader, err = enroll.Open(opts.StateDir, opts.TLSCA)
-	} else {
-		tlsReloader, err = certs.NewReloader(opts.TLSCert, opts.TLSKey, opts.TLSCA)
-	}
+	tlsReloader, renew, err := opts.openTLS(log)
 	if err != nil {
-		return usageError(fmt.Errorf("worker TLS: %w", err))
+		return err
 	}
 	defer certwatch.Start(ctx, certwatch.Reloaded(tlsReloader), log, reg)()
-	var renew worker.RenewFunc
-	if opts.renews() {
-		renew = enroll.NewRenewer(opts.StateDir, tlsReloader, log, opts.RenewInterval).Run
-	}
 	w, err := worker.New(cfg, worker.Deps{
 		Renew:      renew,
 		Logger:     log,

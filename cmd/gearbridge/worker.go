@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -214,6 +215,35 @@ func (o workerOptions) renews() bool {
 // keeps it fresh, if any: that of its state directory, or with --renew
 // that of the files --tls-cert and --tls-key name.
 func (o workerOptions) openTLS(log *slog.Logger) (*certs.Reloader, worker.RenewFunc, error) {
+	rl, renew, err := o.loadTLS(log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := o.checkNotExpired(rl.Leaf(), time.Now()); err != nil {
+		return nil, nil, usageError(err)
+	}
+	return rl, renew, nil
+}
+
+// checkNotExpired refuses a certificate that has expired: the bridge
+// refuses it, and no renewal can help any more, so retrying would only
+// hide the problem. The error says how to get a new one.
+func (o workerOptions) checkNotExpired(leaf *x509.Certificate, now time.Time) error {
+	if now.Before(leaf.NotAfter) {
+		return nil
+	}
+	role, name := certwatch.Labels(leaf)
+	expired := fmt.Sprintf("certificate %s (%s %s) expired on %s", o.TLSCert, role, name, leaf.NotAfter.UTC().Format("2006-01-02 15:04 UTC"))
+	if o.renews() {
+		return fmt.Errorf(`%s; re-enroll with "gearbridge worker enroll --state-dir NEW_DIR --bridge HOST:PORT --token TOKEN --ca-fingerprint sha256:…" (a token from "gearbridge certs token --role %s --name %s") and run the worker with --state-dir NEW_DIR instead of %s`,
+			expired, role, name, o.StateDir)
+	}
+	return fmt.Errorf(`%s; issue a new one with "gearbridge certs issue --role %s --name %s" on the CA host, or re-enroll with "gearbridge worker enroll"`,
+		expired, role, name)
+}
+
+// loadTLS is openTLS without the expiry check.
+func (o workerOptions) loadTLS(log *slog.Logger) (*certs.Reloader, worker.RenewFunc, error) {
 	if o.renews() {
 		rl, err := enroll.Open(o.StateDir, o.TLSCA)
 		if err != nil {

@@ -139,3 +139,65 @@ func TestWorkerRenewNeedsFiles(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestWorkerRefusesExpiredCertificate: a worker whose certificate has
+// expired exits at once and says how to get a new one, instead of trying
+// the bridge every second.
+func TestWorkerRefusesExpiredCertificate(t *testing.T) {
+	c := newCertCA(t)
+	now := time.Now()
+	crtFile := c.mint("w1", now.Add(-48*time.Hour), now.Add(-time.Hour))
+	keyFile := strings.TrimSuffix(crtFile, ".crt") + ".key"
+	expiredOn := now.Add(-time.Hour).UTC().Format("2006-01-02 15:04 UTC")
+
+	state := filepath.Join(c.dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for from, to := range map[string]string{crtFile: "cert.pem", keyFile: "key.pem", c.caFile(): "ca.pem"} {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeTestFile(t, filepath.Join(state, to), string(b))
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"issued", []string{"--tls-ca", c.caFile(), "--tls-cert", crtFile, "--tls-key", keyFile},
+			[]string{"certificate " + crtFile + " (worker w1) expired on " + expiredOn,
+				`issue a new one with "gearbridge certs issue --role worker --name w1"`, `or re-enroll with "gearbridge worker enroll`}},
+		{"issued with --renew", []string{"--tls-ca", c.caFile(), "--tls-cert", crtFile, "--tls-key", keyFile, "--renew"},
+			[]string{"expired on " + expiredOn, "gearbridge certs issue"}},
+		{"enrolled", []string{"--state-dir", state},
+			[]string{"certificate " + filepath.Join(state, "cert.pem") + " (worker w1) expired on " + expiredOn,
+				`re-enroll with "gearbridge worker enroll --state-dir NEW_DIR --bridge HOST:PORT --token TOKEN --ca-fingerprint sha256:…"`,
+				`"gearbridge certs token --role worker --name w1"`, "instead of " + state}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			// A worker that does not give up runs until this deadline.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var out, stderr syncBuffer
+			code := run(ctx, "gearbridge", append([]string{"worker", "--bridge", "127.0.0.1:1", "--services"}, tt.args...),
+				strings.NewReader(""), &out, &stderr)
+			errOut := stderr.String()
+			if code == exitOK {
+				t.Fatalf("exit 0: %s", errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q lacks %q", errOut, w)
+				}
+			}
+			if d := time.Since(start); d > 4*time.Second {
+				t.Errorf("took %v to give up", d)
+			}
+		})
+	}
+}

@@ -46,7 +46,7 @@ func TestResolveKey(t *testing.T) {
 
 // A bridge given without a port is on the bridge's default port 4731, not
 // on gRPC's default 443.
-func TestBridgeAddr(t *testing.T) {
+func TestCommonBridgeAddr(t *testing.T) {
 	tests := []struct {
 		in, want, err string
 	}{

@@ -41,6 +41,16 @@ const (
 	// attempt costs the bridge one TLS handshake.
 	DefaultBackoffMin = 100 * time.Millisecond
 	DefaultBackoffMax = 2 * time.Second
+	// DefaultRefusedBackoffMax caps the pause after the bridge refused
+	// the worker for good (see Config.RefusedBackoffMax): a minute keeps
+	// a misconfigured fleet from costing the bridge a handshake per
+	// worker every two seconds, and a fixed authorization still takes
+	// effect within a minute.
+	DefaultRefusedBackoffMax = time.Minute
+	// DefaultRefusedLogInterval is how often a run of refusals is
+	// summarised in the log: often enough to be seen, rarely enough not
+	// to drown other lines.
+	DefaultRefusedLogInterval = 5 * time.Minute
 	// DefaultLoadInterval is how often the load limits are checked.
 	DefaultLoadInterval = time.Second
 )
@@ -93,6 +103,14 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the jittered exponential pause
 	// between connection attempts.
 	BackoffMin, BackoffMax time.Duration
+	// RefusedBackoffMax caps the pause when the bridge refuses the worker
+	// for good (Unauthenticated, PermissionDenied, InvalidArgument, a
+	// certificate error in the TLS handshake): from BackoffMax it doubles
+	// up to this until a session starts.
+	RefusedBackoffMax time.Duration
+	// RefusedLogInterval is how often such a run of refusals is logged
+	// again, as a summary, after its first refusal.
+	RefusedLogInterval time.Duration
 }
 
 // DefaultConfig returns the classic worker defaults. Bridges, Identifier
@@ -110,6 +128,8 @@ func DefaultConfig() Config {
 		DrainTimeout:       DefaultDrainTimeout,
 		BackoffMin:         DefaultBackoffMin,
 		BackoffMax:         DefaultBackoffMax,
+		RefusedBackoffMax:  DefaultRefusedBackoffMax,
+		RefusedLogInterval: DefaultRefusedLogInterval,
 	}
 }
 
@@ -188,6 +208,12 @@ func (c Config) validate(needBridges bool) error {
 	}
 	if c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin {
 		errs = append(errs, fmt.Errorf("backoff: want 0 < min <= max, got min %v, max %v", c.BackoffMin, c.BackoffMax))
+	}
+	if c.RefusedBackoffMax < c.BackoffMax {
+		errs = append(errs, fmt.Errorf("refused-backoff: must be at least the backoff max %v, got %v", c.BackoffMax, c.RefusedBackoffMax))
+	}
+	if c.RefusedLogInterval <= 0 {
+		errs = append(errs, fmt.Errorf("refused-log-interval: must be positive, got %v", c.RefusedLogInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -22,6 +22,12 @@
 // session, gearmand has requeued its jobs: the worker stops their plugins and
 // drops their results, which would otherwise be delivered twice.
 //
+// A bridge that refuses the worker for good (not authorized, a bad hello, a
+// certificate it does not accept, or a bridge certificate the worker does
+// not accept) is tried less and less often, up to once a minute
+// ([Config.RefusedBackoffMax]); the first refusal is logged, then a summary
+// every few minutes, and a gauge shows the state until a session starts.
+//
 // A Cancel withdraws a job the bridge has already answered (for example with
 // a timeout result): its plugin is killed and no result is sent. A Drain from
 // the bridge means the bridge is going away: the worker takes no new jobs,

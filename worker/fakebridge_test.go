@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,11 @@ type fakeBridge struct {
 	pb.UnimplementedWorkerServiceServer
 	name    string
 	streams chan *fakeStream
+	// refusal, when set, ends every stream right after its hello with
+	// this error, as the bridge refuses a worker it does not authorize;
+	// attempts gets the time of each refused hello.
+	refusal  atomic.Pointer[error]
+	attempts chan time.Time
 }
 
 // fakeStream is one Work stream as the bridge sees it.
@@ -47,6 +53,13 @@ func (f *fakeBridge) Work(st pb.WorkerService_WorkServer) error {
 	}
 	if req.GetHello() == nil {
 		return errors.New("first message is not a hello")
+	}
+	if err := f.refusal.Load(); err != nil {
+		select {
+		case f.attempts <- time.Now():
+		default:
+		}
+		return *err
 	}
 	fs := &fakeStream{
 		hello:  req.GetHello(),
@@ -97,7 +110,7 @@ func newBridges(t *testing.T, names ...string) *bridges {
 	t.Helper()
 	b := &bridges{t: t, byKey: map[string]*fakeBridge{}, lis: map[string]*bufconn.Listener{}}
 	for _, n := range names {
-		fb := &fakeBridge{name: n, streams: make(chan *fakeStream, 10)}
+		fb := &fakeBridge{name: n, streams: make(chan *fakeStream, 10), attempts: make(chan time.Time, 1000)}
 		lis := bufconn.Listen(1 << 20)
 		srv := grpc.NewServer()
 		pb.RegisterWorkerServiceServer(srv, fb)
@@ -137,6 +150,30 @@ func (b *bridges) accept(name string) *fakeStream {
 	case <-time.After(waitTimeout):
 		b.t.Fatalf("bridge %s: no stream within %v", name, waitTimeout)
 		return nil
+	}
+}
+
+// refuse makes bridge name end every stream after its hello with err;
+// nil accepts streams again.
+func (b *bridges) refuse(name string, err error) {
+	if err == nil {
+		b.byKey[name].refusal.Store(nil)
+		return
+	}
+	b.byKey[name].refusal.Store(&err)
+}
+
+// refusedAttempts returns the times of the hellos bridge name refused so
+// far.
+func (b *bridges) refusedAttempts(name string) []time.Time {
+	var ts []time.Time
+	for {
+		select {
+		case at := <-b.byKey[name].attempts:
+			ts = append(ts, at)
+		default:
+			return ts
+		}
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gearbridge/gearbridge/plugin"
@@ -113,6 +111,7 @@ type loop struct {
 	attached bool
 	next     int // bridge index of the next attempt
 	bo       retryBackoff
+	refused  refusals // attempts since the bridge refused this worker
 
 	overloaded    bool
 	loadErrLogged bool
@@ -262,6 +261,7 @@ func (l *loop) handleEvent(ev streamEvent) {
 func (l *loop) onWelcome(c *conn, st workStream, wel *pb.Welcome) {
 	c.stream = st
 	l.bo.reset()
+	l.endRefusals(c)
 	if l.attached {
 		l.m.reconnects.Inc()
 	}
@@ -383,19 +383,18 @@ func (l *loop) onClosed(c *conn, err error) {
 	l.drainTimer.stop()
 	l.m.creditWithheld.Set(0)
 	attached := c.stream != nil
+	if !attached && !c.closing {
+		l.m.connectFailures.Inc()
+	}
 	switch {
 	case c.closing:
 		l.log.Debug("session stream closed", "bridge", c.addr)
+	case l.refused.active || classifyFailure(err) == failureRefused:
+		l.noteRefusal(c, err)
 	case attached:
 		l.log.Warn("lost the bridge; reconnecting", "bridge", c.addr, "held", len(l.jobs), "err", err)
 	default:
-		l.m.connectFailures.Inc()
-		lvl := slog.LevelWarn
-		switch status.Code(err) {
-		case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated:
-			lvl = slog.LevelError // needs an operator; retried anyway
-		}
-		l.log.Log(context.Background(), lvl, "cannot open a session with the bridge", "bridge", c.addr, "err", err)
+		l.log.Warn("cannot open a session with the bridge", "bridge", c.addr, "err", err)
 	}
 	if l.stopping && len(l.jobs) == 0 {
 		l.exit = true
@@ -406,7 +405,11 @@ func (l *loop) onClosed(c *conn, err error) {
 	} else {
 		l.next = c.idx + 1
 	}
-	l.retry.set(l.bo.next())
+	if l.refused.active {
+		l.retry.set(l.refused.bo.next())
+	} else {
+		l.retry.set(l.bo.next())
+	}
 }
 
 // beginStop starts the shutdown drain.

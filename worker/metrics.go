@@ -36,6 +36,7 @@ type metrics struct {
 	creditWithheld  prometheus.Gauge
 	reconnects      prometheus.Counter
 	connectFailures prometheus.Counter
+	refused         prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -96,6 +97,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "gearbridge_worker_connect_failures_total",
 			Help: "Attempts to open a session with a bridge that failed before its welcome.",
 		}),
+		refused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gearbridge_worker_bridge_refused",
+			Help: "1 while the bridge refuses this worker for good (not authorized, a bad hello, an unknown, revoked or expired certificate) and attempts back off; 0 once a session starts.",
+		}),
 	}
 	// Known label values start at zero, so that dashboards see them.
 	m.discarded.WithLabelValues(discardSessionLost)
@@ -106,7 +111,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.received, m.resultsSent, m.resultsResent, m.acks, m.cancelled, m.timeouts, m.tooOld, m.invalid, m.dupErrors,
-		m.discarded, m.running, m.creditWithheld, m.reconnects, m.connectFailures,
+		m.discarded, m.running, m.creditWithheld, m.reconnects, m.connectFailures, m.refused,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)

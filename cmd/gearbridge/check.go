@@ -53,6 +53,11 @@ type checkOptions struct {
 	unique       string
 	verbose      int // -v: debug lines on stderr, -vv: trace lines too
 	version      bool
+	// -w and -c: job counts for the queue checks, times left for the
+	// certificate checks.
+	warn, crit   threshold
+	cert         string // --cert FILE
+	certOfServer bool   // --cert-of-server
 }
 
 // checkBackgroundReply is what check_gearman prints for a background job
@@ -61,13 +66,25 @@ type checkOptions struct {
 const checkBackgroundReply = "sending background job succeded"
 
 func newCheckCmd(s streams, g *globals) *cobra.Command {
-	o := checkOptions{}
+	o := checkOptions{warn: threshold{raw: "10"}, crit: threshold{raw: "100"}}
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Monitor gearmand queues and workers (like check_gearman)",
+		Short: "Monitor gearmand queues and workers (like check_gearman), and certificate expiry",
 		Long: `Monitor gearmand like check_gearman: without -s it checks the queues of one
 server against thresholds (0 disables a threshold); with -s and -q it sends a
 test job to a queue (e.g. worker_<id> or check_results) and checks the answer.
+
+Certificates: --cert FILE checks when the certificate in FILE (the first one,
+for a chain) expires; --cert-of-server --bridge HOST[:PORT] checks the
+certificate a running bridge serves (default port 4731), and with --tls-ca
+also verifies it as a worker would. -w and -c are then the time left for
+WARNING and CRITICAL, in days (30d), hours (12h) or minutes (90m); a plain
+number is days. The defaults are 30d and 7d. An expired certificate is
+CRITICAL, an unreadable one UNKNOWN:
+
+  gearbridge check --cert /etc/gearbridge/site-a.crt -w 30d -c 7d
+  check_gearman OK - certificate site-a (worker) expires in 84 days (2027-02-26 10:00 UTC)|expiry_days=84;30;7
+
 Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
 2 CRITICAL, 3 UNKNOWN (also for usage errors and -V).`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -81,6 +98,16 @@ Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
 				// check_gearman prints its version and exits UNKNOWN.
 				fmt.Fprintf(s.out, "check_gearman: version %s running on %s\n\n", buildinfo.Get().Version, buildinfo.Get())
 				return pluginExit(stateUnknown)
+			}
+			if o.cert != "" || o.certOfServer || g.bridge != "" {
+				return runCertCheck(cmd, s.out, g, o)
+			}
+			var err error
+			if o.jobsWarn, err = o.warn.count("-w"); err != nil {
+				return checkUsage(s.out, cmd, err.Error())
+			}
+			if o.jobsCrit, err = o.crit.count("-c"); err != nil {
+				return checkUsage(s.out, cmd, err.Error())
 			}
 			hosts := append(append([]string(nil), o.hosts...), g.servers...)
 			servers, err := normalizeServers(hosts)
@@ -118,8 +145,8 @@ Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
 	f := cmd.Flags()
 	f.StringSliceVarP(&o.hosts, "host", "H", nil, "gearmand `HOST[:PORT]` (repeatable; server mode uses the last)")
 	f.IntVarP(&o.timeout, "timeout", "t", 10, "give up after this many seconds (CRITICAL)")
-	f.IntVarP(&o.jobsWarn, "jobs-warning", "w", 10, "waiting jobs for WARNING")
-	f.IntVarP(&o.jobsCrit, "jobs-critical", "c", 100, "waiting jobs for CRITICAL")
+	f.VarP(&o.warn, "jobs-warning", "w", "waiting jobs for WARNING; with --cert or --cert-of-server the time left for WARNING (30d there)")
+	f.VarP(&o.crit, "jobs-critical", "c", "waiting jobs for CRITICAL; with --cert or --cert-of-server the time left for CRITICAL (7d there)")
 	f.IntVarP(&o.workersWarn, "workers-warning", "W", 25, "workers for WARNING")
 	f.IntVarP(&o.workersCrit, "workers-critical", "C", 50, "workers for CRITICAL")
 	f.StringVarP(&o.queue, "queue", "q", "", "only this queue (server mode), or the queue to send to (-s)")
@@ -130,7 +157,72 @@ Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
 	f.StringVarP(&o.unique, "unique", "u", "check", "with -s: unique id of the test job")
 	f.CountVarP(&o.verbose, "verbose", "v", "write what happens to stderr (-vv: more)")
 	f.BoolVarP(&o.version, "version", "V", false, "print the version and exit UNKNOWN")
+	f.StringVar(&o.cert, "cert", "", "check when the certificate in `FILE` expires")
+	f.BoolVar(&o.certOfServer, "cert-of-server", false, "check when the certificate the bridge at --bridge HOST[:PORT] serves expires (verified with --tls-ca if given)")
 	return cmd
+}
+
+// queueFlags are the flags of the queue and worker checks, which the
+// certificate checks do not take.
+var queueFlags = []string{"host", "server", "workers-warning", "workers-critical", "queue", "no-worker-critical",
+	"send", "expect", "background", "unique"}
+
+// runCertCheck is check --cert FILE or --cert-of-server --bridge ADDR.
+func runCertCheck(cmd *cobra.Command, out io.Writer, g *globals, o checkOptions) error {
+	fs := cmd.Flags()
+	var addr string
+	switch {
+	case o.cert != "" && o.certOfServer:
+		return checkUsage(out, cmd, "--cert FILE and --cert-of-server exclude each other")
+	case o.certOfServer && g.bridge == "":
+		return checkUsage(out, cmd, "--cert-of-server needs --bridge HOST[:PORT]")
+	case !o.certOfServer && g.bridge != "":
+		return checkUsage(out, cmd, "--bridge: add --cert-of-server to check the certificate the bridge serves")
+	case o.certOfServer:
+		a, err := bridgeAddr(g.bridge)
+		if err != nil {
+			return checkUsage(out, cmd, err.Error())
+		}
+		addr = a
+	}
+	for _, name := range queueFlags {
+		if fs.Changed(name) {
+			return checkUsage(out, cmd, "--cert and --cert-of-server take only -w, -c, -t and --tls-ca")
+		}
+	}
+	if !fs.Changed("jobs-warning") {
+		o.warn.raw = defaultCertWarn
+	}
+	if !fs.Changed("jobs-critical") {
+		o.crit.raw = defaultCertCrit
+	}
+	warn, err := o.warn.timeLeft("-w")
+	if err != nil {
+		return checkUsage(out, cmd, err.Error())
+	}
+	crit, err := o.crit.timeLeft("-c")
+	if err != nil {
+		return checkUsage(out, cmd, err.Error())
+	}
+	if crit > warn {
+		return checkUsage(out, cmd, fmt.Sprintf("-c (%s) must not be more than -w (%s)", o.crit.raw, o.warn.raw))
+	}
+	if o.timeout <= 0 {
+		return checkUsage(out, cmd, "timeout (-t) must be at least 1 second")
+	}
+	cc := certCheck{warn: warn, crit: crit}
+	var state int
+	if addr == "" {
+		state = checkCertFile(out, o.cert, cc, time.Now())
+	} else {
+		ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(o.timeout)*time.Second)
+		defer cancel()
+		state = checkCertOfServer(ctx, out, addr, g.tlsCA, cc, time.Now())
+	}
+	if state == stateOK {
+		return nil
+	}
+	return pluginExit(state)
 }
 
 // checkUsage prints a usage error the way check_gearman does ("Error - …",

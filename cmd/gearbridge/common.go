@@ -18,6 +18,39 @@ import (
 // defaultGearmanPort is gearmand's registered port.
 const defaultGearmanPort = "4730"
 
+// defaultBridgePort is the port the bridge listens on by default, next to
+// gearmand's.
+const defaultBridgePort = "4731"
+
+// bridgeAddr turns a --bridge value into a gRPC target: HOST or HOST:PORT,
+// with the bridge's default port 4731 when none is given (gRPC's own
+// default would be 443). An IPv6 address may be bare or in brackets.
+// Targets with a gRPC scheme (dns:///, unix:, passthrough:///) are used
+// as given.
+func bridgeAddr(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", errors.New("bridge: empty address")
+	case strings.Contains(s, ":///"), strings.HasPrefix(s, "unix:"), strings.HasPrefix(s, "unix-abstract:"):
+		return s, nil
+	case net.ParseIP(s) != nil: // a bare IPv6 address has colons but no port
+		return net.JoinHostPort(s, defaultBridgePort), nil
+	case strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]"):
+		return net.JoinHostPort(s[1:len(s)-1], defaultBridgePort), nil
+	case !strings.Contains(s, ":"):
+		return net.JoinHostPort(s, defaultBridgePort), nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", fmt.Errorf("bridge %q: %w", s, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("bridge %q: port %q is not a number 1..65535", s, port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
 // normalizeServers expands comma lists, adds the default port and drops
 // duplicates, like the classic server= option: "host" is host:4730 and
 // ":4730" is 0.0.0.0:4730.

@@ -43,3 +43,36 @@ func TestResolveKey(t *testing.T) {
 		t.Fatal("missing keyfile must be an error")
 	}
 }
+
+// A bridge given without a port is on the bridge's default port 4731, not
+// on gRPC's default 443.
+func TestCommonBridgeAddr(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{in: "bridge.example.com", want: "bridge.example.com:4731"},
+		{in: "bridge.example.com:5000", want: "bridge.example.com:5000"},
+		{in: " 192.0.2.10 ", want: "192.0.2.10:4731"},
+		{in: "192.0.2.10:4731", want: "192.0.2.10:4731"},
+		{in: "::1", want: "[::1]:4731"},
+		{in: "[::1]", want: "[::1]:4731"},
+		{in: "[2001:db8::1]:4000", want: "[2001:db8::1]:4000"},
+		{in: "dns:///bridge.example.com:4731", want: "dns:///bridge.example.com:4731"},
+		{in: "unix:///run/gearbridge.sock", want: "unix:///run/gearbridge.sock"},
+		{in: "", err: "empty"},
+		{in: "bridge:https", err: `port "https" is not a number 1..65535`},
+		{in: "bridge:0", err: `port "0" is not a number 1..65535`},
+		{in: "bridge:", err: `port "" is not a number 1..65535`},
+	}
+	for _, tt := range tests {
+		got, err := bridgeAddr(tt.in)
+		switch {
+		case tt.err != "":
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: got %q, %v; want an error with %q", tt.in, got, err, tt.err)
+			}
+		case err != nil || got != tt.want:
+			t.Errorf("%q: got %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gearbridge/gearbridge/certs"
 	"github.com/gearbridge/gearbridge/internal/buildinfo"
+	"github.com/gearbridge/gearbridge/internal/certwatch"
 	"github.com/gearbridge/gearbridge/internal/config"
 	"github.com/gearbridge/gearbridge/internal/enroll"
 	"github.com/gearbridge/gearbridge/modgearman"
@@ -75,6 +77,7 @@ type workerOptions struct {
 	RestrictCommandCharacters string        `mapstructure:"restrict-command-characters"`
 	DrainTimeout              time.Duration `mapstructure:"drain-timeout"`
 	StateDir                  string        `mapstructure:"state-dir"`
+	Renew                     bool          `mapstructure:"renew"`
 	RenewInterval             time.Duration `mapstructure:"renew-check-interval"`
 	MetricsListen             string        `mapstructure:"metrics-listen"`
 	LogLevel                  string        `mapstructure:"log-level"`
@@ -117,14 +120,22 @@ name: the content tells), of which the options that apply to a remote worker
 are used. Flags override the file, also where the file spells a setting
 differently: --key replaces keyfile= and --keyfile replaces key=.
 
---bridge takes a comma list: the worker tries the bridges in turn.
+--bridge takes a comma list of HOST[:PORT] (default port 4731): the worker
+tries the bridges in turn.
 SIGTERM and SIGINT drain the worker: running checks finish and their results
 are delivered (bounded by --drain-timeout). SIGHUP reloads the TLS
 certificate.
 
 With --state-dir DIR (filled by gearbridge worker enroll) no --tls-* flags are
 needed, and the worker renews its certificate over its connection to the
-bridge when less than a third of its lifetime is left.
+bridge when less than a third of its lifetime is left. With --renew, a worker
+running from files of gearbridge certs issue (--tls-cert, --tls-key) renews
+them the same way; their directory must be writable (the new files replace
+the old ones by rename, and a lock file <cert>.lock sits beside them).
+
+A certificate or CA with less than 30 days left is logged as a warning, daily;
+--metrics-listen exports gearbridge_certificate_expiry_timestamp_seconds. A
+worker whose certificate has expired does not start.
 
 --transport=gearman makes it a drop-in classic worker on the central site:
 it takes jobs straight from --server (default localhost:4730) with the
@@ -154,7 +165,8 @@ needs no bridge and no certificates.`,
 	f.StringSlice("restrict-path", nil, "only run commands below these `DIR`s (comma list)")
 	f.Duration("drain-timeout", d.DrainTimeout, "bound on finishing running checks at shutdown")
 	f.String("state-dir", "", "state `DIR` from gearbridge worker enroll: certificate, key and CA, renewed automatically")
-	f.Duration("renew-check-interval", enroll.DefaultRenewInterval, "with --state-dir: how often the certificate's remaining lifetime is checked")
+	f.Bool("renew", false, "renew the certificate of --tls-cert and --tls-key over the bridge connection, as an enrolled worker does (their directory must be writable)")
+	f.Duration("renew-check-interval", enroll.DefaultRenewInterval, "with --state-dir or --renew: how often the certificate's remaining lifetime is checked")
 	f.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (/metrics)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		opts, notes, err := loadWorkerOptions(cmd.Flags(), g.configFile)
@@ -199,6 +211,64 @@ func (o workerOptions) renews() bool {
 	return o.TLSCert == crt && o.TLSKey == key
 }
 
+// openTLS loads the worker's certificate and returns the renewal that
+// keeps it fresh, if any: that of its state directory, or with --renew
+// that of the files --tls-cert and --tls-key name.
+func (o workerOptions) openTLS(log *slog.Logger) (*certs.Reloader, worker.RenewFunc, error) {
+	rl, renew, err := o.loadTLS(log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := o.checkNotExpired(rl.Leaf(), time.Now()); err != nil {
+		return nil, nil, usageError(err)
+	}
+	return rl, renew, nil
+}
+
+// checkNotExpired refuses a certificate that has expired: the bridge
+// refuses it, and no renewal can help any more, so retrying would only
+// hide the problem. The error says how to get a new one.
+func (o workerOptions) checkNotExpired(leaf *x509.Certificate, now time.Time) error {
+	if now.Before(leaf.NotAfter) {
+		return nil
+	}
+	role, name := certwatch.Labels(leaf)
+	expired := fmt.Sprintf("certificate %s (%s %s) expired on %s", o.TLSCert, role, name, leaf.NotAfter.UTC().Format("2006-01-02 15:04 UTC"))
+	if o.renews() {
+		return fmt.Errorf(`%s; re-enroll with "gearbridge worker enroll --state-dir NEW_DIR --bridge HOST:PORT --token TOKEN --ca-fingerprint sha256:…" (a token from "gearbridge certs token --role %s --name %s") and run the worker with --state-dir NEW_DIR instead of %s`,
+			expired, role, name, o.StateDir)
+	}
+	return fmt.Errorf(`%s; issue a new one with "gearbridge certs issue --role %s --name %s" on the CA host, or re-enroll with "gearbridge worker enroll"`,
+		expired, role, name)
+}
+
+// loadTLS is openTLS without the expiry check.
+func (o workerOptions) loadTLS(log *slog.Logger) (*certs.Reloader, worker.RenewFunc, error) {
+	if o.renews() {
+		rl, err := enroll.Open(o.StateDir, o.TLSCA)
+		if err != nil {
+			return nil, nil, usageError(fmt.Errorf("worker TLS: %w", err))
+		}
+		return rl, enroll.NewRenewer(o.StateDir, rl, log, o.RenewInterval).Run, nil
+	}
+	if !o.Renew {
+		rl, err := certs.NewReloader(o.TLSCert, o.TLSKey, o.TLSCA)
+		if err != nil {
+			return nil, nil, usageError(fmt.Errorf("worker TLS: %w", err))
+		}
+		return rl, nil, nil
+	}
+	files := enroll.IssuedFiles(o.TLSCert, o.TLSKey, o.TLSCA)
+	if err := files.CheckWritable(); err != nil {
+		return nil, nil, usageError(fmt.Errorf("--renew: %w", err))
+	}
+	rl, err := enroll.OpenFiles(files)
+	if err != nil {
+		return nil, nil, usageError(fmt.Errorf("worker TLS: %w", err))
+	}
+	return rl, enroll.NewFilesRenewer(files, rl, log, o.RenewInterval).Run, nil
+}
+
 // newEnrollCmd is `gearbridge worker enroll` and, with role sender,
 // `gearbridge send enroll`.
 func newEnrollCmd(s streams, g *globals, role certs.Role) *cobra.Command {
@@ -219,8 +289,12 @@ gearbridge ` + parent + ` --bridge HOST:PORT --state-dir DIR ...`,
 			if g.bridge == "" || token == "" || fingerprint == "" || stateDir == "" {
 				return usageError(errors.New(parent + " enroll: --bridge, --token, --ca-fingerprint and --state-dir are required"))
 			}
+			bridge, err := bridgeAddr(g.bridge)
+			if err != nil {
+				return usageError(err)
+			}
 			pair, err := enroll.Enroll(cmd.Context(), enroll.Options{
-				Bridge: g.bridge, Token: token, CAFingerprint: fingerprint,
+				Bridge: bridge, Token: token, CAFingerprint: fingerprint,
 				StateDir: stateDir, Role: role, Timeout: timeout,
 			})
 			if err != nil {
@@ -349,7 +423,11 @@ func (o workerOptions) workerConfig(hostname func() (string, error)) (worker.Con
 	for _, b := range o.Bridge {
 		for item := range strings.SplitSeq(b, ",") {
 			if item = strings.TrimSpace(item); item != "" {
-				cfg.Bridges = append(cfg.Bridges, item)
+				addr, err := bridgeAddr(item)
+				if err != nil {
+					return cfg, err
+				}
+				cfg.Bridges = append(cfg.Bridges, addr)
 			}
 		}
 	}
@@ -468,7 +546,11 @@ func runGearmanWorker(ctx context.Context, opts workerOptions, cfg worker.Config
 
 // runWorker runs the worker until ctx ends and it has drained.
 func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger) error {
-	reg := processRegistry()
+	return runWorkerWith(ctx, opts, cfg, log, processRegistry())
+}
+
+// runWorkerWith is runWorker with the registry its metrics go to.
+func runWorkerWith(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger, reg *prometheus.Registry) error {
 	if opts.MetricsListen != "" {
 		stop, err := serveMetrics(opts.MetricsListen, reg)
 		if err != nil {
@@ -479,20 +561,11 @@ func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *
 	if opts.Transport == transportGearman {
 		return runGearmanWorker(ctx, opts, cfg, log, reg)
 	}
-	var tlsReloader *certs.Reloader
-	var err error
-	if opts.renews() {
-		tlsReloader, err = enroll.Open(opts.StateDir, opts.TLSCA)
-	} else {
-		tlsReloader, err = certs.NewReloader(opts.TLSCert, opts.TLSKey, opts.TLSCA)
-	}
+	tlsReloader, renew, err := opts.openTLS(log)
 	if err != nil {
-		return usageError(fmt.Errorf("worker TLS: %w", err))
+		return err
 	}
-	var renew worker.RenewFunc
-	if opts.renews() {
-		renew = enroll.NewRenewer(opts.StateDir, tlsReloader, log, opts.RenewInterval).Run
-	}
+	defer certwatch.Start(ctx, certwatch.Reloaded(tlsReloader), log, reg)()
 	w, err := worker.New(cfg, worker.Deps{
 		Renew:      renew,
 		Logger:     log,

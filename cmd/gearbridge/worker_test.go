@@ -519,3 +519,27 @@ func TestTimeoutReturnDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerBridgeDefaultPort: --bridge without a port dials the bridge's
+// default port 4731; a bad port is a usage error naming it.
+func TestWorkerBridgeDefaultPort(t *testing.T) {
+	_, _, cfg, err := parseWorkerFlags(t, append([]string{"--services", "--bridge", "b1,b2:5000,[::1]"}, tlsFlags...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"b1:4731", "b2:5000", "[::1]:4731"}; !slices.Equal(cfg.Bridges, want) {
+		t.Errorf("bridges %q, want %q", cfg.Bridges, want)
+	}
+	if _, _, _, err := parseWorkerFlags(t, append([]string{"--services", "--bridge", "b1:http"}, tlsFlags...)...); err == nil || !strings.Contains(err.Error(), `bridge "b1:http"`) {
+		t.Errorf("bad port: %v", err)
+	}
+}
+
+// TestWorkerEnrollBridgeDefaultPort: enroll takes --bridge without a port too.
+func TestWorkerEnrollBridgeDefaultPort(t *testing.T) {
+	_, _, errOut := runCmd(t, "gearbridge", "worker", "enroll", "--bridge", "127.0.0.1", "--token", "bad",
+		"--ca-fingerprint", "sha256:00", "--state-dir", t.TempDir())
+	if strings.Contains(errOut, "HOST:PORT") || !strings.Contains(errOut, "token") {
+		t.Errorf("stderr %q: want only the token refused", errOut)
+	}
+}

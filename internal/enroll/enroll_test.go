@@ -50,6 +50,12 @@ func startBridge(t *testing.T, lifetime time.Duration) *testBridge {
 	cfg.Servers = []string{"127.0.0.1:1"} // never dialled: no worker sessions here
 	cfg.CertsDir = dir
 	cfg.CertLifetime = lifetime
+	// Certificates issued by hand (certs issue) need an operator's rule.
+	az, err := bridge.ParseAuthz([]byte("rules:\n  - {identity: \"issued-*\", role: worker, queues: [service]}\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Authz = az
 	cfg.DrainTimeout = time.Second
 	b, err := bridge.New(cfg, bridge.Deps{TLS: r})
 	if err != nil {
@@ -282,5 +288,89 @@ func write(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := certs.WriteFileAtomic(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRenewerRenewsIssuedFiles: a certificate from certs issue, kept in
+// files of the operator's choice, renews like an enrolled one: the new key
+// and certificate replace the files, the lock sits beside them, and the
+// CA file is only read.
+func TestRenewerRenewsIssuedFiles(t *testing.T) {
+	tb := startBridge(t, 90*time.Second)
+	dir := t.TempDir()
+	crtPEM, keyPEM, err := tb.ca.IssueClient(certs.RoleWorker, "issued-1", 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := IssuedFiles(filepath.Join(dir, "issued-1.crt"), filepath.Join(dir, "issued-1.key"), filepath.Join(tb.caDir, certs.CACertFile))
+	write(t, files.Cert, crtPEM)
+	write(t, files.Key, keyPEM)
+	caBefore, _ := os.ReadFile(files.CA)
+	if err := files.CheckWritable(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenFiles(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(tb.addr, grpc.WithTransportCredentials(credentials.NewTLS(r.ClientConfig(""))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	rn := NewFilesRenewer(files, r, nil, time.Hour)
+	old := r.Leaf()
+	rn.now = func() time.Time { return time.Now().Add(65 * time.Second) }
+	if did, err := rn.Check(context.Background(), cc); err != nil || !did {
+		t.Fatalf("due certificate not renewed: %v %v", did, err)
+	}
+	if r.Leaf().SerialNumber.Cmp(old.SerialNumber) == 0 {
+		t.Fatal("reloader still holds the old certificate")
+	}
+	onDisk, err := certs.NewReloader(files.Cert, files.Key, files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if onDisk.Leaf().SerialNumber.Cmp(r.Leaf().SerialNumber) != 0 {
+		t.Fatal("the files do not hold the renewed certificate")
+	}
+	if role, name, _ := certs.IdentityOf(onDisk.Leaf()); role != certs.RoleWorker || name != "issued-1" {
+		t.Fatalf("renewed as %s/%s", role, name)
+	}
+	if fi, err := os.Stat(files.Key); err != nil || fi.Mode().Perm() != certs.KeyFileMode {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	if _, err := os.Stat(files.Cert + ".lock"); err != nil {
+		t.Fatalf("no lock beside the certificate: %v", err)
+	}
+	if caAfter, _ := os.ReadFile(files.CA); !bytes.Equal(caAfter, caBefore) {
+		t.Fatal("the CA file was changed")
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), nextSuffix) || strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("leftover %s", e.Name())
+		}
+	}
+}
+
+// TestCheckWritable: renewal needs to replace the files, which takes a
+// writable directory.
+func TestCheckWritable(t *testing.T) {
+	dir := t.TempDir()
+	missing := IssuedFiles(filepath.Join(dir, "nope", "w.crt"), filepath.Join(dir, "w.key"), filepath.Join(dir, "ca.crt"))
+	if err := missing.CheckWritable(); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "nope")) {
+		t.Errorf("missing directory: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		t.Skip("root writes to read-only directories")
+	}
+	ro := filepath.Join(dir, "ro")
+	if err := os.Mkdir(ro, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	files := IssuedFiles(filepath.Join(ro, "w.crt"), filepath.Join(ro, "w.key"), filepath.Join(dir, "ca.crt"))
+	if err := files.CheckWritable(); err == nil || !strings.Contains(err.Error(), "not writable") {
+		t.Errorf("read-only directory: %v", err)
 	}
 }

@@ -26,13 +26,13 @@ const DefaultRenewInterval = time.Minute
 // renewTimeout bounds one Renew call.
 const renewTimeout = 30 * time.Second
 
-// Renewer renews the certificate of a state directory over the peer's
-// existing mutual-TLS connection once less than a third of its lifetime is
-// left, writes the new key and certificate atomically and reloads the
-// Reloader, so new handshakes use them while the running connection stays
-// as it is.
+// Renewer renews the certificate of a state directory, or of files from
+// `gearbridge certs issue`, over the peer's existing mutual-TLS connection
+// once less than a third of its lifetime is left, writes the new key and
+// certificate atomically and reloads the Reloader, so new handshakes use
+// them while the running connection stays as it is.
 type Renewer struct {
-	dir      string
+	files    Files
 	tls      *certs.Reloader
 	log      *slog.Logger
 	interval time.Duration
@@ -46,13 +46,20 @@ type Renewer struct {
 // reads. An interval of zero means DefaultRenewInterval; a nil logger
 // discards.
 func NewRenewer(dir string, tls *certs.Reloader, log *slog.Logger, interval time.Duration) *Renewer {
+	return NewFilesRenewer(StateFiles(dir), tls, log, interval)
+}
+
+// NewFilesRenewer is NewRenewer for any Files, such as IssuedFiles: tls
+// must read files.Cert, files.Key and files.CA. The renewed certificate
+// must come from the CA in files.CA.
+func NewFilesRenewer(files Files, tls *certs.Reloader, log *slog.Logger, interval time.Duration) *Renewer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if interval <= 0 {
 		interval = DefaultRenewInterval
 	}
-	return &Renewer{dir: dir, tls: tls, log: log, interval: interval, now: time.Now}
+	return &Renewer{files: files, tls: tls, log: log, interval: interval, now: time.Now}
 }
 
 // Run checks at once and then every interval until ctx ends, renewing over
@@ -83,7 +90,7 @@ func (r *Renewer) Check(ctx context.Context, cc grpc.ClientConnInterface) (bool,
 	}
 	ctx, cancel := context.WithTimeout(ctx, renewTimeout)
 	defer cancel()
-	unlock, err := lockState(ctx, r.dir)
+	unlock, err := lockFiles(ctx, r.files)
 	if err != nil {
 		return false, fmt.Errorf("renew: %w", err)
 	}
@@ -97,7 +104,7 @@ func (r *Renewer) Check(ctx context.Context, cc grpc.ClientConnInterface) (bool,
 		r.log.Info("certificate renewed by another process", "serial", certs.SerialOf(leaf))
 		return false, nil
 	}
-	_, _, caPath := Paths(r.dir)
+	caPath := r.files.CA
 	keyPEM, csrPEM, err := certs.NewKeyAndCSR()
 	if err != nil {
 		return false, err
@@ -134,7 +141,7 @@ func (r *Renewer) Check(ctx context.Context, cc grpc.ClientConnInterface) (bool,
 	if pair.Role != oldRole || pair.Name != oldName {
 		return false, fmt.Errorf("renew: the bridge issued %s %q, want %s %q", pair.Role, pair.Name, oldRole, oldName)
 	}
-	if err := writePair(r.dir, keyPEM, resp.GetCertificatePem()); err != nil {
+	if err := writePair(r.files, keyPEM, resp.GetCertificatePem()); err != nil {
 		return false, fmt.Errorf("renew: %w", err)
 	}
 	if err := r.tls.Reload(); err != nil {

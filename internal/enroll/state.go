@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -25,13 +26,65 @@ const nextSuffix = ".next"
 // never renew at once.
 const LockFile = "state.lock"
 
+// lockSuffix names the lock file beside an issued certificate.
+const lockSuffix = ".lock"
+
+// Files are the files of one certificate: the certificate and key that a
+// renewal replaces, the CA it reads, and the lock file that keeps
+// renewals and loads of several processes apart.
+type Files struct {
+	Cert, Key, CA, Lock string
+}
+
+// StateFiles are the files of the state directory dir.
+func StateFiles(dir string) Files {
+	crt, key, ca := Paths(dir)
+	return Files{Cert: crt, Key: key, CA: ca, Lock: filepath.Join(dir, LockFile)}
+}
+
+// IssuedFiles are the files of a certificate from `gearbridge certs
+// issue`, wherever the operator put them. The lock is the certificate's
+// file name with ".lock" appended.
+func IssuedFiles(cert, key, ca string) Files {
+	return Files{Cert: cert, Key: key, CA: ca, Lock: cert + lockSuffix}
+}
+
+// CheckWritable reports whether a renewal can replace the certificate and
+// the key: each is written beside its old self and renamed over it, which
+// takes a writable directory, and the lock file must be creatable.
+func (f Files) CheckWritable() error {
+	dirs := []string{filepath.Dir(f.Cert), filepath.Dir(f.Key), filepath.Dir(f.Lock)}
+	for i, d := range dirs {
+		if slices.Contains(dirs[:i], d) {
+			continue
+		}
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("renewal replaces files in %s: %w", d, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("renewal replaces files in %s: not a directory", d)
+		}
+		if err := syscall.Access(d, 2|1); err != nil { // W_OK|X_OK
+			return fmt.Errorf("renewal replaces files in %s: the directory is not writable: %w", d, err)
+		}
+	}
+	return nil
+}
+
 // lockState takes the state directory's lock and returns the function that
 // releases it. It waits for the other holder until ctx ends.
 func lockState(ctx context.Context, dir string) (func(), error) {
-	path := filepath.Join(dir, LockFile)
+	return lockFiles(ctx, StateFiles(dir))
+}
+
+// lockFiles takes f's lock and returns the function that releases it. It
+// waits for the other holder until ctx ends.
+func lockFiles(ctx context.Context, files Files) (func(), error) {
+	path := files.Lock
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock state directory: %w", err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -64,29 +117,35 @@ const openTimeout = renewTimeout + 5*time.Second
 // lock meanwhile, so a renewal by another process sharing dir is never
 // seen half done.
 func Open(dir, caFile string) (*certs.Reloader, error) {
+	files := StateFiles(dir)
+	if caFile != "" {
+		files.CA = caFile
+	}
+	return OpenFiles(files)
+}
+
+// OpenFiles is Open for any Files, such as IssuedFiles.
+func OpenFiles(files Files) (*certs.Reloader, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	defer cancel()
-	unlock, err := lockState(ctx, dir)
+	unlock, err := lockFiles(ctx, files)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if err := Recover(dir); err != nil {
+	if err := recoverFiles(files); err != nil {
 		return nil, err
 	}
-	crt, key, ca := Paths(dir)
-	if caFile != "" {
-		ca = caFile
-	}
-	return certs.NewReloader(crt, key, ca)
+	return certs.NewReloader(files.Cert, files.Key, files.CA)
 }
 
-// writePair replaces the key and the certificate of dir. Two files cannot
-// be replaced in one atomic step, so both are first written beside the old
-// ones as *.next and then renamed into place, key first. If the process
-// dies in between, Recover finishes the job at the next start.
-func writePair(dir string, keyPEM, certPEM []byte) error {
-	certPath, keyPath, _ := Paths(dir)
+// writePair replaces the key and the certificate of files. Two files
+// cannot be replaced in one atomic step, so both are first written beside
+// the old ones as *.next and then renamed into place, key first. If the
+// process dies in between, Recover (OpenFiles) finishes the job at the
+// next start.
+func writePair(files Files, keyPEM, certPEM []byte) error {
+	certPath, keyPath := files.Cert, files.Key
 	if err := writeNext(keyPath, keyPEM, 0o600); err != nil {
 		return err
 	}
@@ -111,7 +170,12 @@ func writeNext(path string, data []byte, mode os.FileMode) error {
 // leftovers if the new pair is incomplete. Call it before loading the
 // state directory.
 func Recover(dir string) error {
-	certPath, keyPath, _ := Paths(dir)
+	return recoverFiles(StateFiles(dir))
+}
+
+func recoverFiles(files Files) error {
+	certPath, keyPath := files.Cert, files.Key
+	dir := filepath.Dir(certPath)
 	certNext, keyNext := certPath+nextSuffix, keyPath+nextSuffix
 	newCert, errC := os.ReadFile(certNext)
 	if errors.Is(errC, fs.ErrNotExist) {

@@ -19,6 +19,7 @@ import (
 	"github.com/gearbridge/gearbridge/bridge"
 	"github.com/gearbridge/gearbridge/certs"
 	"github.com/gearbridge/gearbridge/internal/buildinfo"
+	"github.com/gearbridge/gearbridge/internal/certwatch"
 	"github.com/gearbridge/gearbridge/internal/config"
 )
 
@@ -163,6 +164,7 @@ reloads them without dropping sessions.`,
 			return fmt.Errorf("bridge: listen: %w", err)
 		}
 		ctx := cmd.Context()
+		defer certwatch.Start(ctx, certwatch.Reloaded(tlsReloader), log, reg)()
 		if opts.MetricsListen != "" {
 			stop, err := serveMetrics(opts.MetricsListen, reg)
 			if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gearbridge/gearbridge/certs"
 	"github.com/gearbridge/gearbridge/internal/buildinfo"
+	"github.com/gearbridge/gearbridge/internal/certwatch"
 	"github.com/gearbridge/gearbridge/internal/enroll"
 	"github.com/gearbridge/gearbridge/internal/sendbench"
 	"github.com/gearbridge/gearbridge/modgearman"
@@ -192,6 +193,9 @@ type sendSetup struct {
 	// renewal is set when the certificate is the enrolled one of the
 	// state directory, which the sender renews itself.
 	renewal *sendRenewal
+	// tls is the client certificate in --bridge mode, watched for expiry
+	// by the daemon.
+	tls *certs.Reloader
 }
 
 // sendRenewal renews an enrolled sender's certificate over its connection
@@ -401,9 +405,14 @@ func sendTransport(g *globals, f *sendFlags, st *sendSetup, log *slog.Logger, me
 		if err != nil {
 			return nil, false, fmt.Errorf("TLS: %w", err)
 		}
-		conn, err := grpc.NewClient(g.bridge, grpc.WithTransportCredentials(credentials.NewTLS(rl.ClientConfig(""))))
+		st.tls = rl
+		addr, err := bridgeAddr(g.bridge)
 		if err != nil {
-			return nil, false, fmt.Errorf("bridge %s: %w", g.bridge, err)
+			return nil, false, err
+		}
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(rl.ClientConfig(""))))
+		if err != nil {
+			return nil, false, fmt.Errorf("bridge %s: %w", addr, err)
 		}
 		if enrolled {
 			st.renewal = &sendRenewal{renewer: enroll.NewRenewer(f.stateDir, rl, log, f.renewInterval), conn: conn, log: log}
@@ -587,6 +596,9 @@ func runSendDaemon(ctx context.Context, s streams, f *sendFlags, st *sendSetup, 
 			return err
 		}
 		defer stop()
+	}
+	if st.tls != nil {
+		defer certwatch.Start(ctx, certwatch.Reloaded(st.tls), log, reg)()
 	}
 	d, err := sender.NewDaemon(sender.DaemonConfig{
 		Sender: snd, Socket: socket, Stdin: s.in, Delimiter: st.cfg.Delimiter,

@@ -47,12 +47,16 @@ certificate (--tls-*), also the bridge's remote worker sessions.`,
 				if g.tlsCA == "" || g.tlsCert == "" || g.tlsKey == "" {
 					return usageError(errors.New("top: --bridge needs --tls-ca, --tls-cert and --tls-key (an admin certificate)"))
 				}
-				host, _, _ := net.SplitHostPort(g.bridge)
+				addr, err := bridgeAddr(g.bridge)
+				if err != nil {
+					return usageError(fmt.Errorf("top: %w", err))
+				}
+				host, _, _ := net.SplitHostPort(addr)
 				tc, err := certs.ClientTLSConfig(g.tlsCert, g.tlsKey, g.tlsCA, host)
 				if err != nil {
 					return usageError(fmt.Errorf("top: %w", err))
 				}
-				cc, err := grpc.NewClient(g.bridge, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+				cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 				if err != nil {
 					return usageError(fmt.Errorf("top: %w", err))
 				}

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	"github.com/gearbridge/gearbridge/certs"
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
@@ -119,7 +121,7 @@ func Enroll(ctx context.Context, o Options) (certs.IssuedPair, error) {
 		return certs.IssuedPair{}, fmt.Errorf("enroll at %s: %w", o.Bridge, err)
 	}
 	defer cc.Close()
-	resp, err := pb.NewEnrollServiceClient(cc).Enroll(ctx, &pb.EnrollRequest{Token: o.Token, CsrPem: csrPEM})
+	resp, err := enrollRetrying(ctx, pb.NewEnrollServiceClient(cc), &pb.EnrollRequest{Token: o.Token, CsrPem: csrPEM})
 	if err != nil {
 		return certs.IssuedPair{}, fmt.Errorf("enroll at %s: %w", o.Bridge, err)
 	}
@@ -144,4 +146,25 @@ func Enroll(ctx context.Context, o Options) (certs.IssuedPair, error) {
 		return certs.IssuedPair{}, fmt.Errorf("enroll: %w", err)
 	}
 	return pair, nil
+}
+
+// enrollRetrying calls Enroll, and calls it again with backoff while the
+// bridge answers ResourceExhausted: it limits enrollments per address, and
+// a limited request uses no token. Every other answer is final.
+func enrollRetrying(ctx context.Context, client pb.EnrollServiceClient, req *pb.EnrollRequest) (*pb.EnrollResponse, error) {
+	wait := time.Second
+	for {
+		resp, err := client.Enroll(ctx, req)
+		if status.Code(err) != codes.ResourceExhausted {
+			return resp, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }

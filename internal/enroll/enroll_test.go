@@ -3,6 +3,7 @@ package enroll
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,10 +12,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	"github.com/gearbridge/gearbridge/bridge"
 	"github.com/gearbridge/gearbridge/certs"
+	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
 )
 
 // testBridge is a real bridge with a certs directory on loopback.
@@ -373,4 +377,41 @@ func TestCheckWritable(t *testing.T) {
 	if err := files.CheckWritable(); err == nil || !strings.Contains(err.Error(), "not writable") {
 		t.Errorf("read-only directory: %v", err)
 	}
+}
+
+// TestEnrollRetriesWhenRateLimited: after a burst of refused attempts from
+// this address the bridge answers ResourceExhausted; enrolling waits and
+// asks again instead of failing, and the token still works.
+func TestEnrollRetriesWhenRateLimited(t *testing.T) {
+	tb := startBridge(t, 0)
+	limited := false
+	for range 30 {
+		cc, err := grpc.NewClient(tb.addr, grpc.WithTransportCredentials(credentials.NewTLS(mustPinned(t, tb))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = pb.NewEnrollServiceClient(cc).Enroll(context.Background(), &pb.EnrollRequest{Token: "bad", CsrPem: []byte("x")})
+		cc.Close()
+		if status.Code(err) == codes.ResourceExhausted {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("the bridge never rate-limited this address")
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	opts := Options{Bridge: tb.addr, Token: tb.token(t, certs.RoleWorker, "site-r"), CAFingerprint: tb.ca.Fingerprint(), StateDir: state, Role: certs.RoleWorker, Timeout: 10 * time.Second}
+	if _, err := Enroll(context.Background(), opts); err != nil {
+		t.Fatalf("enroll while rate-limited: %v", err)
+	}
+}
+
+func mustPinned(t *testing.T, tb *testBridge) *tls.Config {
+	t.Helper()
+	tc, err := certs.PinnedClientTLSConfig(tb.ca.Fingerprint(), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
 }

@@ -489,6 +489,14 @@ func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *
 	if err != nil {
 		return usageError(fmt.Errorf("worker TLS: %w", err))
 	}
+	if opts.Identifier == "" {
+		// A remote worker is named after its certificate, not its host:
+		// the bridge refuses another name unless the authorization rules
+		// list it for the certificate's identity.
+		if _, name, err := certs.IdentityOf(tlsReloader.Leaf()); err == nil {
+			cfg.Identifier = name
+		}
+	}
 	var renew worker.RenewFunc
 	if opts.renews() {
 		renew = enroll.NewRenewer(opts.StateDir, tlsReloader, log, opts.RenewInterval).Run

@@ -24,11 +24,18 @@ const (
 // Rule allows identities matching Identity (a glob: `*` matches any run of
 // characters, `?` one character) to act in Role. Workers are limited to
 // Queues, senders to Hosts (both globs).
+//
+// A worker's identifier (its name in status queues, results and logs) is
+// its certificate identity. Identifiers (globs) lets a worker rule allow
+// other identifiers for the identities it matches, for example one
+// certificate for a site whose workers call themselves site-a-1,
+// site-a-2, ...
 type Rule struct {
-	Identity string   `mapstructure:"identity"`
-	Role     Role     `mapstructure:"role"`
-	Queues   []string `mapstructure:"queues"`
-	Hosts    []string `mapstructure:"hosts"`
+	Identity    string   `mapstructure:"identity"`
+	Role        Role     `mapstructure:"role"`
+	Queues      []string `mapstructure:"queues"`
+	Hosts       []string `mapstructure:"hosts"`
+	Identifiers []string `mapstructure:"identifiers"`
 }
 
 // Authz is a list of allow rules. Anything no rule allows is denied.
@@ -43,6 +50,10 @@ type Authz struct {
 //	  - identity: "site-a-*"
 //	    role: worker
 //	    queues: ["hostgroup_site_a", "service"]
+//	  - identity: "site-b"
+//	    role: worker
+//	    queues: ["hostgroup_site_b"]
+//	    identifiers: ["site-b-*"]
 //	  - identity: "ci-*"
 //	    role: sender
 //	    hosts: ["ci-*"]
@@ -106,14 +117,17 @@ func (a *Authz) Validate() error {
 			if len(r.Queues) != 0 {
 				errs = append(errs, fmt.Errorf("%s: queues apply to worker rules only", where))
 			}
+			if len(r.Identifiers) != 0 {
+				errs = append(errs, fmt.Errorf("%s: identifiers apply to worker rules only", where))
+			}
 		case RoleAdmin:
-			if len(r.Queues) != 0 || len(r.Hosts) != 0 {
-				errs = append(errs, fmt.Errorf("%s: an admin rule takes no queues or hosts", where))
+			if len(r.Queues) != 0 || len(r.Hosts) != 0 || len(r.Identifiers) != 0 {
+				errs = append(errs, fmt.Errorf("%s: an admin rule takes no queues, hosts or identifiers", where))
 			}
 		default:
 			errs = append(errs, fmt.Errorf("%s: role %q: want worker, sender or admin", where, r.Role))
 		}
-		for _, p := range slices.Concat(r.Queues, r.Hosts) {
+		for _, p := range slices.Concat(r.Queues, r.Hosts, r.Identifiers) {
 			if p == "" {
 				errs = append(errs, fmt.Errorf("%s: empty pattern", where))
 			}
@@ -135,6 +149,17 @@ func (a *Authz) HasRole(identity string, role Role) bool {
 // AllowQueue reports whether identity may work on queue.
 func (a *Authz) AllowQueue(identity, queue string) bool {
 	return a.allow(identity, RoleWorker, queue, func(r Rule) []string { return r.Queues })
+}
+
+// AllowIdentifier reports whether a worker of identity may call itself
+// identifier: its own identity (or no identifier, which defaults to it)
+// always, another one only if a worker rule of identity lists it under
+// identifiers.
+func (a *Authz) AllowIdentifier(identity, identifier string) bool {
+	if identifier == "" || identifier == identity {
+		return true
+	}
+	return a.allow(identity, RoleWorker, identifier, func(r Rule) []string { return r.Identifiers })
 }
 
 // AllowHost reports whether identity may send results for host.

@@ -9,9 +9,11 @@ import (
 
 // FuzzParseAuthz feeds arbitrary bytes to the authorization parser. It
 // either returns rules that validate, or an error that names the file;
-// nothing panics, and parsed rules answer queries.
+// nothing panics, and parsed rules answer queries: an identity may always
+// use its own name as identifier, and a worker rule's literal identifiers.
 //
-// Seeds: the files of testdata/authz (good and bad) and contrib/authz.yaml.
+// Seeds: the files of testdata/authz (good and bad), contrib/authz.yaml
+// and testdata/fuzz/FuzzParseAuthz.
 func FuzzParseAuthz(f *testing.F) {
 	files, err := filepath.Glob("testdata/authz/*.yaml")
 	if err != nil || len(files) == 0 {
@@ -39,6 +41,14 @@ func FuzzParseAuthz(f *testing.F) {
 			a.HasRole(r.Identity, r.Role)
 			a.AllowQueue(r.Identity, "service")
 			a.AllowHost(r.Identity, "web1")
+			if !a.AllowIdentifier(r.Identity, r.Identity) {
+				t.Fatalf("identity %q may not use its own name as identifier", r.Identity)
+			}
+			for _, p := range r.Identifiers {
+				if r.Role == RoleWorker && !a.AllowIdentifier(r.Identity, p) {
+					t.Fatalf("identity %q may not use the identifier %q its rule lists", r.Identity, p)
+				}
+			}
 		}
 	})
 }

@@ -66,6 +66,11 @@ func TestLoadAuthzErrors(t *testing.T) {
 		"sender_with_queues.yaml":    "queues apply to worker rules only",
 		"empty_identity.yaml":        "identity is empty",
 		"missing.yaml":               "missing.yaml",
+		// identifiers: names a worker may use instead of its identity.
+		"identifiers_on_sender.yaml":     "identifiers apply to worker rules only",
+		"identifiers_on_admin.yaml":      "an admin rule takes no queues, hosts or identifiers",
+		"identifiers_empty_pattern.yaml": "empty pattern",
+		"identifiers_not_a_list.yaml":    "identifiers",
 	}
 	for file, want := range tests {
 		t.Run(file, func(t *testing.T) {
@@ -88,5 +93,53 @@ func TestDefaultDenyAndAllowAll(t *testing.T) {
 	}
 	if !all.AllowQueue("x", "hostgroup_y") || !all.AllowHost("x", "h") || !all.HasRole("x", RoleAdmin) {
 		t.Fatal("AllowAll must allow everything")
+	}
+}
+
+// TestAuthzIdentifiers: a worker's identifier is its certificate identity;
+// another one only where a worker rule of that identity lists it.
+func TestAuthzIdentifiers(t *testing.T) {
+	a, err := LoadAuthz("testdata/authz/identifiers.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		identity, identifier string
+		want                 bool
+	}{
+		{"site-a", "", true},       // defaults to the identity
+		{"site-a", "site-a", true}, // the identity itself
+		{"site-a", "site-a-1", true},
+		{"site-a", "site-a-", true},
+		{"site-a", "legacy-a", true},
+		{"site-a", "legacy-a2", false},
+		{"site-a", "site-b", false},
+		{"site-b", "site-b", true},
+		{"site-b", "site-a-1", false}, // another identity's list does not count
+		{"site-b", "site-b-1", false}, // no list: only the identity
+		{"ops", "site-a-1", false},    // not a worker rule
+	}
+	for _, tt := range tests {
+		if got := a.AllowIdentifier(tt.identity, tt.identifier); got != tt.want {
+			t.Errorf("AllowIdentifier(%q, %q) = %v, want %v", tt.identity, tt.identifier, got, tt.want)
+		}
+	}
+	if AllowAll().AllowIdentifier("site-a", "other") {
+		t.Error("AllowAll lets any identity use any identifier; it should not")
+	}
+}
+
+// TestContribAuthzSaysWhatItsCommentsSay: the example file's identifiers
+// rule does what its comment says.
+func TestContribAuthzSaysWhatItsCommentsSay(t *testing.T) {
+	a, err := LoadAuthz("../contrib/authz.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.AllowIdentifier("site-b", "site-b-1") || !a.AllowQueue("site-b", "hostgroup_site_b") {
+		t.Error("site-b's workers may not call themselves site-b-1")
+	}
+	if a.AllowIdentifier("site-b", "site-a-1") || a.AllowIdentifier("site-a-1", "site-a-2") {
+		t.Error("an identifier no rule lists is allowed")
 	}
 }

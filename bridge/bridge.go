@@ -15,6 +15,7 @@ package bridge
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -82,6 +83,19 @@ type Config struct {
 	SendTimeout time.Duration
 	// HelloTimeout bounds the wait for a session's first message.
 	HelloTimeout time.Duration
+	// MaxSessions bounds the worker sessions the bridge holds at once, and
+	// MaxSessionsPerIdentity those of one certificate identity. A session
+	// counts while attached and while it waits for its worker to resume.
+	// Each one holds two gearmand connections per server, so that without
+	// a limit one certificate could use up gearmand's connections.
+	MaxSessions            int
+	MaxSessionsPerIdentity int
+	// HandshakeTimeout bounds a new connection's TLS and HTTP/2 setup; a
+	// connection that has not completed it by then is closed.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that has carried no call for that
+	// long (a worker's session stream keeps its connection busy).
+	IdleTimeout time.Duration
 	// DrainTimeout bounds graceful shutdown.
 	DrainTimeout time.Duration
 	// Authz decides who may do what; nil denies everything (or, with
@@ -124,9 +138,22 @@ func DefaultConfig() Config {
 		MaxMessageBytes: 4 << 20,          // results carry at most 1 MiB of output by default
 		MaxSlots:        10000,
 		HelloTimeout:    10 * time.Second,
-		SendTimeout:     30 * time.Second, // far beyond any healthy link's stall, well within a check's timeout
-		DrainTimeout:    30 * time.Second,
-		WatchInterval:   DefaultWatchInterval,
+		// A site runs a handful of workers per certificate; 32 leaves room
+		// for restarts whose old sessions still wait out their resume
+		// grace. 1024 sessions are 2048 connections per gearmand, well
+		// within its default limits.
+		MaxSessions:            1024,
+		MaxSessionsPerIdentity: 32,
+		// A TLS 1.3 handshake takes a few round trips; 10 s covers a slow
+		// satellite link and frees a connection that never speaks.
+		HandshakeTimeout: 10 * time.Second,
+		// Senders submit every few seconds to minutes; a connection without
+		// a call for 2 minutes (or one that never makes any) is closed, and
+		// the client reconnects when it has something to send.
+		IdleTimeout:   2 * time.Minute,
+		SendTimeout:   30 * time.Second, // far beyond any healthy link's stall, well within a check's timeout
+		DrainTimeout:  30 * time.Second,
+		WatchInterval: DefaultWatchInterval,
 	}
 }
 
@@ -148,6 +175,7 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"resume-grace": c.ResumeGrace, "job-timeout": c.JobTimeout, "timeout-grace": c.TimeoutGrace,
 		"hello-timeout": c.HelloTimeout, "send-timeout": c.SendTimeout, "drain-timeout": c.DrainTimeout, "watch-interval": c.WatchInterval,
+		"handshake-timeout": c.HandshakeTimeout, "idle-timeout": c.IdleTimeout,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %v", name, d))
@@ -158,6 +186,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSlots <= 0 {
 		errs = append(errs, fmt.Errorf("max-slots: must be positive, got %d", c.MaxSlots))
+	}
+	if c.MaxSessions <= 0 {
+		errs = append(errs, fmt.Errorf("max-sessions: must be positive, got %d", c.MaxSessions))
+	}
+	if c.MaxSessionsPerIdentity <= 0 {
+		errs = append(errs, fmt.Errorf("max-sessions-per-identity: must be positive, got %d", c.MaxSessionsPerIdentity))
 	}
 	if c.Authz != nil {
 		if err := c.Authz.Validate(); err != nil {
@@ -183,8 +217,12 @@ type Deps struct {
 	Gearman Gearman
 	// Version is reported in status.
 	Version string
-	// TLS is the bridge's own certificate and CA. It is reloaded by Reload
-	// and, with Config.CertsDir, verifies client certificates per call.
+	// TLS is the bridge's own certificate and CA. Its certificate must
+	// carry the bridge role, be for server authentication, be valid and
+	// chain to the CA, or New fails. It is reloaded by Reload; a reloaded
+	// certificate that fails those checks is refused and the previous one
+	// served on (see servedTLS). With Config.CertsDir, it also verifies
+	// client certificates per call.
 	TLS *certs.Reloader
 }
 
@@ -207,9 +245,13 @@ type Bridge struct {
 	enrolledMu    sync.Mutex // serialises writes of enrolled-authz.json
 
 	tlsR    *certs.Reloader
-	caPtr   atomic.Pointer[certs.CA] // with CertsDir
-	revoked *certs.Revocations       // with CertsDir or RevocationsFile
-	tokens  *certs.Tokens            // with CertsDir
+	served  atomic.Pointer[servedTLS]        // what the bridge serves; see servedTLS
+	tlsSeen atomic.Pointer[x509.Certificate] // tlsR's certificate when last checked
+	tlsMu   sync.Mutex                       // serialises adoptTLS
+	rl      *rateLog                         // refusals a peer can provoke at will
+	caPtr   atomic.Pointer[certs.CA]         // with CertsDir
+	revoked *certs.Revocations               // with CertsDir or RevocationsFile
+	tokens  *certs.Tokens                    // with CertsDir
 	limiter *rateLimiter
 
 	mu       sync.Mutex
@@ -227,13 +269,21 @@ type Bridge struct {
 }
 
 // New builds a bridge. It connects nothing until Serve.
-func New(cfg Config, deps Deps) (*Bridge, error) {
+func New(cfg Config, deps Deps) (b *Bridge, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("bridge config: %w", err)
 	}
 	codec, err := modgearman.NewCodec(cfg.Key, cfg.Encryption)
 	if err != nil {
 		return nil, fmt.Errorf("bridge config: %w", err)
+	}
+	// The bridge's own certificate first: a bridge that must not serve it
+	// starts nothing.
+	var served *servedTLS
+	if deps.TLS != nil {
+		if served, err = loadServedTLS(deps.TLS, cfg.CertsDir != ""); err != nil {
+			return nil, fmt.Errorf("bridge: %w", err)
+		}
 	}
 	log := deps.Logger
 	if log == nil {
@@ -242,8 +292,13 @@ func New(cfg Config, deps Deps) (*Bridge, error) {
 	gm := deps.Gearman
 	if gm == nil {
 		gm = NewGearman(cfg.Servers, log)
+		defer func() {
+			if err != nil {
+				_ = gm.Close() // its client's goroutines would outlive New
+			}
+		}()
 	}
-	b := &Bridge{
+	b = &Bridge{
 		cfg:      cfg,
 		log:      log,
 		m:        newMetrics(deps.Registerer),
@@ -264,6 +319,13 @@ func New(cfg Config, deps Deps) (*Bridge, error) {
 	for _, d := range cfg.DupServers {
 		b.dups = append(b.dups, gearman.NewClient([]string{d}, gearman.ClientOptions{Logger: log}))
 	}
+	defer func() {
+		if err != nil {
+			for _, d := range b.dups {
+				_ = d.Close()
+			}
+		}
+	}()
 	az := cfg.Authz
 	if az == nil && cfg.AuthzFile != "" {
 		if az, err = LoadAuthz(cfg.AuthzFile); err != nil {
@@ -276,6 +338,11 @@ func New(cfg Config, deps Deps) (*Bridge, error) {
 	b.operatorAuthz.Store(az)
 	b.enrolledRules.Store(&Authz{})
 	b.tlsR = deps.TLS
+	b.rl = newRateLog(rateLogEvery, time.Now)
+	if served != nil {
+		b.served.Store(served)
+		b.tlsSeen.Store(deps.TLS.Leaf())
+	}
 	b.limiter = newRateLimiter()
 	if cfg.CertsDir != "" {
 		if deps.TLS == nil {
@@ -338,30 +405,49 @@ func (b *Bridge) SetAuthz(a *Authz) error {
 // than Enroll and the health check then verifies the client certificate
 // (CA, validity, role, revocation) and is refused with Unauthenticated and
 // a logged reason.
+//
+// Every handshake uses the material last accepted by servedTLS, so that a
+// reloaded certificate the bridge must not serve never reaches a client.
 func (b *Bridge) ServerTLSConfig() (*tls.Config, error) {
-	if b.tlsR == nil {
+	st := b.servedTLS()
+	if st == nil {
 		return nil, errors.New("bridge: no TLS material (Deps.TLS)")
 	}
-	if b.cfg.CertsDir != "" {
-		return b.tlsR.OptionalClientServerConfig(), nil
+	cfg := st.cfg.Clone()
+	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return b.servedTLS().cfg.GetCertificate(hello)
 	}
-	return b.tlsR.ServerConfig(nil), nil
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		return b.servedTLS().cfg.GetConfigForClient(hello)
+	}
+	return cfg, nil
 }
 
+// maxStreamsPerConn bounds the calls one connection carries at once. A
+// worker needs its session stream and now and then a renewal, a sender or
+// an operator's tool one call at a time; 16 leaves room and stops one
+// connection from opening streams without end.
+const maxStreamsPerConn = 16
+
 // ServerOptions returns the gRPC options the bridge needs: TLS (1.3, client
-// certificates required — the tls.Config decides), message limits and
-// keepalive enforcement that lets workers behind NAT ping every 20 s.
+// certificates required — the tls.Config decides) with failed handshakes
+// logged and counted, message and stream limits, a bound on connection
+// setup, closing idle connections, and keepalive enforcement that lets
+// workers behind NAT ping every 20 s.
 func (b *Bridge) ServerOptions(tlsConfig *tls.Config) []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.Creds(credentials.NewTLS(tlsConfig)),
+		grpc.Creds(handshakeCreds{TransportCredentials: credentials.NewTLS(tlsConfig), b: b}),
 		grpc.MaxRecvMsgSize(b.cfg.MaxMessageBytes),
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.ConnectionTimeout(b.cfg.HandshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             15 * time.Second, // below the workers' 20 s pings, so none is punished
 			PermitWithoutStream: true,
 		}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
-			Time:    30 * time.Second,
-			Timeout: 10 * time.Second,
+			MaxConnectionIdle: b.cfg.IdleTimeout,
+			Time:              30 * time.Second,
+			Timeout:           10 * time.Second,
 		}),
 	}
 }
@@ -402,6 +488,7 @@ func (b *Bridge) Serve(ctx context.Context, lis net.Listener, tlsConfig *tls.Con
 	var watchWG sync.WaitGroup
 	watchWG.Go(func() { b.watch(wctx) })
 	watchWG.Go(func() { b.expireSessions(wctx) })
+	watchWG.Go(func() { b.watchServedTLS(wctx) })
 	defer watchWG.Wait()
 	defer stopWatch()
 

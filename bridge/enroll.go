@@ -284,7 +284,7 @@ func readEnrolled(path string) (enrolledDoc, error) {
 func toAuthz(doc enrolledDoc) *Authz {
 	a := &Authz{}
 	for _, r := range doc.Rules {
-		a.Rules = append(a.Rules, Rule(r))
+		a.Rules = append(a.Rules, Rule{Identity: r.Identity, Role: r.Role, Queues: r.Queues, Hosts: r.Hosts})
 	}
 	return a
 }

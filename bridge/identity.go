@@ -41,7 +41,7 @@ func (b *Bridge) identityFrom(ctx context.Context) (Identity, error) {
 		return Identity{}, status.Error(codes.Unauthenticated, "connection is not TLS")
 	}
 	if b.cfg.CertsDir != "" {
-		leaf, role, name, err := b.tlsR.VerifyClient(info.State, time.Now(), b.revoked.VerifyPeer)
+		leaf, role, name, err := b.servedTLS().r.VerifyClient(info.State, time.Now(), b.revoked.VerifyPeer)
 		if errors.Is(err, certs.ErrNoClientCert) {
 			return Identity{}, status.Error(codes.Unauthenticated, "no client certificate (only enrollment works without one)")
 		}
@@ -71,23 +71,42 @@ func (b *Bridge) identityFrom(ctx context.Context) (Identity, error) {
 
 // authorize checks that the caller's certificate carries role and that the
 // authorization rules give its identity that role. Both must allow.
+// Refusals are logged once per interval per peer host or identity and
+// reason (a client retrying with a bad certificate would flood the log
+// otherwise).
 func (b *Bridge) authorize(ctx context.Context, role Role) (Identity, error) {
+	peer := peerAddr(ctx)
 	id, err := b.identityFrom(ctx)
 	if err != nil {
-		b.log.Warn("refused unauthenticated call", "peer", peerAddr(ctx), "err", err)
+		// Per host and reason: a client retrying with the same bad
+		// certificate is one line per interval, a different refusal is seen.
+		b.rl.Warn(b.log, hostOf(peer)+" "+status.Convert(err).Message(), "refused unauthenticated call", "peer", peer, "err", err)
 		return Identity{}, err
 	}
 	if id.Role != role {
 		err := status.Errorf(codes.PermissionDenied, "certificate of %q has role %q, this service needs role %q", id.Name, id.Role, role)
-		b.log.Warn("refused call", "identity", id.Name, "err", err)
+		b.rl.Warn(b.log, id.Name+" "+string(role), "refused call", "identity", id.Name, "peer", peer, "err", err)
 		return Identity{}, err
 	}
 	if !b.authz().HasRole(id.Name, role) {
 		err := status.Errorf(codes.PermissionDenied, "identity %q is not allowed the %s role by the authorization rules", id.Name, role)
-		b.log.Warn("refused call", "identity", id.Name, "err", err)
+		b.rl.Warn(b.log, id.Name+" "+string(role), "refused call", "identity", id.Name, "peer", peer, "err", err)
 		return Identity{}, err
 	}
 	return id, nil
+}
+
+// checkIdentifier allows a worker's identifier: its certificate identity
+// (an empty identifier defaults to it), or one a worker rule lists for the
+// identity under identifiers. The identifier names the worker's status
+// queue and its results, so another certificate must not take it.
+func (b *Bridge) checkIdentifier(id Identity, identifier string) error {
+	if b.authz().AllowIdentifier(id.Name, identifier) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied,
+		"identity %q may not call itself %q: a worker's identifier is its certificate identity, unless an authorization rule for the identity lists it under identifiers",
+		id.Name, identifier)
 }
 
 func (id Identity) String() string { return fmt.Sprintf("%s/%s", id.Role, id.Name) }

@@ -27,7 +27,19 @@ type metrics struct {
 	dupErrors       prometheus.Counter
 	jobDuration     *prometheus.HistogramVec
 	dispatchLatency prometheus.Histogram
+
+	sessionsRefused   *prometheus.CounterVec
+	handshakeFailures *prometheus.CounterVec
+	tlsReloadsRefused prometheus.Counter
 }
+
+// sessionRefusals are the reasons a worker session is refused after its
+// certificate was accepted.
+var sessionRefusals = []string{"invalid", "queue", "identifier", "session_owner", "identity_limit", "total_limit"}
+
+// handshakeFailureReasons are the labels of failed TLS handshakes (see
+// handshakeFailureReason).
+var handshakeFailureReasons = []string{"unknown_ca", "expired", "bad_certificate", "no_certificate", "timeout", "other"}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -113,6 +125,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time the bridge adds between receiving a job from gearmand and sending it to the worker.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 		}),
+		sessionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_sessions_refused_total",
+			Help: "Worker sessions refused after the certificate was accepted, by reason: invalid hello, queue or identifier not allowed, session of another identity, per-identity or total session limit.",
+		}, []string{"reason"}),
+		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_tls_handshake_failures_total",
+			Help: "TLS handshakes that failed, by reason: unknown_ca, expired, bad_certificate (also a client refusing the bridge's), no_certificate, timeout, other. Connections closed before any TLS record are not counted.",
+		}, []string{"reason"}),
+		tlsReloadsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_tls_reloads_refused_total",
+			Help: "Reloaded bridge certificates refused (wrong role, no server authentication, not from the CA, not valid now); the previous one stays in use.",
+		}),
 	}
 	// Every reason is reported from the start, so that an alert on a rate
 	// sees a zero before the first event.
@@ -122,9 +146,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"too_large", "unencodable"} {
 		m.refusedJobs.WithLabelValues(r)
 	}
+	for _, r := range sessionRefusals {
+		m.sessionsRefused.WithLabelValues(r)
+	}
+	for _, r := range handshakeFailureReasons {
+		m.handshakeFailures.WithLabelValues(r)
+	}
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.credit, m.dispatched, m.completed, m.timedOut, m.requeued,
-			m.invalidJobs, m.refusedJobs, m.failedJobs, m.stalled, m.unsendable, m.queuesRevoked, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency)
+			m.invalidJobs, m.refusedJobs, m.failedJobs, m.stalled, m.unsendable, m.queuesRevoked, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency,
+			m.sessionsRefused, m.handshakeFailures, m.tlsReloadsRefused)
 	}
 	return m
 }

@@ -14,6 +14,7 @@ const (
 	expiredSessionReason  = "certificate expired"
 	noQueuesSessionReason = "no queue left to it by the authorization rules"
 	noRoleSessionReason   = "its identity lost the worker role in the authorization rules"
+	identifierReason      = "its identifier is no longer allowed to its identity by the authorization rules"
 )
 
 // sessionList is a snapshot of the sessions, attached and detached.
@@ -28,7 +29,8 @@ func (b *Bridge) sessionList() []*session {
 }
 
 // recheckSessions applies the current authorization rules to every live
-// and detached session: a queue no longer allowed to the session's
+// and detached session: an identifier no longer allowed to the identity
+// closes the session, a queue no longer allowed to the session's
 // identity is taken away from it (CANT_DO on its gearmand connections, so
 // gearmand stops offering it), and a session left with no queue, or whose
 // identity lost the worker role, is closed (gearmand requeues its
@@ -39,6 +41,11 @@ func (b *Bridge) recheckSessions() {
 		if !az.HasRole(s.identity, RoleWorker) {
 			s.log.Warn("closing session: " + noRoleSessionReason)
 			s.close(noRoleSessionReason)
+			continue
+		}
+		if !az.AllowIdentifier(s.identity, s.identifier) {
+			s.log.Warn("closing session: " + identifierReason)
+			s.close(identifierReason)
 			continue
 		}
 		keep := slices.DeleteFunc(s.currentQueues(), func(q string) bool { return !az.AllowQueue(s.identity, q) })

@@ -130,3 +130,29 @@ func TestAuthzReloadTakesQueuesAway(t *testing.T) {
 		t.Fatalf("close reason %q", reason)
 	}
 }
+
+// TestAuthzReloadClosesSessionOfIdentifierNoLongerAllowed: a session whose
+// identifier an authz reload no longer allows to its identity is closed.
+func TestAuthzReloadClosesSessionOfIdentifierNoLongerAllowed(t *testing.T) {
+	allow := &Authz{Rules: []Rule{{Identity: "w1", Role: RoleWorker, Queues: []string{"service"}, Identifiers: []string{"w1-*"}}}}
+	e := newTestEnv(t, func(c *Config) { c.Authz = allow })
+	h := hello(1, "service")
+	h.Identifier = "w1-b"
+	if _, w, _ := e.session(e.dial(certs.RoleWorker, "w1"), h); w == nil {
+		t.Fatal("no welcome")
+	}
+	s := onlySession(t, e.b)
+	if err := e.b.SetAuthz(workerRules("service")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "session closed", func() bool {
+		e.b.mu.Lock()
+		defer e.b.mu.Unlock()
+		return len(e.b.sessions) == 0
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeReason != identifierReason {
+		t.Fatalf("close reason %q", s.closeReason)
+	}
+}

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ type workerService struct {
 // Work runs one attachment of a worker session.
 func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 	b := w.b
+	peer := peerAddr(stream.Context())
 	id, err := b.authorize(stream.Context(), RoleWorker)
 	if err != nil {
 		return err
@@ -36,10 +38,22 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 	if err != nil {
 		return err
 	}
+	refuse := func(reason string, err error) error {
+		b.m.sessionsRefused.WithLabelValues(reason).Inc()
+		b.rl.Warn(b.log, id.Name+" "+reason, "refused worker session", "identity", id.Name,
+			"identifier", cmp.Or(hello.GetIdentifier(), id.Name), "peer", peer, "reason", reason, "err", err)
+		return err
+	}
 	queues, err := b.checkHello(id, hello, b.resumable(id, hello))
 	if err != nil {
-		b.log.Warn("refused worker session", "identity", id.Name, "err", err)
-		return err
+		reason := "invalid"
+		if status.Code(err) == codes.PermissionDenied {
+			reason = "queue"
+		}
+		return refuse(reason, err)
+	}
+	if err := b.checkIdentifier(id, hello.GetIdentifier()); err != nil {
+		return refuse("identifier", err)
 	}
 
 	b.mu.Lock()
@@ -53,14 +67,20 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 		if old := b.sessions[sid]; old != nil {
 			if old.identity != id.Name {
 				b.mu.Unlock()
-				return status.Errorf(codes.PermissionDenied, "session %s belongs to another identity", sid)
+				return refuse("session_owner", status.Errorf(codes.PermissionDenied, "session %s belongs to another identity", sid))
 			}
 			s, resumed = old, true
 			s.setCert(id.Serial, id.NotAfter)
+			s.setPeer(peer)
 		}
 	}
 	if s == nil {
-		s = b.newSession(id, hello, queues)
+		// A resumed session is already counted; only a new one must fit.
+		if reason, err := b.sessionRoomLocked(id); err != nil {
+			b.mu.Unlock()
+			return refuse(reason, err)
+		}
+		s = b.newSession(id, hello, queues, peer)
 		b.sessions[s.id] = s
 	}
 	b.mu.Unlock()
@@ -76,9 +96,9 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 		return status.Errorf(codes.Unavailable, "session %s: %v", s.id, err)
 	}
 	if resumed {
-		s.log.Info("worker session resumed", "slots", hello.GetSlots(), "held", len(hello.GetHeldJobIds()))
+		s.log.Info("worker session resumed", "slots", hello.GetSlots(), "held", len(hello.GetHeldJobIds()), "peer", peer)
 	} else {
-		s.log.Info("worker session started", "queues", queues, "slots", hello.GetSlots())
+		s.log.Info("worker session started", "queues", queues, "slots", hello.GetSlots(), "peer", peer)
 		s.start(int(capacity(hello)))
 	}
 
@@ -114,6 +134,29 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 			}
 		}
 	}
+}
+
+// sessionRoomLocked reports whether one more session of id fits the
+// limits, and if not, the reason (a metric label) and the status to refuse
+// it with. Sessions waiting for their worker to resume count: they hold
+// their gearmand connections. b.mu must be held.
+func (b *Bridge) sessionRoomLocked(id Identity) (string, error) {
+	mine := 0
+	for _, s := range b.sessions {
+		if s.identity == id.Name {
+			mine++
+		}
+	}
+	if mine >= b.cfg.MaxSessionsPerIdentity {
+		return "identity_limit", status.Errorf(codes.ResourceExhausted,
+			"identity %q already has %d sessions, the most one identity may hold (--max-sessions-per-identity); a disconnected session counts until its resume grace of %v ends",
+			id.Name, mine, b.cfg.ResumeGrace)
+	}
+	if n := len(b.sessions); n >= b.cfg.MaxSessions {
+		return "total_limit", status.Errorf(codes.ResourceExhausted,
+			"the bridge already holds %d sessions, the most it may hold (--max-sessions)", n)
+	}
+	return "", nil
 }
 
 // maxReceive is the worker's receive limit from its hello; a worker that

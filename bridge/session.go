@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,7 @@ type session struct {
 	closeReason string
 	serial      string    // of the certificate that attached last (or the bridge renewed)
 	notAfter    time.Time // its end of validity
+	peer        string    // the address the worker's last stream came from
 }
 
 // workStream is the gRPC stream of an attached worker; the session sends
@@ -165,7 +167,7 @@ func (s *session) connect(c *serverConn, backoff *backoff) WorkerConn {
 	return nil
 }
 
-func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *session {
+func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string, peer string) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := b.nextSession.Add(1)
 	sid := fmt.Sprintf("%x-%d", rand.Uint64(), n)
@@ -173,6 +175,9 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *sess
 	if identifier == "" {
 		identifier = id.Name
 	}
+	// The log names the session, the certificate identity and the
+	// identifier; "worker" repeats the identifier under the key older log
+	// searches use.
 	s := &session{
 		b:           b,
 		id:          sid,
@@ -180,7 +185,7 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *sess
 		identifier:  identifier,
 		queues:      queues,
 		statusQueue: modgearman.StatusQueuePrefix + identifier,
-		log:         b.log.With("session", sid, "identity", id.Name, "worker", identifier),
+		log:         b.log.With("session", sid, "identity", id.Name, "identifier", identifier, "worker", identifier),
 		started:     time.Now(),
 		ctx:         ctx,
 		cancel:      cancel,
@@ -189,6 +194,7 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string) *sess
 		completed:   map[string]bool{},
 		serial:      id.Serial,
 		notAfter:    id.NotAfter,
+		peer:        peer,
 	}
 	for _, srv := range b.gm.Servers() {
 		s.conns = append(s.conns, &serverConn{server: srv, queues: queues})
@@ -329,7 +335,7 @@ func (s *session) detach(st workStream, why error) {
 	s.mu.Unlock()
 	s.b.m.sessions.WithLabelValues("attached").Dec()
 	s.b.m.sessions.WithLabelValues("detached").Inc()
-	s.log.Info("worker disconnected; keeping session for the resume grace", "grace", grace, "in_flight", n, "err", why)
+	s.log.Info("worker disconnected; keeping session for the resume grace", "grace", grace, "in_flight", n, "peer", s.peerAddr(), "err", why)
 }
 
 // sendBlockedFor is how long a Send to st has been blocked; zero when st is
@@ -366,6 +372,20 @@ func (s *session) setCert(serial string, notAfter time.Time) {
 	s.mu.Lock()
 	s.serial, s.notAfter = serial, notAfter
 	s.mu.Unlock()
+}
+
+// setPeer records the address of a resuming stream.
+func (s *session) setPeer(peer string) {
+	s.mu.Lock()
+	s.peer = peer
+	s.mu.Unlock()
+}
+
+// peerAddr is the address of the session's last stream.
+func (s *session) peerAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peer
 }
 
 // certNotAfter is the end of validity of the session's certificate.
@@ -421,7 +441,7 @@ func (s *session) close(reason string) {
 		s.b.m.sessions.WithLabelValues("detached").Dec()
 	}
 	s.b.removeSession(s)
-	s.log.Info("session closed", "reason", reason, "requeued", requeued)
+	s.log.Info("session closed", "reason", reason, "requeued", requeued, "peer", s.peerAddr())
 }
 
 // drain tells the worker to finish and stops handing out jobs.
@@ -653,17 +673,47 @@ func (s *session) refuseJob(ij *inflightJob, why, reason string) {
 }
 
 // answerStatus answers a ping on the status queue as a classic worker
-// does, with a plain status line (spec §2.10, the Go worker's form).
+// does, with a plain status line (spec §2.10, the Go worker's form); see
+// statusReply.
 func (s *session) answerStatus(wc WorkerConn, g *GrabbedJob) {
-	s.mu.Lock()
-	slots, busy, done := s.slots, len(s.inflight), s.jobsDone
-	s.mu.Unlock()
-	reply := modgearman.WorkerStatus(s.identifier, slots, busy, s.b.version, done)
+	reply := s.b.statusReply(s)
 	if err := wc.Complete(s.ctx, g.Handle, []byte(reply)); err != nil {
 		s.log.Warn("answer status ping", "queue", g.Queue, "err", err)
 	} else {
 		s.b.m.statusReplies.Inc()
 	}
+}
+
+// statusReply is the status line for the identifier of s. Several sessions
+// may share an identifier (two workers with one certificate); each answers
+// pings on its status queue with the workers and jobs summed over the
+// attached sessions of the identifier, and says how many they are before
+// the performance data. A single session answers exactly in the classic
+// form, which check_gearman and its users parse.
+func (b *Bridge) statusReply(self *session) string {
+	sessions, slots, busy, done := 0, 0, 0, uint64(0)
+	add := func(s *session, always bool) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if always || (s.stream != nil && !s.closed) {
+			sessions++
+			slots += s.slots
+			busy += len(s.inflight)
+			done += s.jobsDone
+		}
+	}
+	add(self, true)
+	for _, s := range b.sessionList() {
+		if s != self && s.identifier == self.identifier {
+			add(s, false)
+		}
+	}
+	reply := modgearman.WorkerStatus(self.identifier, slots, busy, b.version, done)
+	if sessions > 1 {
+		i := strings.LastIndex(reply, "|worker=")
+		reply = reply[:i] + fmt.Sprintf(" (%d sessions)", sessions) + reply[i:]
+	}
+	return reply
 }
 
 // send queues m for the attached stream; it reports false when detached.
@@ -699,7 +749,7 @@ func (s *session) handleResult(r *pb.JobResult) {
 			if timedOut {
 				// Too late: the bridge already wrote the timeout result.
 				s.b.m.refused.WithLabelValues("late").Inc()
-				s.log.Warn("refused result that came after its timeout result", "job_id", r.GetJobId())
+				s.b.rl.Warn(s.log, s.id+" late", "refused result that came after its timeout result", "job_id", r.GetJobId())
 			}
 			// Sent again after a reconnect, or late: acknowledge so the
 			// worker forgets it.
@@ -707,7 +757,7 @@ func (s *session) handleResult(r *pb.JobResult) {
 			return
 		}
 		s.b.m.refused.WithLabelValues("unknown_job").Inc()
-		s.log.Warn("refused result for a job not handed to this session", "job_id", r.GetJobId())
+		s.b.rl.Warn(s.log, s.id+" unknown_job", "refused result for a job not handed to this session", "job_id", r.GetJobId(), "peer", s.peerAddr())
 		return
 	}
 	delete(s.inflight, r.GetJobId())
@@ -890,6 +940,7 @@ func (s *session) status() *pb.SessionStatus {
 		JobsDone:   s.jobsDone,
 		Connected:  s.stream != nil,
 		Started:    timestamppb.New(s.started),
+		Peer:       s.peer,
 	}
 }
 

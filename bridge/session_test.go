@@ -45,8 +45,10 @@ func decodeResult(t *testing.T, payload []byte) modgearman.Result {
 	return r
 }
 
+// hello is a worker's first message without an identifier: the session
+// is named after the certificate identity (w1 in most tests).
 func hello(slots uint32, queues ...string) *pb.Hello {
-	return &pb.Hello{Identifier: "w1", Queues: queues, Slots: slots, Version: "test"}
+	return &pb.Hello{Queues: queues, Slots: slots, Version: "test"}
 }
 
 func TestCreditLimitsGrabs(t *testing.T) {

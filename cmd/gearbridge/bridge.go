@@ -48,6 +48,8 @@ type bridgeOptions struct {
 	DrainTimeout    time.Duration `mapstructure:"drain-timeout"`
 	SendTimeout     time.Duration `mapstructure:"send-timeout"`
 	MaxMessageBytes int           `mapstructure:"max-message-bytes"`
+	MaxSessions     int           `mapstructure:"max-sessions"`
+	MaxSessionsPer  int           `mapstructure:"max-sessions-per-identity"`
 	MetricsListen   string        `mapstructure:"metrics-listen"`
 	LogLevel        string        `mapstructure:"log-level"`
 	LogFormat       string        `mapstructure:"log-format"`
@@ -69,6 +71,8 @@ func loadBridgeOptions(fs *pflag.FlagSet, file string) (bridgeOptions, error) {
 		DrainTimeout:    d.DrainTimeout,
 		SendTimeout:     d.SendTimeout,
 		MaxMessageBytes: d.MaxMessageBytes,
+		MaxSessions:     d.MaxSessions,
+		MaxSessionsPer:  d.MaxSessionsPerIdentity,
 		LogLevel:        "info",
 		LogFormat:       "text",
 	}
@@ -92,6 +96,12 @@ denied. For a single-tenant setup:
     - {identity: "*", role: sender, hosts: ["*"]}
     - {identity: "*", role: admin}
 
+A worker's identifier (its worker_<identifier> status queue, the name in its
+results) is its certificate identity; a worker rule's identifiers: [globs]
+lets the identities it matches use other names. --max-sessions-per-identity
+and --max-sessions bound the sessions (each holds two gearmand connections
+per server); one over the limit is refused with ResourceExhausted.
+
 --certs-dir DIR makes the bridge the enrollment point of the CA in DIR
 (gearbridge certs init): workers and senders enroll with one-time tokens
 (gearbridge certs token) and renew their certificates over their connection.
@@ -102,7 +112,10 @@ the CA's revocation list with --revocations DIR/revoked.json; otherwise
 nothing is ever revoked.
 
 SIGHUP, and any change of the certificate, CA, revocation or --authz files,
-reloads them without dropping sessions.`,
+reloads them without dropping sessions. The bridge's own certificate must
+have the bridge role, be for server authentication, chain to --tls-ca and be
+valid: otherwise the bridge does not start, and a reload keeps the previous
+certificate and logs why.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -120,6 +133,8 @@ reloads them without dropping sessions.`,
 	f.Duration("drain-timeout", d.DrainTimeout, "bound on graceful shutdown")
 	f.Duration("send-timeout", d.SendTimeout, "detach a worker whose stream takes no message for this long (it may resume)")
 	f.Int("max-message-bytes", d.MaxMessageBytes, "largest gRPC message accepted")
+	f.Int("max-sessions", d.MaxSessions, "most worker sessions the bridge holds at once (each holds two gearmand connections per server)")
+	f.Int("max-sessions-per-identity", d.MaxSessionsPerIdentity, "most worker sessions of one certificate identity, disconnected ones waiting to resume included")
 	f.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (/metrics)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		opts, err := loadBridgeOptions(cmd.Flags(), g.configFile)
@@ -215,6 +230,8 @@ func (o bridgeOptions) bridgeConfig() (bridge.Config, error) {
 	cfg.DrainTimeout = o.DrainTimeout
 	cfg.SendTimeout = o.SendTimeout
 	cfg.MaxMessageBytes = o.MaxMessageBytes
+	cfg.MaxSessions = o.MaxSessions
+	cfg.MaxSessionsPerIdentity = o.MaxSessionsPer
 	if o.Authz != "" {
 		az, err := bridge.LoadAuthz(o.Authz)
 		if err != nil {

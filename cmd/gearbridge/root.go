@@ -124,7 +124,7 @@ which translates to and from the Gearman queues.`,
 	pf.StringVar(&g.tlsCert, "tls-cert", "", "own certificate `FILE`")
 	pf.StringVar(&g.tlsKey, "tls-key", "", "own private key `FILE`")
 	pf.StringVar(&g.configFile, "config", "", "configuration `FILE`")
-	pf.StringVar(&g.identifier, "identifier", "", "name of this instance (default: the host name)")
+	pf.StringVar(&g.identifier, "identifier", "", "name of this instance (default: a remote worker's certificate identity, otherwise the host name)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug|info|warn|error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text|json")
 

@@ -144,7 +144,9 @@ func printTop(ctx context.Context, out io.Writer, server string, quiet bool, now
 	fmt.Fprintf(out, "%s\n\n", line)
 }
 
-// printSessions prints the bridge's sessions from its AdminService.
+// printSessions prints the bridge's sessions from its AdminService: each
+// session's identifier, the certificate identity it belongs to and the
+// address its worker connects from.
 func printSessions(ctx context.Context, out io.Writer, bridge string, admin pb.AdminServiceClient) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -158,14 +160,23 @@ func printSessions(ctx context.Context, out io.Writer, bridge string, admin pb.A
 		fmt.Fprint(out, "no worker sessions\n\n")
 		return
 	}
-	fmt.Fprintf(out, " %-20s | %-9s | %5s | %6s | %9s | %9s | %s\n", "Worker", "State", "Slots", "Credit", "In Flight", "Jobs Done", "Queues")
+	// Identifier, identity and peer are as wide as their longest value, so
+	// that the columns stay aligned for any name or address.
+	wID, wIdentity, wPeer := len("Identifier"), len("Identity"), len("Peer")
+	for _, ss := range st.GetSessions() {
+		wID = max(wID, len(ss.GetIdentifier()))
+		wIdentity = max(wIdentity, len(ss.GetIdentity()))
+		wPeer = max(wPeer, len(ss.GetPeer()))
+	}
+	fmt.Fprintf(out, " %-*s | %-*s | %-*s | %-9s | %5s | %6s | %9s | %9s | %s\n", wID, "Identifier", wIdentity, "Identity", wPeer, "Peer",
+		"State", "Slots", "Credit", "In Flight", "Jobs Done", "Queues")
 	for _, ss := range st.GetSessions() {
 		state := "connected"
 		if !ss.GetConnected() {
 			state = "detached"
 		}
-		fmt.Fprintf(out, " %-20s | %-9s | %5d | %6d | %9d | %9d | %s\n", ss.GetIdentifier(), state, ss.GetSlots(),
-			ss.GetCredit(), ss.GetInFlight(), ss.GetJobsDone(), strings.Join(ss.GetQueues(), ","))
+		fmt.Fprintf(out, " %-*s | %-*s | %-*s | %-9s | %5d | %6d | %9d | %9d | %s\n", wID, ss.GetIdentifier(), wIdentity, ss.GetIdentity(),
+			wPeer, ss.GetPeer(), state, ss.GetSlots(), ss.GetCredit(), ss.GetInFlight(), ss.GetJobsDone(), strings.Join(ss.GetQueues(), ","))
 	}
 	fmt.Fprintln(out)
 }

@@ -565,6 +565,14 @@ func runWorkerWith(ctx context.Context, opts workerOptions, cfg worker.Config, l
 	if err != nil {
 		return err
 	}
+	if opts.Identifier == "" {
+		// A remote worker is named after its certificate, not its host:
+		// the bridge refuses another name unless the authorization rules
+		// list it for the certificate's identity.
+		if _, name, err := certs.IdentityOf(tlsReloader.Leaf()); err == nil {
+			cfg.Identifier = name
+		}
+	}
 	defer certwatch.Start(ctx, certwatch.Reloaded(tlsReloader), log, reg)()
 	w, err := worker.New(cfg, worker.Deps{
 		Renew:      renew,

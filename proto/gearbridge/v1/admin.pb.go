@@ -62,17 +62,20 @@ func (*GetStatusRequest) Descriptor() ([]byte, []int) {
 
 // SessionStatus is one remote worker session.
 type SessionStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Identifier    string                 `protobuf:"bytes,2,opt,name=identifier,proto3" json:"identifier,omitempty"`
-	Identity      string                 `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
-	Queues        []string               `protobuf:"bytes,4,rep,name=queues,proto3" json:"queues,omitempty"`
-	Slots         uint32                 `protobuf:"varint,5,opt,name=slots,proto3" json:"slots,omitempty"`
-	Credit        uint32                 `protobuf:"varint,6,opt,name=credit,proto3" json:"credit,omitempty"`
-	InFlight      uint32                 `protobuf:"varint,7,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
-	JobsDone      uint64                 `protobuf:"varint,8,opt,name=jobs_done,json=jobsDone,proto3" json:"jobs_done,omitempty"`
-	Connected     bool                   `protobuf:"varint,9,opt,name=connected,proto3" json:"connected,omitempty"`
-	Started       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=started,proto3" json:"started,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SessionId  string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Identifier string                 `protobuf:"bytes,2,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	Identity   string                 `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
+	Queues     []string               `protobuf:"bytes,4,rep,name=queues,proto3" json:"queues,omitempty"`
+	Slots      uint32                 `protobuf:"varint,5,opt,name=slots,proto3" json:"slots,omitempty"`
+	Credit     uint32                 `protobuf:"varint,6,opt,name=credit,proto3" json:"credit,omitempty"`
+	InFlight   uint32                 `protobuf:"varint,7,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	JobsDone   uint64                 `protobuf:"varint,8,opt,name=jobs_done,json=jobsDone,proto3" json:"jobs_done,omitempty"`
+	Connected  bool                   `protobuf:"varint,9,opt,name=connected,proto3" json:"connected,omitempty"`
+	Started    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=started,proto3" json:"started,omitempty"`
+	// peer is the network address the worker's stream comes from (the last
+	// one, for a detached session).
+	Peer          string `protobuf:"bytes,11,opt,name=peer,proto3" json:"peer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -175,6 +178,13 @@ func (x *SessionStatus) GetStarted() *timestamppb.Timestamp {
 		return x.Started
 	}
 	return nil
+}
+
+func (x *SessionStatus) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
 }
 
 // QueueStatus is one Gearman function as gearmand reports it.
@@ -389,7 +399,7 @@ var File_gearbridge_v1_admin_proto protoreflect.FileDescriptor
 const file_gearbridge_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x19gearbridge/v1/admin.proto\x12\rgearbridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
-	"\x10GetStatusRequest\"\xbe\x02\n" +
+	"\x10GetStatusRequest\"\xd2\x02\n" +
 	"\rSessionStatus\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1e\n" +
@@ -404,7 +414,8 @@ const file_gearbridge_v1_admin_proto_rawDesc = "" +
 	"\tjobs_done\x18\b \x01(\x04R\bjobsDone\x12\x1c\n" +
 	"\tconnected\x18\t \x01(\bR\tconnected\x124\n" +
 	"\astarted\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\astarted\"\x87\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x12\x12\n" +
+	"\x04peer\x18\v \x01(\tR\x04peer\"\x87\x01\n" +
 	"\vQueueStatus\x12\x16\n" +
 	"\x06server\x18\x01 \x01(\tR\x06server\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -42,7 +40,7 @@ func verifyServedCert(r *certs.Reloader, now time.Time) error {
 	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) {
 		return fmt.Errorf("bridge certificate %s: %q is not for server authentication (no serverAuth extended key usage)", certFile, name)
 	}
-	roots, err := readCertsPEM(caFile)
+	roots, err := certs.ReadCertificates(caFile)
 	if err != nil {
 		return fmt.Errorf("bridge certificate %s: CA file: %w", certFile, err)
 	}
@@ -52,7 +50,7 @@ func verifyServedCert(r *certs.Reloader, now time.Time) error {
 	}
 	// The certificate file may carry its chain after the leaf.
 	inter := x509.NewCertPool()
-	if chain, err := readCertsPEM(certFile); err == nil && len(chain) > 0 && chain[0].Equal(leaf) {
+	if chain, err := certs.ReadCertificates(certFile); err == nil && len(chain) > 0 && chain[0].Equal(leaf) {
 		for _, c := range chain[1:] {
 			inter.AddCert(c)
 		}
@@ -73,34 +71,6 @@ func verifyServedCert(r *certs.Reloader, now time.Time) error {
 		return fmt.Errorf("bridge certificate %s: %q expired on %s", certFile, name, leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return fmt.Errorf("bridge certificate %s: %q does not chain to the CA in %s: %w", certFile, name, caFile, err)
-}
-
-// readCertsPEM reads every certificate of a PEM file.
-func readCertsPEM(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, data = pem.Decode(data)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no certificate", path)
-	}
-	return out, nil
 }
 
 // newServedTLS builds what the bridge serves from r; enroll is set for a

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 )
 
 // PEM block types, as written by crypto/tls/generate_cert.go and openssl.
@@ -56,6 +57,20 @@ func parseCertsPEM(data []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("no PEM certificate found")
 	}
 	return certs, nil
+}
+
+// ReadCertificates reads the PEM certificates of file, in order, with the
+// rules of the files the CA writes: only CERTIFICATE blocks, at least one.
+func ReadCertificates(file string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := parseCertsPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return cs, nil
 }
 
 // parseKeyPEM parses a single PKCS #8 private key block.

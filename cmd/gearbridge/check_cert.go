@@ -99,7 +99,7 @@ type certCheck struct {
 
 // checkCertFile is `check --cert FILE`.
 func checkCertFile(out io.Writer, file string, cc certCheck, now time.Time) int {
-	cs, err := certwatch.ReadCertificates(file)
+	cs, err := certs.ReadCertificates(file)
 	if err != nil {
 		fmt.Fprintf(out, "check_gearman UNKNOWN - cannot read certificate %s: %v\n", file, err)
 		return stateUnknown
@@ -115,7 +115,7 @@ func checkCertFile(out io.Writer, file string, cc certCheck, now time.Time) int 
 func checkCertOfServer(ctx context.Context, out io.Writer, addr, caFile string, cc certCheck, now time.Time) int {
 	var roots *x509.CertPool
 	if caFile != "" {
-		cas, err := certwatch.ReadCertificates(caFile)
+		cas, err := certs.ReadCertificates(caFile)
 		if err != nil {
 			fmt.Fprintf(out, "check_gearman UNKNOWN - cannot read CA %s: %v\n", caFile, err)
 			return stateUnknown

@@ -319,9 +319,10 @@ func New(cfg Config, deps Deps) (b *Bridge, err error) {
 	for _, d := range cfg.DupServers {
 		b.dups = append(b.dups, gearman.NewClient([]string{d}, gearman.ClientOptions{Logger: log}))
 	}
+	dups := b.dups // b is nil by then when New fails
 	defer func() {
 		if err != nil {
-			for _, d := range b.dups {
+			for _, d := range dups {
 				_ = d.Close()
 			}
 		}

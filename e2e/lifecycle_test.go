@@ -59,7 +59,7 @@ func trySession(t *testing.T, addr, fingerprint string, cert tls.Certificate) er
 	if err != nil {
 		return err
 	}
-	_ = st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Hello{Hello: &pb.Hello{Identifier: "probe", Queues: []string{"service"}, Slots: 1, Capacity: 1}}})
+	_ = st.Send(&pb.WorkRequest{Msg: &pb.WorkRequest_Hello{Hello: &pb.Hello{Queues: []string{"service"}, Slots: 1, Capacity: 1}}})
 	m, err := st.Recv()
 	if err != nil {
 		return err

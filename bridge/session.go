@@ -143,7 +143,10 @@ func (s *session) connect(c *serverConn, backoff *backoff) WorkerConn {
 		if wc := c.get(); wc != nil {
 			return wc
 		}
-		conn, err := s.b.gm.DialWorker(s.ctx, c.server, s.identifier, c.queues)
+		c.mu.Lock()
+		queues := c.queues // narrowed by restrictQueues
+		c.mu.Unlock()
+		conn, err := s.b.gm.DialWorker(s.ctx, c.server, s.identifier, queues)
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return nil

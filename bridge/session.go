@@ -809,6 +809,16 @@ const (
 	outcomeRefused                // the bridge's explicit result for a job it could not send
 )
 
+func (o outcome) String() string {
+	switch o {
+	case outcomeWorker:
+		return "worker"
+	case outcomeTimeout:
+		return "timeout"
+	}
+	return "refused"
+}
+
 // finish puts the result on the job's result queue, then completes the job
 // towards gearmand. Temporary submit errors are retried until the result
 // is submitted or the session closes (then gearmand requeues the job and
@@ -847,6 +857,12 @@ func (s *session) finish(ij *inflightJob, res modgearman.Result, how outcome) {
 	}
 	s.jobsDone++
 	s.mu.Unlock()
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		// One line per job, as a classic worker's debug=1; the session's
+		// logger names the session, identity and worker.
+		s.log.Debug("job done", "job_id", ij.id, "queue", ij.queue, "host", ij.job.HostName, "service", ij.job.ServiceDescription,
+			"rc", res.ReturnCode, "outcome", how, "duration", time.Since(ij.dispatched))
+	}
 	if how == outcomeWorker {
 		s.b.m.completed.WithLabelValues(ij.queue).Inc()
 		s.b.m.jobDuration.WithLabelValues(ij.queue).Observe(time.Since(ij.dispatched).Seconds())

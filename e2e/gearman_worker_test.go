@@ -62,6 +62,8 @@ job_timeout=30
 		seen[id] = true
 	}
 	waitRunsOnce(t, filepath.Join(c.dir, "handlers.log"), handlers, 10*time.Second)
+	// One debug line per job, as the classic worker's debug=1.
+	c.waitLog(w, `msg="job done".* queue=service host=host0002 service=svc0002 rc=2`, 5*time.Second)
 
 	out := c.gb("check", "-H", c.gm.Addr(), "-q", "worker_dropin", "-s", "check")
 	if !strings.HasPrefix(out, "check_gearman OK - dropin has 8 worker and is working on 0 jobs.") {

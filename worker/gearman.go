@@ -369,6 +369,9 @@ func (w *GearmanWorker) handle(ctx context.Context, wc *gearman.WorkerConn, serv
 		w.log.Debug("complete job", "handle", gj.Handle, "err", err)
 	}
 	w.done.Add(1)
+	// One line per job at debug level, as the classic worker's debug=1.
+	w.log.Debug("job done", "queue", gj.Function, "host", job.HostName, "service", job.ServiceDescription,
+		"rc", res.ReturnCode, "duration", res.FinishTime.Sub(res.StartTime))
 }
 
 // refuse fails a job that no worker can run, logs why once and counts it.

@@ -558,6 +558,9 @@ func (l *loop) handleCompletion(c completion) {
 			l.log.Warn("plugin could not be run", "job_id", j.msg.GetJobId(), "host", string(j.msg.GetHostName()), "service", string(j.msg.GetServiceDescription()), "err", res.Err)
 		}
 		j.state = jobFinished
+		// One line per job at debug level, as the classic worker's debug=1.
+		l.log.Debug("job done", "job_id", j.msg.GetJobId(), "queue", j.msg.GetQueue(), "host", string(j.msg.GetHostName()),
+			"service", string(j.msg.GetServiceDescription()), "rc", res.ReturnCode, "duration", res.FinishTime.Sub(res.StartTime))
 		j.result = &pb.JobResult{
 			JobId:        j.msg.GetJobId(),
 			ReturnCode:   int32(res.ReturnCode),

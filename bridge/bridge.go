@@ -77,6 +77,9 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxSlots bounds the slots one session may announce.
 	MaxSlots int
+	// ProbeInterval is how often each gearmand is asked whether it answers
+	// (health and outage logging); zero means DefaultProbeInterval.
+	ProbeInterval time.Duration
 	// SendTimeout bounds one send to a worker: a worker that does not read
 	// its stream for that long is detached (and may resume), so that its
 	// jobs are not held hostage.
@@ -249,6 +252,7 @@ type Bridge struct {
 	tlsSeen atomic.Pointer[x509.Certificate] // tlsR's certificate when last checked
 	tlsMu   sync.Mutex                       // serialises adoptTLS
 	rl      *rateLog                         // refusals a peer can provoke at will
+	up      *upstream                        // which gearmands are unreachable
 	caPtr   atomic.Pointer[certs.CA]         // with CertsDir
 	revoked *certs.Revocations               // with CertsDir or RevocationsFile
 	tokens  *certs.Tokens                    // with CertsDir
@@ -340,6 +344,7 @@ func New(cfg Config, deps Deps) (b *Bridge, err error) {
 	b.enrolledRules.Store(&Authz{})
 	b.tlsR = deps.TLS
 	b.rl = newRateLog(rateLogEvery, time.Now)
+	b.up = newUpstream(log, len(gm.Servers()), b.setServing)
 	if served != nil {
 		b.served.Store(served)
 		b.tlsSeen.Store(deps.TLS.Leaf())
@@ -489,6 +494,7 @@ func (b *Bridge) Serve(ctx context.Context, lis net.Listener, tlsConfig *tls.Con
 	var watchWG sync.WaitGroup
 	watchWG.Go(func() { b.watch(wctx) })
 	watchWG.Go(func() { b.expireSessions(wctx) })
+	watchWG.Go(func() { b.probe(wctx) })
 	watchWG.Go(func() { b.watchServedTLS(wctx) })
 	defer watchWG.Wait()
 	defer stopWatch()
@@ -526,6 +532,7 @@ func (b *Bridge) shutdown(ctx context.Context) error {
 		sessions = append(sessions, s)
 	}
 	b.mu.Unlock()
+	b.log.Info("bridge stopping; draining sessions", "sessions", len(sessions))
 	for _, s := range sessions {
 		s.drain("bridge is shutting down")
 	}
@@ -568,7 +575,9 @@ wait:
 	for _, d := range b.dups {
 		_ = d.Close()
 	}
-	return b.gm.Close()
+	err := b.gm.Close()
+	b.log.Info("bridge stopped")
+	return err
 }
 
 // removeSession forgets a closed session.

@@ -39,6 +39,7 @@ type fakeGearman struct {
 	conns      []*fakeConn
 	failSubmit int   // fail this many submits before succeeding
 	submitErr  error // the error of a failed submit; nil means a temporary one
+	pingErr    error // what Ping answers
 	// grabGate, when set, holds every grab of a check queue (not of a
 	// status queue) until it is closed.
 	grabGate chan struct{}
@@ -104,6 +105,12 @@ func (f *fakeGearman) SubmitResult(_ context.Context, queue string, payload []by
 }
 
 func (f *fakeGearman) Close() error { return nil }
+
+func (f *fakeGearman) Ping(context.Context, string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pingErr
+}
 
 type fakeConn struct {
 	f      *fakeGearman

@@ -90,6 +90,14 @@ func (g *realGearman) DialWorker(ctx context.Context, server, clientID string, q
 
 func (g *realGearman) Results() ResultSubmitter { return g }
 
+// Ping asks server for its version over the admin protocol.
+func (g *realGearman) Ping(ctx context.Context, server string) error {
+	a := gearman.NewAdmin(server, gearman.AdminOptions{})
+	defer a.Close()
+	_, err := a.Version(ctx)
+	return err
+}
+
 func (g *realGearman) SubmitResult(ctx context.Context, queue string, payload []byte) error {
 	// An empty unique never coalesces: every result is its own job.
 	_, err := g.client.Submit(ctx, queue, "", payload, gearman.PriorityNormal, true)

@@ -152,10 +152,12 @@ func (s *session) connect(c *serverConn, backoff *backoff) WorkerConn {
 				return nil
 			}
 			d := backoff.next()
-			s.log.Warn("cannot connect to gearmand; retrying", "server", c.server, "in", d, "err", err)
+			s.b.up.failed(c.server, err) // logged once per outage, not per retry
+			s.log.Debug("cannot connect to gearmand; retrying", "server", c.server, "in", d, "err", err)
 			sleepCtx(s.ctx, d)
 			continue
 		}
+		s.b.up.ok(c.server)
 		c.mu.Lock()
 		if s.ctx.Err() != nil {
 			c.mu.Unlock()
@@ -328,13 +330,13 @@ func (s *session) detach(st workStream, why error) {
 			ij.stopTimer()
 		}
 	}
-	grace := s.b.cfg.ResumeGrace
+	grace, reason := s.b.cfg.ResumeGrace, "resume grace expired"
 	n := len(s.inflight)
 	if s.draining && n == 0 {
 		// A worker that drained and left is done; nothing to resume.
-		grace = 0
+		grace, reason = 0, "worker shut down"
 	}
-	s.graceTimer = time.AfterFunc(grace, func() { s.close("resume grace expired") })
+	s.graceTimer = time.AfterFunc(grace, func() { s.close(reason) })
 	s.mu.Unlock()
 	s.b.m.sessions.WithLabelValues("attached").Dec()
 	s.b.m.sessions.WithLabelValues("detached").Inc()
@@ -605,8 +607,14 @@ func (s *session) dispatch(c *serverConn, wc WorkerConn, g *GrabbedJob) {
 		// A permanent error: the job cannot run anywhere as it is. Fail it
 		// towards gearmand like classic workers do (it is not requeued to
 		// hang the next worker), log it once and count it.
-		s.b.m.invalidJobs.WithLabelValues(invalidReason(err)).Inc()
-		s.log.Error("refused job", "queue", g.Queue, "handle", g.Handle, "err", err)
+		reason := invalidReason(err)
+		s.b.m.invalidJobs.WithLabelValues(reason).Inc()
+		msg := "refused a job that no worker can run"
+		if reason == "undecodable" {
+			msg = "refused a job that does not decode: the bridge's key (--key/--keyfile) must be the core's"
+		}
+		// A wrong key fails every job: one line per queue and interval.
+		s.b.rl.Error(s.log, g.Queue+" "+reason, msg, "queue", g.Queue, "handle", g.Handle, "err", err)
 		if ferr := wc.Fail(s.ctx, g.Handle); ferr != nil {
 			s.log.Warn("fail refused job", "handle", g.Handle, "err", ferr)
 		}

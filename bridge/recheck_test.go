@@ -13,16 +13,16 @@ import (
 func TestSessionClosedAtCertExpiry(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.WatchInterval = 50 * time.Millisecond })
 	e.fake.add("service", serviceJob(t, "h", "s", time.Minute))
-	st, w, _ := e.session(e.dialFor(certs.RoleWorker, "w1", 2*time.Second), hello(1, "service"))
+	st, w, _ := e.session(e.dialFor(certs.RoleWorker, "w1", 4*time.Second), hello(1, "service"))
 	if w == nil {
 		t.Fatal("no welcome")
 	}
 	recvMsg(t, st, 5*time.Second)
 	s := onlySession(t, e.b)
-	if na := s.certNotAfter(); na.IsZero() || time.Until(na) > 3*time.Second {
+	if na := s.certNotAfter(); na.IsZero() || time.Until(na) > 5*time.Second {
 		t.Fatalf("session's certificate ends %v", na)
 	}
-	eventually(t, 5*time.Second, "session closed at expiry", func() bool {
+	eventually(t, 10*time.Second, "session closed at expiry", func() bool {
 		e.b.mu.Lock()
 		defer e.b.mu.Unlock()
 		return len(e.b.sessions) == 0

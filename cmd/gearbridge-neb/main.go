@@ -29,7 +29,8 @@
 // servicegroups, localhostgroups, localservicegroups, queue_custom_variable,
 // do_hostchecks, route_eventhandler_like_checks, result_queue,
 // result_workers, orphan_host_checks, orphan_service_checks, orphan_return,
-// accept_clear_results, internal_check_dummy, log_stats_interval (a
+// orphan_grace (gearbridge's own: how long after a submitted check's timeout
+// its orphan result is made), accept_clear_results, internal_check_dummy, log_stats_interval (a
 // statistics line every N seconds). dupserver is parsed and, as in the
 // classic module, not used by the NEB.
 //
@@ -102,8 +103,11 @@ const version = "gearbridge-neb 0.1"
 // (the library is never unloaded). Only the core's main thread touches the
 // fields without a lock; goroutines use wakeMu/logMu.
 type module struct {
-	mod   *neb.Module
-	out   *neb.Outbox
+	mod *neb.Module
+	out *neb.Outbox
+	// watch keeps the submitted checks across a reload, so the next module
+	// answers the orphans of the previous one, each once.
+	watch *neb.Watchdog
 	batch []neb.CheckResult
 	names map[string]*C.char // C copies of variable and group names
 	inits int
@@ -132,7 +136,7 @@ type logLine struct {
 var handle = newModule()
 
 func newModule() *module {
-	m := &module{wakeFD: -1, names: map[string]*C.char{}}
+	m := &module{wakeFD: -1, names: map[string]*C.char{}, watch: neb.NewWatchdog()}
 	m.out = neb.NewOutbox(200000, m.wake)
 	return m
 }
@@ -279,7 +283,7 @@ func gbInit(args *C.char, wakeFD C.int) (rc C.int) {
 	}
 	host, _ := os.Hostname()
 	mod, err := neb.New(cfg, neb.Options{
-		Logger: logger, Sink: m.out.Push,
+		Logger: logger, Sink: m.out.Push, Watchdog: m.watch,
 		CancelHonoured: cancelHonoured, Version: version, Hostname: host,
 	})
 	if err != nil {

@@ -22,7 +22,8 @@
 // # Classic options (modgearman-wire.md §5.2, scope N)
 //
 // Supported: config, debug, logmode/logfile (a log file, or else the core
-// log; syslog and stdout fall back to the core log), server (all servers are
+// log; syslog and stdout fall back to the core log, and so does a logfile
+// that cannot be opened, with a warning: the core is never stopped by it), server (all servers are
 // used: the client fails over, the result workers serve every server),
 // encryption, key, keyfile, use_uniq_jobs, gearman_connection_timeout (the
 // submit and dial timeout), hosts, services, eventhandler, hostgroups,
@@ -261,22 +262,22 @@ func gbInit(args *C.char, wakeFD C.int) (rc C.int) {
 	if cfg.Debug > 0 {
 		level = slog.LevelDebug
 	}
-	var logger *slog.Logger
+	logger := slog.New(&coreHandler{m: m, level: level})
+	if m.logFile != nil {
+		_ = m.logFile.Close()
+		m.logFile = nil
+	}
 	if cfg.LogFile != "" && (cfg.LogMode == "automatic" || cfg.LogMode == "file") {
-		// A module log file may be written from any goroutine.
-		if m.logFile != nil {
-			_ = m.logFile.Close()
-			m.logFile = nil
-		}
+		// A module log file may be written from any goroutine. One that
+		// cannot be opened must not stop the core from starting: say so in
+		// the core log and log there instead.
 		f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
-			coreLog(1, "cannot open logfile: "+err.Error())
-			return -1
+			coreLog(2, fmt.Sprintf("cannot open logfile %s, logging to the core log instead: %v", cfg.LogFile, err))
+		} else {
+			m.logFile = f
+			logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
 		}
-		m.logFile = f
-		logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
-	} else {
-		logger = slog.New(&coreHandler{m: m, level: level})
 	}
 	for _, w := range unsupported(&cfg) {
 		coreLog(2, w)

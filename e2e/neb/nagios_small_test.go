@@ -184,3 +184,24 @@ func TestNagiosOrphanWatchdog(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// TestNagiosUnwritableLogfile: a logfile that cannot be opened does not
+// stop the core; the module says so in the core log, logs there, and both
+// the core's and the module's checks run.
+func TestNagiosUnwritableLogfile(t *testing.T) {
+	n := startSmallNagios(t, "logfile=/nonexistent/dir/x.log\norphan_grace=1s\n", "service_check_timeout=5")
+	n.waitService(t, "local", 20*time.Second, func(s nagios.Status) bool {
+		return s.Checked && strings.HasPrefix(s.Output, "E2E local rc=0")
+	})
+	n.waitService(t, "lost", 20*time.Second, func(s nagios.Status) bool {
+		return s.Checked && strings.Contains(s.Output, "orphaned")
+	})
+	log := n.log()
+	for _, want := range []string{"gearbridge: gearbridge-neb 0.1 initialized for Nagios 4 (init #1)",
+		"gearbridge: cannot open logfile /nonexistent/dir/x.log, logging to the core log instead",
+		"gearbridge: gearbridge neb started"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("nagios.log lacks %q", want)
+		}
+	}
+}

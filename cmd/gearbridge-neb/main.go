@@ -38,7 +38,8 @@
 // Accepted but not acted on, with a warning in the core log:
 // notifications (the core sends notifications itself; distributing them
 // needs the core's macro functions), export (no export jobs are sent) and
-// latency_flatten_window (no rescheduling).
+// latency_flatten_window (no rescheduling; warned whenever it is above 0,
+// which includes the classic default of 30).
 //
 // Perfdata (perfdata, perfdata_send_all, perfdata_mode, the two templates)
 // is supported: after each processed check with performance data the
@@ -279,7 +280,7 @@ func gbInit(args *C.char, wakeFD C.int) (rc C.int) {
 			logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
 		}
 	}
-	for _, w := range unsupported(&cfg) {
+	for _, w := range cfg.IgnoredOptions() {
 		coreLog(2, w)
 	}
 	host, _ := os.Hostname()
@@ -503,19 +504,6 @@ func (m *module) recordDelays(ds []time.Duration) {
 		m.delayN++
 		m.drained++
 	}
-}
-
-// unsupported lists the classic options this module accepts but does not
-// act on, so that the core log says so instead of silently ignoring them.
-func unsupported(c *neb.Config) []string {
-	var w []string
-	if c.Notifications {
-		w = append(w, "notifications=yes is not supported: the core sends notifications itself")
-	}
-	if len(c.Export) > 0 {
-		w = append(w, "export is not supported: no export jobs are sent")
-	}
-	return w
 }
 
 // applyRuntime applies the Go runtime settings of the broker line.

@@ -3,6 +3,7 @@ package neb
 import (
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/gearbridge/gearbridge/modgearman/classicconf"
 )
@@ -42,4 +43,24 @@ func NewConfig(c classicconf.Config) (Config, error) {
 		return Config{}, fmt.Errorf("read key: %w", err)
 	}
 	return Config{Config: c, Secret: key}, nil
+}
+
+// IgnoredOptions returns one warning for each classic option that is set
+// but that this module accepts without acting on it, so that the core log
+// says so instead of ignoring it silently.
+func (c *Config) IgnoredOptions() []string {
+	var w []string
+	if c.Notifications {
+		w = append(w, "notifications=yes is not supported: the core sends notifications itself")
+	}
+	for _, e := range c.Export {
+		w = append(w, "export="+e.String()+" is not supported: no export jobs are sent")
+	}
+	// The classic default is 30, so a classic module flattens unless the
+	// option is 0 or less; say that this one does not.
+	if c.LatencyFlattenWindow > 0 {
+		w = append(w, "latency_flatten_window="+strconv.Itoa(c.LatencyFlattenWindow)+
+			" is not supported: checks are not rescheduled to flatten latency (set it to 0 to silence this warning)")
+	}
+	return w
 }

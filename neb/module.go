@@ -92,20 +92,30 @@ type Options struct {
 	Hostname string
 	// Now replaces time.Now in tests.
 	Now func() time.Time
+	// Watchdog keeps the submitted checks until their result arrives; the
+	// broker module passes one that outlives a reload. Nil: a new one.
+	Watchdog *Watchdog
+	// WatchdogPeriod is how often expired checks are looked for. Default
+	// 500ms.
+	WatchdogPeriod time.Duration
 }
 
 // Stats are the module's counters.
 type Stats struct {
-	Intercepted      uint64 // checks and handlers taken from the core
-	Local            uint64 // left to the core
-	Submitted        uint64 // accepted by gearmand
-	NotSubmitted     uint64 // refused at the callback (queue full, down)
-	QueueFull        uint64
-	GearmandDown     uint64
-	SubmitFailed     uint64 // enqueued, then failed to reach gearmand
-	ExplicitResults  uint64 // results made for checks that were not submitted
-	DummyAnswered    uint64 // internal check_dummy
-	Orphans          uint64 // orphan results
+	Intercepted     uint64 // checks and handlers taken from the core
+	Local           uint64 // left to the core
+	Submitted       uint64 // accepted by gearmand
+	NotSubmitted    uint64 // refused at the callback (queue full, down)
+	QueueFull       uint64
+	GearmandDown    uint64
+	SubmitFailed    uint64 // enqueued, then failed to reach gearmand
+	ExplicitResults uint64 // results made for checks that were not submitted
+	DummyAnswered   uint64 // internal check_dummy
+	Orphans         uint64 // orphan results for the core's orphan re-checks
+	// WatchdogOrphans are submitted checks that had no result by their
+	// timeout plus orphan_grace; each got the orphan result unless
+	// orphan_host_checks/orphan_service_checks is off.
+	WatchdogOrphans  uint64
 	Results          uint64 // results received from the result queue
 	BadResults       uint64 // undecodable or unparsable result workloads
 	LatencyDiscarded uint64 // absurd latencies replaced by 0
@@ -116,7 +126,7 @@ type Stats struct {
 
 type counters struct {
 	intercepted, local, submitted, notSubmitted, queueFull, down, submitFailed,
-	explicit, dummy, orphans, results, bad, latencyDiscarded, pings, sinkFull, perfdata atomic.Uint64
+	explicit, dummy, orphans, watchdogOrphans, results, bad, latencyDiscarded, pings, sinkFull, perfdata atomic.Uint64
 	submitNanos atomic.Uint64
 }
 
@@ -138,6 +148,7 @@ type Module struct {
 	log   *slog.Logger
 	codec *modgearman.Codec
 	now   func() time.Time
+	watch *Watchdog
 
 	// pending is where Check puts submissions: appending under a mutex
 	// wakes no goroutine, so the core's main thread never pays for a
@@ -149,8 +160,9 @@ type Module struct {
 	queue   chan submission // dispatcher → submitters, unbuffered
 	healthy atomic.Bool
 	running atomic.Bool
-	// inFlight counts the submissions the dispatcher took and has not yet
-	// handed over.
+	// inFlight counts the submissions the dispatcher took and no submitter
+	// has finished yet (handed over or being submitted), so that Close can
+	// wait for a check submitted just before a reload.
 	inFlight atomic.Int64
 
 	lastWarn   atomic.Int64 // unix nanoseconds of the last limited warning
@@ -198,8 +210,14 @@ func New(cfg Config, opts Options) (*Module, error) {
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
 	}
+	if opts.Watchdog == nil {
+		opts.Watchdog = NewWatchdog()
+	}
+	if opts.WatchdogPeriod <= 0 {
+		opts.WatchdogPeriod = defaultWatchdogPeriod
+	}
 	m := &Module{cfg: cfg, opts: opts, log: opts.Logger, codec: codec, now: opts.Now,
-		queue: make(chan submission)}
+		watch: opts.Watchdog, queue: make(chan submission)}
 	m.healthy.Store(true)
 	return m, nil
 }
@@ -224,9 +242,10 @@ func (m *Module) Start() {
 		m.wg.Add(1)
 		go m.submitLoop(ctx)
 	}
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.probeLoop(ctx)
 	go m.dispatchLoop(ctx)
+	go m.watchLoop(ctx)
 	if m.cfg.LogStatsInterval > 0 {
 		m.wg.Add(1)
 		go m.statsLoop(ctx, time.Duration(m.cfg.LogStatsInterval)*time.Second)
@@ -274,7 +293,7 @@ func (m *Module) Stats() Stats {
 		Intercepted: c.intercepted.Load(), Local: c.local.Load(), Submitted: c.submitted.Load(),
 		NotSubmitted: c.notSubmitted.Load(), QueueFull: c.queueFull.Load(), GearmandDown: c.down.Load(),
 		SubmitFailed: c.submitFailed.Load(), ExplicitResults: c.explicit.Load(), DummyAnswered: c.dummy.Load(),
-		Orphans: c.orphans.Load(), Results: c.results.Load(), BadResults: c.bad.Load(),
+		Orphans: c.orphans.Load(), WatchdogOrphans: c.watchdogOrphans.Load(), Results: c.results.Load(), BadResults: c.bad.Load(),
 		LatencyDiscarded: c.latencyDiscarded.Load(), Pings: c.pings.Load(), SinkFull: c.sinkFull.Load(),
 		Perfdata: c.perfdata.Load(),
 	}
@@ -334,16 +353,74 @@ func (m *Module) Check(c *Check, o Objects) Decision {
 			return Decision{Action: ActionOverride, Queue: q, Reason: reason}
 		}
 	}
-	if isCheck && c.CheckOptions&CheckOptionOrphanCheck != 0 {
-		if (c.Kind == KindHost && m.cfg.OrphanHostChecks) || (c.Kind == KindService && m.cfg.OrphanServiceChecks) {
-			m.c.orphans.Add(1)
-			m.deliver(CheckResult{HostName: c.HostName, ServiceDescription: c.ServiceDescription,
-				ReturnCode: m.cfg.OrphanReturn, ExitedOK: true, StartTime: now, FinishTime: now,
-				Output: fmt.Sprintf("(%s check orphaned, is the mod-gearman worker on queue '%s' running?)\n",
-					c.Kind, q), Source: "gearbridge", Received: now})
+	if !isCheck {
+		return Decision{Action: ActionOverride, Queue: q}
+	}
+	if c.CheckOptions&CheckOptionOrphanCheck != 0 && m.orphanResultsOn(c.Kind) {
+		// The core's own orphan re-check: answered at once, as classic.
+		m.c.orphans.Add(1)
+		m.orphanResult(c.Kind, c.HostName, c.ServiceDescription, q, now)
+		return Decision{Action: ActionOverride, Queue: q}
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = defaultCheckTimeout
+	}
+	m.watch.Track(c.Kind, c.HostName, c.ServiceDescription, q, now.Add(timeout+m.cfg.OrphanGrace))
+	return Decision{Action: ActionOverride, Queue: q}
+}
+
+// orphanResultsOn reports whether orphan results are made for checks of
+// kind k (orphan_host_checks, orphan_service_checks).
+func (m *Module) orphanResultsOn(k Kind) bool {
+	return (k == KindHost && m.cfg.OrphanHostChecks) || (k == KindService && m.cfg.OrphanServiceChecks)
+}
+
+// orphanResult delivers the classic orphan result for a check routed to q.
+func (m *Module) orphanResult(k Kind, host, service, q string, now time.Time) {
+	m.deliver(CheckResult{HostName: host, ServiceDescription: service,
+		ReturnCode: m.cfg.OrphanReturn, ExitedOK: true, StartTime: now, FinishTime: now,
+		Output: orphanOutput(k, q), Source: "gearbridge", Received: now})
+}
+
+// defaultCheckTimeout stands in for a check timeout the core did not pass:
+// it is the classic job_timeout default.
+const defaultCheckTimeout = 60 * time.Second
+
+// defaultWatchdogPeriod bounds how late after its deadline an orphaned
+// check is answered; a sweep of the in-flight map is cheap.
+const defaultWatchdogPeriod = 500 * time.Millisecond
+
+// watchLoop settles the submitted checks that had no result by their
+// timeout plus orphan_grace. The results go through the sink, so they
+// reach the core on its main thread.
+func (m *Module) watchLoop(ctx context.Context) {
+	defer m.wg.Done()
+	defer m.recoverGoroutine("watchdog")
+	t := time.NewTicker(m.opts.WatchdogPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m.sweepOrphans(m.now())
+	}
+}
+
+// sweepOrphans answers every expired check with the orphan result, or, when
+// orphan results are off for its kind, only forgets it (as the classic
+// module, which leaves it to the core's orphan check).
+func (m *Module) sweepOrphans(now time.Time) {
+	for _, e := range m.watch.Sweep(now) {
+		m.c.watchdogOrphans.Add(1)
+		m.warnLimited("check orphaned: no result by its timeout plus orphan_grace", "queue", e.Queue,
+			"host", e.HostName, "service", e.ServiceDescription, "orphan_result", m.orphanResultsOn(e.Kind))
+		if m.orphanResultsOn(e.Kind) {
+			m.orphanResult(e.Kind, e.HostName, e.ServiceDescription, e.Queue, now)
 		}
 	}
-	return Decision{Action: ActionOverride, Queue: q}
 }
 
 func (m *Module) explicitResult(c *Check, reason string, now time.Time) {
@@ -417,6 +494,7 @@ func (m *Module) submitLoop(ctx context.Context) {
 			return
 		case s := <-m.queue:
 			m.submitOne(ctx, s)
+			m.inFlight.Add(-1)
 		}
 	}
 }
@@ -459,12 +537,11 @@ func (m *Module) dispatchLoop(ctx context.Context) {
 		batch := m.pending
 		m.pending = m.spare[:0]
 		m.spare = nil
-		m.inFlight.Store(int64(len(batch)))
+		m.inFlight.Add(int64(len(batch)))
 		m.pendMu.Unlock()
 		for i := range batch {
 			select {
 			case m.queue <- batch[i]:
-				m.inFlight.Add(-1)
 			case <-ctx.Done():
 				return
 			}
@@ -474,7 +551,7 @@ func (m *Module) dispatchLoop(ctx context.Context) {
 	}
 }
 
-// queued returns the submissions not yet taken by a submitter.
+// queued returns the submissions not yet submitted.
 func (m *Module) queued() int {
 	m.pendMu.Lock()
 	defer m.pendMu.Unlock()
@@ -504,6 +581,7 @@ func (m *Module) submitOne(ctx context.Context, s submission) {
 	}
 	m.warnLimited("submit failed", "queue", s.queue, "host", s.check.HostName, "service", s.check.ServiceDescription, "err", err)
 	if s.expected {
+		m.watch.Done(s.check.HostName, s.check.ServiceDescription)
 		m.explicitResult(&s.check, fmt.Sprintf("not submitted to queue '%s': %v", s.queue, err), m.now())
 	}
 }
@@ -531,7 +609,8 @@ func (m *Module) statsLoop(ctx context.Context, every time.Duration) {
 			sub, secs, float64(sub)/secs, cur.Results-prev.Results),
 			"local", cur.Local-prev.Local, "not_submitted", cur.NotSubmitted-prev.NotSubmitted,
 			"submit_failed", cur.SubmitFailed-prev.SubmitFailed, "explicit_results", cur.ExplicitResults-prev.ExplicitResults,
-			"bad_results", cur.BadResults-prev.BadResults, "queued", m.queued())
+			"bad_results", cur.BadResults-prev.BadResults, "orphaned", cur.WatchdogOrphans-prev.WatchdogOrphans,
+			"in_flight", m.watch.Len(), "queued", m.queued())
 		prev, prevAt = cur, now
 	}
 }

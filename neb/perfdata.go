@@ -104,7 +104,9 @@ func (m *Module) Perfdata(p *Perfdata) {
 	}
 	payload := ExpandPerfdataTemplate(tmpl, p) + "\n"
 	for _, q := range qs {
-		s := submission{queue: q, raw: payload, prio: gearman.PriorityNormal}
+		// check only names the object in log lines; no result is expected.
+		s := submission{queue: q, raw: payload, prio: gearman.PriorityNormal,
+			check: Check{Kind: p.Kind, HostName: p.HostName, ServiceDescription: p.ServiceDescription}}
 		if m.cfg.PerfdataMode == PerfdataOverwrite {
 			if p.Kind == KindService {
 				s.uniq = modgearman.Uniq(q, p.HostName, p.ServiceDescription)
@@ -114,6 +116,8 @@ func (m *Module) Perfdata(p *Perfdata) {
 		}
 		if !m.healthy.Load() || !m.enqueue(s) {
 			m.c.notSubmitted.Add(1)
+			m.warnLimited("perfdata not submitted", "queue", q, "host", p.HostName, "service", p.ServiceDescription,
+				"gearmand_up", m.healthy.Load())
 			continue
 		}
 		m.c.perfdata.Add(1)

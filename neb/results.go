@@ -49,6 +49,11 @@ func (m *Module) handleResult(ctx context.Context, job *gearman.Job) (out []byte
 	if !sane {
 		m.c.latencyDiscarded.Add(1)
 	}
+	if !cr.Passive {
+		// A result that comes after the watchdog answered is still
+		// delivered: the core takes it as the check's newer result.
+		m.watch.Done(cr.HostName, cr.ServiceDescription)
+	}
 	m.deliver(cr)
 	return nil, nil
 }

@@ -22,21 +22,24 @@
 // # Classic options (modgearman-wire.md §5.2, scope N)
 //
 // Supported: config, debug, logmode/logfile (a log file, or else the core
-// log; syslog and stdout fall back to the core log), server (all servers are
+// log; syslog and stdout fall back to the core log, and so does a logfile
+// that cannot be opened, with a warning: the core is never stopped by it), server (all servers are
 // used: the client fails over, the result workers serve every server),
 // encryption, key, keyfile, use_uniq_jobs, gearman_connection_timeout (the
 // submit and dial timeout), hosts, services, eventhandler, hostgroups,
 // servicegroups, localhostgroups, localservicegroups, queue_custom_variable,
 // do_hostchecks, route_eventhandler_like_checks, result_queue,
 // result_workers, orphan_host_checks, orphan_service_checks, orphan_return,
-// accept_clear_results, internal_check_dummy, log_stats_interval (a
+// orphan_grace (gearbridge's own: how long after a submitted check's timeout
+// its orphan result is made), accept_clear_results, internal_check_dummy, log_stats_interval (a
 // statistics line every N seconds). dupserver is parsed and, as in the
 // classic module, not used by the NEB.
 //
 // Accepted but not acted on, with a warning in the core log:
 // notifications (the core sends notifications itself; distributing them
 // needs the core's macro functions), export (no export jobs are sent) and
-// latency_flatten_window (no rescheduling).
+// latency_flatten_window (no rescheduling; warned whenever it is above 0,
+// which includes the classic default of 30).
 //
 // Perfdata (perfdata, perfdata_send_all, perfdata_mode, the two templates)
 // is supported: after each processed check with performance data the
@@ -102,8 +105,11 @@ const version = "gearbridge-neb 0.1"
 // (the library is never unloaded). Only the core's main thread touches the
 // fields without a lock; goroutines use wakeMu/logMu.
 type module struct {
-	mod   *neb.Module
-	out   *neb.Outbox
+	mod *neb.Module
+	out *neb.Outbox
+	// watch keeps the submitted checks across a reload, so the next module
+	// answers the orphans of the previous one, each once.
+	watch *neb.Watchdog
 	batch []neb.CheckResult
 	names map[string]*C.char // C copies of variable and group names
 	inits int
@@ -132,7 +138,7 @@ type logLine struct {
 var handle = newModule()
 
 func newModule() *module {
-	m := &module{wakeFD: -1, names: map[string]*C.char{}}
+	m := &module{wakeFD: -1, names: map[string]*C.char{}, watch: neb.NewWatchdog()}
 	m.out = neb.NewOutbox(200000, m.wake)
 	return m
 }
@@ -257,29 +263,29 @@ func gbInit(args *C.char, wakeFD C.int) (rc C.int) {
 	if cfg.Debug > 0 {
 		level = slog.LevelDebug
 	}
-	var logger *slog.Logger
+	logger := slog.New(&coreHandler{m: m, level: level})
+	if m.logFile != nil {
+		_ = m.logFile.Close()
+		m.logFile = nil
+	}
 	if cfg.LogFile != "" && (cfg.LogMode == "automatic" || cfg.LogMode == "file") {
-		// A module log file may be written from any goroutine.
-		if m.logFile != nil {
-			_ = m.logFile.Close()
-			m.logFile = nil
-		}
+		// A module log file may be written from any goroutine. One that
+		// cannot be opened must not stop the core from starting: say so in
+		// the core log and log there instead.
 		f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
-			coreLog(1, "cannot open logfile: "+err.Error())
-			return -1
+			coreLog(2, fmt.Sprintf("cannot open logfile %s, logging to the core log instead: %v", cfg.LogFile, err))
+		} else {
+			m.logFile = f
+			logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
 		}
-		m.logFile = f
-		logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level}))
-	} else {
-		logger = slog.New(&coreHandler{m: m, level: level})
 	}
-	for _, w := range unsupported(&cfg) {
+	for _, w := range cfg.IgnoredOptions() {
 		coreLog(2, w)
 	}
 	host, _ := os.Hostname()
 	mod, err := neb.New(cfg, neb.Options{
-		Logger: logger, Sink: m.out.Push,
+		Logger: logger, Sink: m.out.Push, Watchdog: m.watch,
 		CancelHonoured: cancelHonoured, Version: version, Hostname: host,
 	})
 	if err != nil {
@@ -498,19 +504,6 @@ func (m *module) recordDelays(ds []time.Duration) {
 		m.delayN++
 		m.drained++
 	}
-}
-
-// unsupported lists the classic options this module accepts but does not
-// act on, so that the core log says so instead of silently ignoring them.
-func unsupported(c *neb.Config) []string {
-	var w []string
-	if c.Notifications {
-		w = append(w, "notifications=yes is not supported: the core sends notifications itself")
-	}
-	if len(c.Export) > 0 {
-		w = append(w, "export is not supported: no export jobs are sent")
-	}
-	return w
 }
 
 // applyRuntime applies the Go runtime settings of the broker line.

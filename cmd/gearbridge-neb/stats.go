@@ -14,6 +14,7 @@ import (
 type statsReport struct {
 	Core          string `json:"core"`
 	Inits         int    `json:"inits"`
+	InFlight      int    `json:"in_flight"` // submitted checks awaiting their result
 	Injected      uint64 `json:"injected"`
 	DelayP50Micro int64  `json:"delay_p50_us"`
 	DelayP99Micro int64  `json:"delay_p99_us"`
@@ -29,7 +30,7 @@ type statsReport struct {
 func gearbridge_stats() *C.char {
 	defer recovered("stats")
 	m := handle
-	r := statsReport{Core: coreName, Inits: m.inits}
+	r := statsReport{Core: coreName, Inits: m.inits, InFlight: m.watch.Len()}
 	m.delayMu.Lock()
 	ds := slices.Clone(m.delays)
 	r.Injected = m.drained

@@ -3,6 +3,7 @@ package classicconf
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Log modes accepted by the logmode option.
@@ -92,9 +93,13 @@ type Config struct {
 	HostPerfdataTemplate    string // host_perfdata_template, \t \r \n expanded
 	ServicePerfdataTemplate string // service_perfdata_template, \t \r \n expanded
 
-	OrphanHostChecks     bool         // orphan_host_checks
-	OrphanServiceChecks  bool         // orphan_service_checks
-	OrphanReturn         int          // orphan_return: 0..3
+	OrphanHostChecks    bool // orphan_host_checks
+	OrphanServiceChecks bool // orphan_service_checks
+	OrphanReturn        int  // orphan_return: 0..3
+	// OrphanGrace (orphan_grace, gearbridge) is how long after a submitted
+	// check's timeout the NEB waits for its result before it answers with
+	// the orphan result itself.
+	OrphanGrace          time.Duration
 	AcceptClearResults   bool         // accept_clear_results
 	LatencyFlattenWindow int          // latency_flatten_window in s; <= 0 off
 	InternalCheckDummy   bool         // internal_check_dummy (NEB and worker)
@@ -226,8 +231,11 @@ func Defaults() Config {
 		OrphanHostChecks:         true,
 		OrphanServiceChecks:      true,
 		OrphanReturn:             2,
-		LatencyFlattenWindow:     30,
-		InternalCheckDummy:       true,
+		// Ten seconds cover a worker's own timeout handling and the
+		// result's way back through gearmand under load.
+		OrphanGrace:          10 * time.Second,
+		LatencyFlattenWindow: 30,
+		InternalCheckDummy:   true,
 
 		JobTimeout:      60,
 		MinWorker:       1,

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 )
 
 // option describes one configuration option and its aliases.
@@ -130,6 +131,7 @@ func optionTable() []option {
 		boolOption("orphan_host_checks", func(c *Config) *bool { return &c.OrphanHostChecks }),
 		boolOption("orphan_service_checks", func(c *Config) *bool { return &c.OrphanServiceChecks }),
 		intOption("orphan_return", func(c *Config) *int { return &c.OrphanReturn }, 0, 3),
+		durationOption("orphan_grace", func(c *Config) *time.Duration { return &c.OrphanGrace }),
 		boolOption("accept_clear_results", func(c *Config) *bool { return &c.AcceptClearResults }),
 		intOption("latency_flatten_window", func(c *Config) *int { return &c.LatencyFlattenWindow }, minInt, maxInt),
 		boolOption("internal_check_dummy", func(c *Config) *bool { return &c.InternalCheckDummy }),
@@ -285,6 +287,23 @@ func intOption(name string, f func(*Config) *int, lo, hi int, aliases ...string)
 			return nil, nil
 		},
 		get: func(c *Config) []string { return []string{itoa(*f(c))} },
+	}
+}
+
+// durationOption accepts a non-negative duration: whole seconds ("10") or
+// a Go duration ("2s", "1500ms").
+func durationOption(name string, f func(*Config) *time.Duration) option {
+	return option{
+		name: name,
+		set: func(c *Config, v string) ([]string, error) {
+			d, err := parseDuration(v)
+			if err != nil {
+				return nil, err
+			}
+			*f(c) = d
+			return nil, nil
+		},
+		get: func(c *Config) []string { return []string{f(c).String()} },
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // asciiSpace is the white space trimmed from keys, values and list entries;
@@ -73,6 +74,25 @@ func parseInt(v string, lo, hi int) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// parseDuration accepts whole seconds or a Go duration with a unit, not
+// negative and at most a day.
+func parseDuration(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, invalidf("value %q is not a duration", v)
+	}
+	if strings.Trim(v, "0123456789") == "" {
+		v += "s"
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, invalidf("value %q is not a duration (seconds, or a number with a unit such as 2s or 500ms)", v)
+	}
+	if d < 0 || d > 24*time.Hour {
+		return 0, invalidf("value %q out of range 0s..24h", v)
+	}
+	return d, nil
 }
 
 // parseFloat accepts plain decimal numbers (optionally with exponent) that

@@ -226,13 +226,14 @@ static void run_loop(int want, int ms) {
 
 /* nebstruct builders by the spec's offsets. */
 static char svcbuf[200], hostbuf[192], ehbuf[168], crbuf[280];
+static int svc_timeout = 60, host_timeout = 30; /* the core's check timeouts */
 static int fire_svc(char *h, char *s, int opts, char *cmd) {
 	memset(svcbuf, 0, sizeof svcbuf);
 	memset(crbuf, 0, sizeof crbuf);
 	F(svcbuf, 0, int) = 700;
 	F(svcbuf, 32, char *) = h;
 	F(svcbuf, 40, char *) = s;
-	F(svcbuf, 68, int) = 60;
+	F(svcbuf, 68, int) = svc_timeout;
 	F(svcbuf, 88, char *) = cmd;
 	F(svcbuf, 144, double) = 0.5;
 	F(crbuf, 28, int) = opts;
@@ -245,7 +246,7 @@ static int fire_host(char *h, int opts, char *cmd) {
 	memset(crbuf, 0, sizeof crbuf);
 	F(hostbuf, 0, int) = 800;
 	F(hostbuf, 32, char *) = h;
-	F(hostbuf, 60, int) = 30;
+	F(hostbuf, 60, int) = host_timeout;
 	F(hostbuf, 80, char *) = cmd;
 	F(hostbuf, 136, double) = 0.25;
 	F(crbuf, 28, int) = opts;
@@ -455,6 +456,10 @@ int main(int argc, char **argv) {
 			process_event(105);
 			sigaction(SIGHUP, NULL, &sa);
 			printf("HUP %d onstack=%d\n", rc, (sa.sa_flags & SA_ONSTACK) != 0);
+		} else if (strcmp(cmd, "timeout") == 0) {
+			svc_timeout = atoi(strtok(NULL, " "));
+			host_timeout = atoi(strtok(NULL, " \n"));
+			printf("OK\n");
 		} else if (strcmp(cmd, "quiet") == 0) {
 			quiet = atoi(strtok(NULL, " \n"));
 			printf("OK\n");

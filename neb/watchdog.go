@@ -1,0 +1,93 @@
+package neb
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// orphanOutput is the classic text of a synthetic result for a check whose
+// job no worker answered (modgearman-wire.md §2.6), with its trailing LF.
+func orphanOutput(k Kind, queue string) string {
+	return fmt.Sprintf("(%s check orphaned, is the mod-gearman worker on queue '%s' running?)\n", k, queue)
+}
+
+// checkKey names a check the way results name it: the host, plus the
+// service description for service checks.
+type checkKey struct {
+	host, service string
+}
+
+// inflight is a submitted check waiting for its result.
+type inflight struct {
+	kind     Kind
+	queue    string
+	deadline time.Time
+}
+
+// Expired is a submitted check that had no result by its deadline.
+type Expired struct {
+	Kind               Kind
+	HostName           string
+	ServiceDescription string
+	Queue              string
+	Deadline           time.Time
+}
+
+// Watchdog keeps the checks the module submitted until their result comes
+// back, so that a check whose job no worker answers is settled within
+// seconds of its timeout instead of the core's own orphan check, which
+// comes ten minutes later. It is safe for concurrent use and holds no core
+// pointers, so one Watchdog can outlive a Module: the broker module keeps it
+// across a reload, and the next Module settles what the previous one left.
+type Watchdog struct {
+	mu    sync.Mutex
+	items map[checkKey]inflight
+}
+
+// NewWatchdog returns an empty watchdog.
+func NewWatchdog() *Watchdog {
+	return &Watchdog{items: map[checkKey]inflight{}}
+}
+
+// Track records a submitted check; a later Track of the same check
+// replaces it (one job per check is in flight, as the core allows).
+func (w *Watchdog) Track(k Kind, host, service, queue string, deadline time.Time) {
+	w.mu.Lock()
+	w.items[checkKey{host, service}] = inflight{kind: k, queue: queue, deadline: deadline}
+	w.mu.Unlock()
+}
+
+// Done forgets a check whose result arrived (or was made); it reports
+// whether the check was tracked.
+func (w *Watchdog) Done(host, service string) bool {
+	k := checkKey{host, service}
+	w.mu.Lock()
+	_, ok := w.items[k]
+	delete(w.items, k)
+	w.mu.Unlock()
+	return ok
+}
+
+// Sweep removes and returns every check whose deadline is before or at
+// now. Each is returned once.
+func (w *Watchdog) Sweep(now time.Time) []Expired {
+	var out []Expired
+	w.mu.Lock()
+	for k, it := range w.items {
+		if !it.deadline.After(now) {
+			out = append(out, Expired{Kind: it.kind, HostName: k.host, ServiceDescription: k.service,
+				Queue: it.queue, Deadline: it.deadline})
+			delete(w.items, k)
+		}
+	}
+	w.mu.Unlock()
+	return out
+}
+
+// Len returns the number of checks in flight.
+func (w *Watchdog) Len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.items)
+}

@@ -1,0 +1,256 @@
+package neb
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/internal/gearmantest"
+	"github.com/gearbridge/gearbridge/modgearman"
+)
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_800_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestWatchdogSweep(t *testing.T) {
+	w := NewWatchdog()
+	t0 := time.Unix(1000, 0)
+	w.Track(KindService, "h", "s", "service", t0.Add(10*time.Second))
+	w.Track(KindHost, "h", "", "hostgroup_x", t0.Add(20*time.Second))
+	w.Track(KindService, "h", "done", "service", t0.Add(5*time.Second))
+	if !w.Done("h", "done") || w.Done("h", "done") {
+		t.Error("Done must report a tracked check once")
+	}
+	if got := w.Sweep(t0.Add(9 * time.Second)); len(got) != 0 {
+		t.Errorf("swept before the deadline: %+v", got)
+	}
+	got := w.Sweep(t0.Add(10 * time.Second))
+	if len(got) != 1 || got[0] != (Expired{Kind: KindService, HostName: "h", ServiceDescription: "s",
+		Queue: "service", Deadline: t0.Add(10 * time.Second)}) {
+		t.Errorf("sweep at the deadline: %+v", got)
+	}
+	if got := w.Sweep(t0.Add(15 * time.Second)); len(got) != 0 {
+		t.Errorf("a check was swept twice: %+v", got)
+	}
+	// A new submission of the same check moves its deadline.
+	w.Track(KindHost, "h", "", "hostgroup_x", t0.Add(40*time.Second))
+	if got := w.Sweep(t0.Add(30 * time.Second)); len(got) != 0 || w.Len() != 1 {
+		t.Errorf("re-tracked check swept at its old deadline: %+v", got)
+	}
+}
+
+func TestOrphanGraceOption(t *testing.T) {
+	for _, tt := range []struct {
+		arg  string
+		want time.Duration
+	}{{"", 10 * time.Second}, {"orphan_grace=2s", 2 * time.Second}, {"orphan_grace=3", 3 * time.Second},
+		{"orphan_grace=1500ms", 1500 * time.Millisecond}, {"orphan_grace=0", 0}} {
+		c, err := ParseBrokerArgs("server=localhost encryption=no "+tt.arg, t.TempDir())
+		if err != nil || c.OrphanGrace != tt.want {
+			t.Errorf("%q: OrphanGrace %v, %v; want %v", tt.arg, c.OrphanGrace, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"orphan_grace=-1s", "orphan_grace=soon", "orphan_grace=", "orphan_grace=2d", "orphan_grace=25h"} {
+		if _, err := ParseBrokerArgs("server=localhost encryption=no "+bad, t.TempDir()); err == nil || !strings.Contains(err.Error(), "orphan_grace") {
+			t.Errorf("%q: err = %v, want an error naming orphan_grace", bad, err)
+		}
+	}
+}
+
+// watchdogModule starts a module on a fake clock whose watchdog sweeps
+// every few milliseconds.
+func watchdogModule(t *testing.T, args string, w *Watchdog) (*harness, *fakeClock) {
+	t.Helper()
+	clk := newFakeClock()
+	h := newModule(t, args, Options{Now: clk.Now, Watchdog: w, WatchdogPeriod: 5 * time.Millisecond})
+	return h, clk
+}
+
+// quiet fails if the module delivers a result within d.
+func (h *harness) quiet(t *testing.T, d time.Duration) {
+	t.Helper()
+	time.Sleep(d)
+	if rs := h.out.Take(nil); len(rs) > 0 {
+		t.Errorf("unexpected results %+v", rs)
+	}
+}
+
+func TestWatchdogAnswersOrphanedChecks(t *testing.T) {
+	srv := gearmantest.Start(t)
+	for _, tt := range []struct {
+		name    string
+		args    string
+		check   Check
+		want    bool
+		code    int
+		message string
+	}{
+		{name: "service", args: "orphan_grace=2s",
+			check: Check{Kind: KindService, HostName: "h", ServiceDescription: "s", Timeout: 5 * time.Second},
+			want:  true, code: 2, message: "(service check orphaned, is the mod-gearman worker on queue 'service' running?)\n"},
+		{name: "host with orphan_return", args: "orphan_grace=2s orphan_return=3",
+			check: Check{Kind: KindHost, HostName: "h", Timeout: 5 * time.Second},
+			want:  true, code: 3, message: "(host check orphaned, is the mod-gearman worker on queue 'host' running?)\n"},
+		{name: "service results off", args: "orphan_grace=2s orphan_service_checks=no",
+			check: Check{Kind: KindService, HostName: "h", ServiceDescription: "s", Timeout: 5 * time.Second}},
+		{name: "host results off", args: "orphan_grace=2s orphan_host_checks=no",
+			check: Check{Kind: KindHost, HostName: "h", Timeout: 5 * time.Second}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, clk := watchdogModule(t, "server="+srv.Addr()+" encryption=no hosts=yes services=yes result_workers=0 "+tt.args, nil)
+			c := tt.check
+			c.CommandLine = "/bin/x"
+			if d := h.m.Check(&c, fakeObjects{}); d.Action != ActionOverride {
+				t.Fatalf("decision %+v", d)
+			}
+			clk.Advance(7*time.Second - time.Millisecond)
+			h.quiet(t, 50*time.Millisecond)
+			clk.Advance(time.Millisecond)
+			if tt.want {
+				r := h.next(t)
+				if r.HostName != c.HostName || r.ServiceDescription != c.ServiceDescription || r.ReturnCode != tt.code ||
+					r.Output != tt.message || r.Passive || !r.StartTime.Equal(clk.Now()) {
+					t.Errorf("orphan result %+v", r)
+				}
+			}
+			waitFor(t, func() bool { return h.m.Stats().WatchdogOrphans == 1 })
+			h.quiet(t, 50*time.Millisecond)
+		})
+	}
+}
+
+func TestWatchdogForgetsAnsweredChecks(t *testing.T) {
+	srv := gearmantest.Start(t)
+	h, clk := watchdogModule(t, "server="+srv.Addr()+" encryption=no orphan_grace=2s accept_clear_results=yes", nil)
+	c := &Check{Kind: KindService, HostName: "h", ServiceDescription: "s", CommandLine: "/bin/x", Timeout: 5 * time.Second}
+	h.m.Check(c, fakeObjects{})
+	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	clearCodec, _ := modgearman.NewCodec("", false)
+	send := func(r modgearman.Result) {
+		t.Helper()
+		payload := r.Marshal()
+		if r.IsPassive() {
+			payload = r.MarshalPassive()
+		}
+		if _, err := client.Submit(ctx, "check_results", "", clearCodec.Encode(payload), gearman.PriorityNormal, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A passive result for the same service does not answer the check.
+	send(modgearman.Result{Type: "passive", HostName: "h", ServiceDescription: "s", Output: "passive"})
+	if r := h.next(t); r.Output != "passive" {
+		t.Fatalf("result %+v", r)
+	}
+	send(modgearman.Result{Type: "active", HostName: "h", ServiceDescription: "s", Output: "real", ExitedOK: true})
+	if r := h.next(t); r.Output != "real" {
+		t.Fatalf("result %+v", r)
+	}
+	clk.Advance(time.Minute)
+	h.quiet(t, 50*time.Millisecond)
+	if st := h.m.Stats(); st.WatchdogOrphans != 0 {
+		t.Errorf("stats %+v", st)
+	}
+
+	// A result that comes after the orphan result is still delivered.
+	h.m.Check(c, fakeObjects{})
+	clk.Advance(7 * time.Second)
+	if r := h.next(t); !strings.Contains(r.Output, "orphaned") {
+		t.Fatalf("orphan result %+v", r)
+	}
+	send(modgearman.Result{Type: "active", HostName: "h", ServiceDescription: "s", Output: "late", ExitedOK: true})
+	if r := h.next(t); r.Output != "late" {
+		t.Errorf("late result %+v", r)
+	}
+}
+
+func TestWatchdogSkipsChecksAnsweredOtherwise(t *testing.T) {
+	srv := gearmantest.Start(t)
+	h, clk := watchdogModule(t, "server="+srv.Addr()+" encryption=no orphan_grace=1s", nil)
+	// The core's own orphan re-check is answered at once, and only once.
+	h.m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "o", CommandLine: "/bin/x",
+		Timeout: time.Second, CheckOptions: CheckOptionOrphanCheck}, fakeObjects{})
+	if r := h.next(t); !strings.Contains(r.Output, "orphaned") {
+		t.Fatalf("orphan result %+v", r)
+	}
+	waitFor(t, func() bool { return h.m.Stats().Submitted == 1 })
+	// A check whose submission fails gets its explicit result, not an
+	// orphan result on top.
+	srv.Stop()
+	h.m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "f", CommandLine: "/bin/x",
+		Timeout: time.Second}, fakeObjects{})
+	if r := h.next(t); !strings.Contains(r.Output, "not submitted") {
+		t.Fatalf("explicit result %+v", r)
+	}
+	clk.Advance(time.Minute)
+	h.quiet(t, 50*time.Millisecond)
+	if st := h.m.Stats(); st.WatchdogOrphans != 0 || h.m.watch.Len() != 0 {
+		t.Errorf("stats %+v, in flight %d", st, h.m.watch.Len())
+	}
+}
+
+// TestWatchdogAcrossModules is the reload: the broker module keeps one
+// watchdog, so the next module answers what the closed one submitted, once.
+func TestWatchdogAcrossModules(t *testing.T) {
+	srv := gearmantest.Start(t)
+	w := NewWatchdog()
+	args := "server=" + srv.Addr() + " encryption=no orphan_grace=2s result_workers=0"
+	c, err := ParseBrokerArgs(args, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	first, err := New(c, Options{Sink: func(r CheckResult) bool { t.Errorf("first module delivered %+v", r); return true },
+		Now: clk.Now, Watchdog: w, WatchdogPeriod: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Start()
+	first.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "s", CommandLine: "/bin/x",
+		Timeout: 5 * time.Second}, fakeObjects{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	h := &harness{out: NewOutbox(0, nil)}
+	second, err := New(c, Options{Sink: h.out.Push, Now: func() time.Time { return clk.Now() }, Watchdog: w,
+		WatchdogPeriod: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.m = second
+	second.Start()
+	t.Cleanup(func() { _ = second.Close(context.Background()) })
+	clk.Advance(7 * time.Second)
+	if r := h.next(t); r.ServiceDescription != "s" || !strings.Contains(r.Output, "orphaned") {
+		t.Errorf("orphan result %+v", r)
+	}
+	h.quiet(t, 50*time.Millisecond)
+	if st := second.Stats(); st.WatchdogOrphans != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}

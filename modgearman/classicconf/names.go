@@ -54,3 +54,15 @@ func slicesEqual(a, b []string) bool {
 	}
 	return true
 }
+
+// OptionNames lists the names of all options in the order of the option
+// table, without aliases and without config (which includes files).
+func OptionNames() []string {
+	var names []string
+	for _, o := range optionTable() {
+		if !o.include && o.get != nil {
+			names = append(names, o.name)
+		}
+	}
+	return names
+}

@@ -53,3 +53,15 @@ func TestChangedOptions(t *testing.T) {
 		t.Fatalf("ChangedOptions = %q, want %q", got, want)
 	}
 }
+
+func TestOptionNamesResolve(t *testing.T) {
+	names := OptionNames()
+	if len(names) < 80 || slices.Contains(names, "config") || slices.Contains(names, "d") {
+		t.Fatalf("OptionNames = %q", names)
+	}
+	for _, n := range names {
+		if got, _, err := OptionName(n); err != nil || got != n {
+			t.Errorf("OptionName(%q) = %q, %v", n, got, err)
+		}
+	}
+}

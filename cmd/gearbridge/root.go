@@ -69,18 +69,26 @@ func (g *globals) logger(w io.Writer) (*slog.Logger, error) {
 
 // run executes one command line and returns the process exit code. argv0
 // selects a compatibility personality: invoked as send_gearman, the binary
-// behaves as `gearbridge send`.
+// behaves as `gearbridge send`, invoked as mod_gearman_worker as
+// `gearbridge worker --transport=gearman`.
 func run(ctx context.Context, argv0 string, args []string, in io.Reader, out, errOut io.Writer) int {
-	if filepath.Base(argv0) == "send_gearman" {
+	switch filepath.Base(argv0) {
+	case "send_gearman":
 		args = append([]string{"send"}, args...)
+	case "mod_gearman_worker":
+		// The classic worker takes its jobs from gearmand.
+		args = append([]string{"worker", "--transport=" + transportGearman}, args...)
 	}
 	s := streams{in: in, out: out, err: errOut}
 	root := newRootCmd(s)
-	root.SetArgs(args)
-	root.SetIn(in)
-	root.SetOut(out)
-	root.SetErr(errOut)
-	err := root.ExecuteContext(ctx)
+	args, err := classicWorkerArgs(root, args)
+	if err == nil {
+		root.SetArgs(args)
+		root.SetIn(in)
+		root.SetOut(out)
+		root.SetErr(errOut)
+		err = root.ExecuteContext(ctx)
+	}
 	if err == nil {
 		return exitOK
 	}

@@ -82,6 +82,16 @@ type workerOptions struct {
 	MetricsListen             string        `mapstructure:"metrics-listen"`
 	LogLevel                  string        `mapstructure:"log-level"`
 	LogFormat                 string        `mapstructure:"log-format"`
+	// LogFile, LogMode, PidFile and Daemon are the classic options of the
+	// same names (logmode: automatic, file, stdout or syslog).
+	LogFile string `mapstructure:"logfile"`
+	LogMode string `mapstructure:"logmode"`
+	PidFile string `mapstructure:"pidfile"`
+	Daemon  bool   `mapstructure:"daemon"`
+
+	// classicUnused is the start-up line naming the classic options set
+	// that the worker does not act on, with the reasons.
+	classicUnused string
 }
 
 // defaultWorkerOptions are the options before any file or flag.
@@ -99,6 +109,7 @@ func defaultWorkerOptions() workerOptions {
 		DrainTimeout:       d.DrainTimeout,
 		LogLevel:           "info",
 		LogFormat:          "text",
+		LogMode:            classicconf.LogModeAutomatic,
 	}
 }
 
@@ -142,7 +153,14 @@ it takes jobs straight from --server (default localhost:4730) with the
 classic key (--key, --keyfile, --encryption, or server=, key= and keyfile=
 of a classic mod_gearman_worker.conf), submits results to each job's result
 queue before completing the job, and answers worker_<identifier> pings. It
-needs no bridge and no certificates.`,
+needs no bridge and no certificates.
+
+The classic workers' command-line forms are accepted as well: every option of
+the classic table as --opt=value or --opt value (--max-worker=50,
+--job_timeout=30 in seconds, --hosts=yes, --debug=1, -d, --pidfile=FILE,
+--logfile=FILE, --logmode=file|stdout|syslog). They win over the file. SIGHUP
+reopens the log file. Options set but not acted on are logged at start, each
+with the reason.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -168,23 +186,44 @@ needs no bridge and no certificates.`,
 	f.Bool("renew", false, "renew the certificate of --tls-cert and --tls-key over the bridge connection, as an enrolled worker does (their directory must be writable)")
 	f.Duration("renew-check-interval", enroll.DefaultRenewInterval, "with --state-dir or --renew: how often the certificate's remaining lifetime is checked")
 	f.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (/metrics)")
+	f.StringArray(classicOptionFlag, nil, "a classic option as `NAME=VALUE` (classic forms such as --max-worker=5 are turned into it)")
+	_ = f.MarkHidden(classicOptionFlag)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		opts, notes, err := loadWorkerOptions(cmd.Flags(), g.configFile)
 		if err != nil {
 			return usageError(err)
-		}
-		log, err := (&globals{logLevel: opts.LogLevel, logFormat: opts.LogFormat}).logger(s.err)
-		if err != nil {
-			return err
-		}
-		for _, n := range notes {
-			log.Warn("config file", "note", n)
 		}
 		opts.useStateDir()
 		cfg, err := opts.workerConfig(os.Hostname)
 		if err != nil {
 			return usageError(err)
 		}
+		if opts.Daemon && !isDaemonChild() {
+			pid, err := startDaemon(opts.LogFile)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.err, "gearbridge worker: running in the background as pid %d\n", pid)
+			return nil
+		}
+		wlog, err := openWorkerLog(opts, s)
+		if err != nil {
+			return err
+		}
+		defer wlog.Close()
+		log := wlog.Logger
+		for _, n := range notes {
+			log.Warn("config file", "note", n)
+		}
+		if opts.classicUnused != "" {
+			log.Info("classic options accepted but not used", "options", opts.classicUnused)
+		}
+		removePid, err := writePidFile(opts.PidFile)
+		if err != nil {
+			return err
+		}
+		defer removePid()
+		defer onSIGHUP(wlog.reopen)()
 		return runWorker(cmd.Context(), opts, cfg, log)
 	}
 	cmd.AddCommand(newEnrollCmd(s, g, certs.RoleWorker))
@@ -314,12 +353,14 @@ gearbridge ` + parent + ` --bridge HOST:PORT --state-dir DIR ...`,
 }
 
 // loadWorkerOptions reads the defaults, the config file (classic or YAML),
-// GEARBRIDGE_* variables and the flags that were set, in that order. notes
-// are warnings about the classic file for the log.
+// GEARBRIDGE_* variables, the flags that were set and the classic options
+// of the command line, in that order. notes are warnings about the classic
+// file for the log.
 func loadWorkerOptions(fs *pflag.FlagSet, file string) (workerOptions, []string, error) {
 	opts := defaultWorkerOptions()
 	var notes []string
 	var classic *classicconf.Config
+	var classicSet []string // classic options set, by file or command line
 	if isClassicConf(file) {
 		cc, err := classicconf.ParseFile(file)
 		if err != nil {
@@ -327,6 +368,7 @@ func loadWorkerOptions(fs *pflag.FlagSet, file string) (workerOptions, []string,
 		}
 		notes = opts.applyClassic(cc)
 		classic = &cc
+		classicSet = classicconf.ChangedOptions(cc)
 		file = "" // the flags and the environment still apply on top
 	}
 	if err := config.Load(&opts, file, fs); err != nil {
@@ -335,8 +377,14 @@ func loadWorkerOptions(fs *pflag.FlagSet, file string) (workerOptions, []string,
 	if opts.Transport == transportBridge && fs != nil && fs.Changed("dupserver") {
 		return opts, nil, errors.New("--dupserver applies to --transport=gearman; with a bridge, the bridge's --dupserver decides about copies")
 	}
+	argsConf, given, err := classicArgs(fs)
+	if err != nil {
+		return opts, nil, err
+	}
+	notes = append(notes, argsConf.Warnings...)
+	opts.applyClassicOptions(argsConf, given)
+	classicSet = append(classicSet, given...)
 	if classic != nil {
-		notes = append(notes, opts.unusedClassic(*classic)...)
 		if opts.Transport == transportGearman && !classic.SetByHand.AnyQueue() && len(opts.queues()) == 0 {
 			// The classic worker's rule. Not for a remote worker: generic
 			// queues would draw the central site's checks to it.
@@ -344,6 +392,7 @@ func loadWorkerOptions(fs *pflag.FlagSet, file string) (workerOptions, []string,
 			notes = append(notes, "no queue option given: serving hosts, services, eventhandler and notifications, as the classic worker does")
 		}
 	}
+	opts.classicUnused = opts.unusedClassicLine(classicSet)
 	return opts, notes, nil
 }
 
@@ -369,52 +418,13 @@ func isClassicConf(file string) bool {
 	return ext == ".conf" || ext == ".cfg"
 }
 
-// applyClassic maps the options of a mod_gearman_worker.conf that apply to
-// a remote worker. It returns notes on options that are set but not used.
+// applyClassic maps the options of a mod_gearman_worker.conf that the
+// worker acts on (see classicActions). It returns the file's warnings.
 func (o *workerOptions) applyClassic(c classicconf.Config) []string {
-	o.Hosts, o.Services, o.EventHandler, o.Notifications = c.Hosts, c.Services, c.EventHandler, c.Notifications
-	o.HostGroups = c.HostGroups
-	o.ServiceGroups = c.ServiceGroups
-	o.MaxWorkers = c.MaxWorker
-	o.JobTimeout = time.Duration(c.JobTimeout) * time.Second
-	o.MaxAge = time.Duration(c.MaxAge) * time.Second
-	o.LoadLimit1, o.LoadLimit5, o.LoadLimit15 = c.LoadLimit1, c.LoadLimit5, c.LoadLimit15
-	o.TimeoutReturn = c.TimeoutReturn
-	o.ShowErrorOutput = c.ShowErrorOutput
-	o.InternalCheckDummy = c.InternalCheckDummy
-	o.RestrictPath = c.RestrictPath
-	o.RestrictCommandCharacters = c.RestrictCommandCharacters
-	if c.Identifier != "" {
-		o.Identifier = c.Identifier
+	for _, act := range classicActions() {
+		act(o, c)
 	}
-	if c.PrometheusServer != "" {
-		o.MetricsListen = c.PrometheusServer
-	}
-	if c.Debug > 0 {
-		o.LogLevel = "debug"
-	}
-	// Used with --transport=gearman.
-	o.Servers, o.DupServers = c.Servers, c.DupServers
-	o.Key, o.KeyFile, o.Encryption = c.Key, c.KeyFile, c.Encryption
 	return append([]string(nil), c.Warnings...)
-}
-
-// unusedClassic notes the options of a classic file that the chosen
-// transport does not use.
-func (o workerOptions) unusedClassic(c classicconf.Config) []string {
-	var notes []string
-	if o.Transport == transportBridge {
-		if len(c.Servers) > 0 || len(c.DupServers) > 0 {
-			notes = append(notes, "server and dupserver are not used: a remote worker talks to --bridge, and the bridge to gearmand and its --dupserver (or use --transport=gearman)")
-		}
-		if c.Key != "" || c.KeyFile != "" {
-			notes = append(notes, "key and keyfile are not used: the bridge decrypts jobs, a remote worker never needs the key")
-		}
-	}
-	if !c.DupResultsArePassive && len(c.DupServers) > 0 {
-		notes = append(notes, "dup_results_are_passive=no is not supported: dupserver copies are always passive results")
-	}
-	return notes
 }
 
 // workerConfig turns the options into the package's Config and checks it.

@@ -28,7 +28,11 @@ import (
 func parseWorkerFlags(t *testing.T, args ...string) (workerOptions, []string, worker.Config, error) {
 	t.Helper()
 	root := newRootCmd(streams{in: strings.NewReader(""), out: &bytes.Buffer{}, err: &bytes.Buffer{}})
-	cmd, rest, err := root.Find(append([]string{"worker"}, args...))
+	argv, err := classicWorkerArgs(root, append([]string{"worker"}, args...))
+	if err != nil {
+		return workerOptions{}, nil, worker.Config{}, err
+	}
+	cmd, rest, err := root.Find(argv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +185,7 @@ timeout_return=2
 show_error_output=no
 restrict_path=/usr/lib/nagios/plugins
 `)
-	_, notes, cfg, err := parseWorkerFlags(t, append([]string{"--config", file, "--max-workers", "9", "--bridge", "b:4731"}, tlsFlags...)...)
+	opts, _, cfg, err := parseWorkerFlags(t, append([]string{"--config", file, "--max-workers", "9", "--bridge", "b:4731"}, tlsFlags...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,9 +202,10 @@ restrict_path=/usr/lib/nagios/plugins
 	want.RestrictPath = []string{"/usr/lib/nagios/plugins"}
 	want.RestrictCommandCharacters = classicconf.Defaults().RestrictCommandCharacters
 	assertWorkerConfig(t, cfg, want)
-	joined := strings.Join(notes, "\n")
-	if !strings.Contains(joined, "server and dupserver are not used") || !strings.Contains(joined, "key and keyfile are not used") {
-		t.Errorf("notes %q", notes)
+	wantUnused := "server: a remote worker talks to --bridge, and the bridge to gearmand and its dupservers (or use --transport=gearman); " +
+		"key: the bridge decrypts jobs, a remote worker never needs the key"
+	if opts.classicUnused != wantUnused {
+		t.Errorf("unused classic options\n got %q\nwant %q", opts.classicUnused, wantUnused)
 	}
 }
 

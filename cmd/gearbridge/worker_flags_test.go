@@ -104,7 +104,7 @@ var classicTestValues = map[string]string{
 	"queue_custom_variable": "WORKER", "do_hostchecks": "no", "route_eventhandler_like_checks": "yes",
 	"result_queue": "rq", "result_workers": "2", "perfdata": "yes", "perfdata_send_all": "yes",
 	"perfdata_mode": "2", "host_perfdata_template": "x", "service_perfdata_template": "y",
-	"orphan_host_checks": "no", "orphan_service_checks": "no", "orphan_return": "3",
+	"orphan_host_checks": "no", "orphan_service_checks": "no", "orphan_return": "3", "orphan_grace": "5",
 	"accept_clear_results": "yes", "latency_flatten_window": "0", "internal_check_dummy": "no",
 	"export": "q:0:5", "debug-result": "yes", "identifier": "w1", "pidfile": "/run/w.pid",
 	"daemon": "yes", "job_timeout": "30", "max-age": "600", "min-worker": "5", "max-worker": "50",

@@ -146,6 +146,7 @@ which translates to and from the Gearman queues.`,
 		newTopCmd(s, g),
 		newCheckCmd(s, g),
 	)
+	fitHelp(root)
 	return root
 }
 

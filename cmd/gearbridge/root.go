@@ -119,7 +119,6 @@ which translates to and from the Gearman queues.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	pf := root.PersistentFlags()
 	pf.StringSliceVar(&g.servers, "server", nil, "gearmand `HOST[:PORT]` (repeatable or a comma list; default port 4730)")
@@ -146,6 +145,7 @@ which translates to and from the Gearman queues.`,
 		newTopCmd(s, g),
 		newCheckCmd(s, g),
 	)
+	enableCompletion(root)
 	fitHelp(root)
 	return root
 }

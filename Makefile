@@ -7,7 +7,7 @@ LDFLAGS := -X $(PKG)/internal/buildinfo.Version=$(VERSION) -X $(PKG)/internal/bu
 # The whole test suite; integration tests start their own gearmand.
 TESTFLAGS ?= -race -timeout 40m
 
-.PHONY: all build neb test deps demo proto proto-check lint bench clean
+.PHONY: all build neb test deps demo proto proto-check lint bench man clean
 
 all: build
 
@@ -49,6 +49,12 @@ lint: proto-check
 
 bench: deps bin/gearbridge
 	@scripts/bench.sh
+
+# Man pages for every command, generated from the command tree.
+MANDIR ?= bin/man
+man: bin/gearbridge
+	rm -rf $(MANDIR)
+	bin/gearbridge man --dir $(MANDIR)
 
 clean:
 	rm -rf bin

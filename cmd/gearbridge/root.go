@@ -144,6 +144,7 @@ which translates to and from the Gearman queues.`,
 		newCertsCmd(s),
 		newTopCmd(s, g),
 		newCheckCmd(s, g),
+		newManCmd(s),
 	)
 	enableCompletion(root)
 	fitHelp(root)

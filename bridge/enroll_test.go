@@ -12,7 +12,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net/url"
 	"os"
@@ -28,7 +27,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/gearbridge/gearbridge/certs"
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
@@ -56,42 +54,16 @@ func (s *syncBuffer) String() string {
 // EnrollService and verifies client certificates per call.
 func newCertsEnv(t *testing.T, mutate func(*Config)) (*testEnv, *syncBuffer) {
 	t.Helper()
-	dir := t.TempDir()
-	ca := newBridgeCA(t, dir)
-	r, err := certs.NewReloader(filepath.Join(dir, "bridge.crt"), filepath.Join(dir, "bridge.key"), filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.Key = testKey
-	cfg.DrainTimeout = 2 * time.Second
-	cfg.CertsDir = dir
-	cfg.WatchInterval = 50 * time.Millisecond
-	cfg.Authz = &Authz{Rules: []Rule{
-		{Identity: "w*", Role: RoleWorker, Queues: []string{"service", "host"}},
-		{Identity: "s*", Role: RoleSender, Hosts: []string{"*"}},
-	}}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	logs := &syncBuffer{}
-	fake := newFakeGearman()
-	reg := prometheus.NewRegistry()
-	b, err := New(cfg, Deps{Gearman: fake, Registerer: reg, TLS: r,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTLS, err := b.ServerTLSConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis := bufconn.Listen(1 << 20)
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &testEnv{t: t, b: b, fake: fake, lis: lis, caDir: dir, ca: ca, reg: reg, cancel: cancel, done: make(chan error, 1)}
-	go func() { e.done <- b.Serve(ctx, lis, srvTLS) }()
-	t.Cleanup(e.stop)
-	return e, logs
+	return newServedEnv(t, func(dir string, c *Config) {
+		c.CertsDir = dir
+		c.Authz = &Authz{Rules: []Rule{
+			{Identity: "w*", Role: RoleWorker, Queues: []string{"service", "host"}},
+			{Identity: "s*", Role: RoleSender, Hosts: []string{"*"}},
+		}}
+		if mutate != nil {
+			mutate(c)
+		}
+	})
 }
 
 // dialPinned connects without a client certificate, trusting the CA by
@@ -451,20 +423,7 @@ func TestRevokingClosesLiveSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The watcher notices revoked.json; no explicit reload.
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := st.Recv(); err != nil {
-				errc <- err
-				return
-			}
-		}
-	}()
-	select {
-	case <-errc:
-	case <-time.After(5 * time.Second):
-		t.Fatal("session still open 5s after revocation")
-	}
+	waitStreamEnds(t, st, 5*time.Second, "session still open 5s after revocation")
 	eventually(t, 5*time.Second-time.Since(start), "job requeued", func() bool { return e.fake.queued("service") == 1 })
 	// The close is logged after gearmand saw the connection go, so the
 	// requeue can be observed before the line is written.
@@ -694,36 +653,10 @@ func TestEnrollLimiterGroupsIPv6Networks(t *testing.T) {
 // that reads the revocation list in the CA directory (--revocations).
 func newRevocationsEnv(t *testing.T) (*testEnv, *syncBuffer) {
 	t.Helper()
-	dir := t.TempDir()
-	ca := newBridgeCA(t, dir)
-	r, err := certs.NewReloader(filepath.Join(dir, "bridge.crt"), filepath.Join(dir, "bridge.key"), filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.Key = testKey
-	cfg.DrainTimeout = 2 * time.Second
-	cfg.RevocationsFile = filepath.Join(dir, certs.RevocationsFile)
-	cfg.WatchInterval = 50 * time.Millisecond
-	cfg.Authz = &Authz{Rules: []Rule{{Identity: "w*", Role: RoleWorker, Queues: []string{"service", "host"}}}}
-	logs := &syncBuffer{}
-	fake := newFakeGearman()
-	reg := prometheus.NewRegistry()
-	b, err := New(cfg, Deps{Gearman: fake, Registerer: reg, TLS: r,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTLS, err := b.ServerTLSConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis := bufconn.Listen(1 << 20)
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &testEnv{t: t, b: b, fake: fake, lis: lis, caDir: dir, ca: ca, reg: reg, cancel: cancel, done: make(chan error, 1)}
-	go func() { e.done <- b.Serve(ctx, lis, srvTLS) }()
-	t.Cleanup(e.stop)
-	return e, logs
+	return newServedEnv(t, func(dir string, c *Config) {
+		c.RevocationsFile = filepath.Join(dir, certs.RevocationsFile)
+		c.Authz = &Authz{Rules: []Rule{{Identity: "w*", Role: RoleWorker, Queues: []string{"service", "host"}}}}
+	})
 }
 
 // TestRevocationsFileWithoutCertsDir: a bridge started with --tls-* files
@@ -755,20 +688,7 @@ func TestRevocationsFileWithoutCertsDir(t *testing.T) {
 	if _, err := e.ca.RevokeName("w-x", "stolen"); err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := st.Recv(); err != nil {
-				errc <- err
-				return
-			}
-		}
-	}()
-	select {
-	case <-errc:
-	case <-time.After(2 * time.Second):
-		t.Fatal("session still open 2s after the revocation")
-	}
+	waitStreamEnds(t, st, 2*time.Second, "session still open 2s after the revocation")
 	eventually(t, 2*time.Second-time.Since(start), "job requeued", func() bool { return e.fake.queued("service") == 1 })
 	eventually(t, 5*time.Second, "close reason logged", func() bool { return strings.Contains(logs.String(), revokedSessionReason) })
 
@@ -836,6 +756,13 @@ func TestRevokedIdentityClosesRenewedSession(t *testing.T) {
 	if err := rv.Save(); err != nil {
 		t.Fatal(err)
 	}
+	waitStreamEnds(t, st, 3*time.Second, "session on the renewed certificate survived the revocation of its identity")
+}
+
+// waitStreamEnds reads st until the bridge ends it, and fails the test with
+// msg when that takes longer than timeout.
+func waitStreamEnds(t *testing.T, st pb.WorkerService_WorkClient, timeout time.Duration, msg string) {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
 		for {
@@ -847,7 +774,7 @@ func TestRevokedIdentityClosesRenewedSession(t *testing.T) {
 	}()
 	select {
 	case <-errc:
-	case <-time.After(3 * time.Second):
-		t.Fatal("session on the renewed certificate survived the revocation of its identity")
+	case <-time.After(timeout):
+		t.Fatal(msg)
 	}
 }

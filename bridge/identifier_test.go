@@ -18,10 +18,11 @@ import (
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
 )
 
-// newLoggedEnv is newTestEnv for a bridge that serves its own TLS
-// material (Deps.TLS through ServerTLSConfig, as the bridge command does)
-// and whose log the test reads.
-func newLoggedEnv(t *testing.T, mutate func(*Config)) (*testEnv, *syncBuffer) {
+// newServedEnv is newTestEnv for a bridge that serves its own TLS material
+// (Deps.TLS through ServerTLSConfig, as the bridge command does) and whose
+// log the test reads. configure adjusts the configuration; dir is the CA
+// directory.
+func newServedEnv(t *testing.T, configure func(dir string, c *Config)) (*testEnv, *syncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	ca := newBridgeCA(t, dir)
@@ -31,12 +32,9 @@ func newLoggedEnv(t *testing.T, mutate func(*Config)) (*testEnv, *syncBuffer) {
 	}
 	cfg := DefaultConfig()
 	cfg.Key = testKey
-	cfg.Authz = AllowAll()
 	cfg.DrainTimeout = 2 * time.Second
 	cfg.WatchInterval = 50 * time.Millisecond
-	if mutate != nil {
-		mutate(&cfg)
-	}
+	configure(dir, &cfg)
 	logs := &syncBuffer{}
 	fake := newFakeGearman()
 	reg := prometheus.NewRegistry()
@@ -55,6 +53,17 @@ func newLoggedEnv(t *testing.T, mutate func(*Config)) (*testEnv, *syncBuffer) {
 	go func() { e.done <- b.Serve(ctx, lis, srvTLS) }()
 	t.Cleanup(e.stop)
 	return e, logs
+}
+
+// newLoggedEnv is newServedEnv with every identity allowed everything.
+func newLoggedEnv(t *testing.T, mutate func(*Config)) (*testEnv, *syncBuffer) {
+	t.Helper()
+	return newServedEnv(t, func(_ string, c *Config) {
+		c.Authz = AllowAll()
+		if mutate != nil {
+			mutate(c)
+		}
+	})
 }
 
 // siteRules lets every worker identity work on every queue under its own

@@ -34,35 +34,9 @@ func startSmallNagios(t *testing.T, nebConf string, extra ...string) *smallNagio
 	dir := t.TempDir()
 	check := filepath.Join(dir, "check_e2e")
 	must(t, os.WriteFile(check, []byte(nagiosCheck), 0o755))
-	obj := fmt.Sprintf(`define timeperiod {
-  timeperiod_name 24x7
-  alias 24x7
-  sunday 00:00-24:00
-  monday 00:00-24:00
-  tuesday 00:00-24:00
-  wednesday 00:00-24:00
-  thursday 00:00-24:00
-  friday 00:00-24:00
-  saturday 00:00-24:00
-}
-define command {
+	obj := nagios.QuietObjects("admin") + fmt.Sprintf(`define command {
   command_name check_e2e
   command_line %s $ARG1$ $ARG2$
-}
-define command {
-  command_name notify_none
-  command_line /bin/true
-}
-define contact {
-  contact_name admin
-  host_notifications_enabled 0
-  service_notifications_enabled 0
-  host_notification_period 24x7
-  service_notification_period 24x7
-  host_notification_options n
-  service_notification_options n
-  host_notification_commands notify_none
-  service_notification_commands notify_none
 }
 define servicegroup {
   servicegroup_name localsg

@@ -215,35 +215,10 @@ func writeNagios(dir, module, gaddr string) (string, error) {
 	}
 
 	var obj strings.Builder
-	fmt.Fprintf(&obj, `define timeperiod {
-  timeperiod_name 24x7
-  alias           always
-  sunday          00:00-24:00
-  monday          00:00-24:00
-  tuesday         00:00-24:00
-  wednesday       00:00-24:00
-  thursday        00:00-24:00
-  friday          00:00-24:00
-  saturday        00:00-24:00
-}
-define command {
+	obj.WriteString(nagios.QuietObjects("demo"))
+	fmt.Fprintf(&obj, `define command {
   command_name check_stateful
   command_line %s $HOSTNAME$ $ARG1$ "$ARG2$"
-}
-define command {
-  command_name notify_nobody
-  command_line /bin/true
-}
-define contact {
-  contact_name                  demo
-  host_notifications_enabled    0
-  service_notifications_enabled 0
-  host_notification_period      24x7
-  service_notification_period   24x7
-  host_notification_options     n
-  service_notification_options  n
-  host_notification_commands    notify_nobody
-  service_notification_commands notify_nobody
 }
 define host {
   host_name           %s

@@ -83,6 +83,12 @@ type ClientOptions struct {
 	// a whole connection round failed returns ErrNoServer at once; calls
 	// made while the first round is still running always wait for it.
 	WaitForReady bool
+	// OnConnectionLost, when set, is called from the client's connection
+	// goroutine whenever an established connection dies or a whole
+	// connection round fails (not when the client is closed). It must not
+	// block. A caller uses it to learn of a server restart that happened
+	// between two of its own requests.
+	OnConnectionLost func(addr string, err error)
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -199,6 +205,9 @@ func (c *Client) run(ctx context.Context) {
 			c.mu.Unlock()
 			d := bo.next()
 			c.log.Warn("gearman client: no server reachable", "servers", c.servers, "retry_in", d, "err", err)
+			if c.opts.OnConnectionLost != nil {
+				c.opts.OnConnectionLost("", err)
+			}
 			if !sleepCtx(ctx, d) {
 				return
 			}
@@ -220,6 +229,9 @@ func (c *Client) run(ctx context.Context) {
 			return
 		}
 		c.log.Warn("gearman client: connection lost", "server", cc.addr, "err", cc.cause())
+		if c.opts.OnConnectionLost != nil {
+			c.opts.OnConnectionLost(cc.addr, cc.cause())
+		}
 	}
 }
 

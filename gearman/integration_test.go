@@ -678,3 +678,43 @@ func TestWorkerConnectionPerFunction(t *testing.T) {
 	c.Close()
 	admin.Close()
 }
+
+// TestConnectionLostHook: a server restart between two requests of an idle
+// client is reported through OnConnectionLost, although no request failed.
+func TestConnectionLostHook(t *testing.T) {
+	srv := gearmantest.Start(t)
+	ctx := testContext(t)
+	lost := make(chan string, 16)
+	c := newClient(t, []string{srv.Addr()}, gearman.ClientOptions{Logger: testLogger(t),
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		OnConnectionLost: func(addr string, err error) {
+			if err == nil {
+				t.Errorf("OnConnectionLost(%q) without an error", addr)
+			}
+			lost <- addr
+		}})
+	if _, err := c.Echo(ctx, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-lost:
+		t.Fatalf("connection reported lost (%q) before the restart", a)
+	default:
+	}
+	srv.Restart(t)
+	select {
+	case a := <-lost:
+		if a != srv.Addr() && a != "" {
+			t.Errorf("lost address %q, want %q", a, srv.Addr())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnConnectionLost call within 10s of the restart")
+	}
+	waitFor(t, 10*time.Second, "the client to reconnect", func() bool {
+		ectx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := c.Echo(ectx, []byte("y"))
+		return err == nil
+	})
+	c.Close()
+}

@@ -50,9 +50,6 @@ func NewConfig(c classicconf.Config) (Config, error) {
 // says so instead of ignoring it silently.
 func (c *Config) IgnoredOptions() []string {
 	var w []string
-	if c.Notifications {
-		w = append(w, "notifications=yes is not supported: the core sends notifications itself")
-	}
 	for _, e := range c.Export {
 		w = append(w, "export="+e.String()+" is not supported: no export jobs are sent")
 	}

@@ -14,7 +14,6 @@ func TestIgnoredOptions(t *testing.T) {
 		{"classic default", "", []string{
 			"latency_flatten_window=30 is not supported: checks are not rescheduled to flatten latency (set it to 0 to silence this warning)"}},
 		{"all", "notifications=yes export=q1:0:NEBCALLBACK_LOG_DATA export=q2:1:7 latency_flatten_window=10", []string{
-			"notifications=yes is not supported: the core sends notifications itself",
 			"export=q1:0:NEBCALLBACK_LOG_DATA is not supported: no export jobs are sent",
 			"export=q2:1:7 is not supported: no export jobs are sent",
 			"latency_flatten_window=10 is not supported: checks are not rescheduled to flatten latency (set it to 0 to silence this warning)"}},

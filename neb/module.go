@@ -98,6 +98,9 @@ type Options struct {
 	// WatchdogPeriod is how often expired checks are looked for. Default
 	// 500ms.
 	WatchdogPeriod time.Duration
+	// Health is what the module knows about gearmand; the broker module
+	// passes one that outlives a reload. Nil: a new one.
+	Health *Health
 }
 
 // Stats are the module's counters.
@@ -122,11 +125,32 @@ type Stats struct {
 	Pings            uint64 // "check" pings answered
 	SinkFull         uint64 // results the sink refused
 	Perfdata         uint64 // perfdata jobs enqueued
+	// Held counts checks, handlers and notifications that waited in the
+	// queue because gearmand was unreachable (each once).
+	Held uint64
+	// GivenBack counts checks handed back to the core's scheduler without
+	// a result: held past gearmand_down_hold, refused because the queue
+	// was full, or still queued when the module stopped.
+	GivenBack uint64
+	// OutageOrphans are submitted checks without a result by their
+	// deadline whose job may have been lost with gearmand (a connection
+	// to it died after the submission): given back, not answered with the
+	// orphan result.
+	OutageOrphans uint64
+	// HandlersLost are event handlers that could not be submitted; the
+	// core cannot be asked to run them any more.
+	HandlersLost uint64
+	// Notifications submitted, left to the core (not routed, gearmand
+	// down, queue full) and lost (enqueued, then never submitted).
+	Notifications      uint64
+	NotificationsLocal uint64
+	NotificationsLost  uint64
 }
 
 type counters struct {
 	intercepted, local, submitted, notSubmitted, queueFull, down, submitFailed,
 	explicit, dummy, orphans, watchdogOrphans, results, bad, latencyDiscarded, pings, sinkFull, perfdata atomic.Uint64
+	held, givenBack, outageOrphans, handlersLost, notifications, notificationsLocal, notificationsLost atomic.Uint64
 	submitNanos atomic.Uint64
 }
 
@@ -138,6 +162,10 @@ type submission struct {
 	raw      string // payload text instead of job (perfdata)
 	prio     gearman.Priority
 	expected bool // a result is expected (checks, not event handlers)
+	notify   bool // a notification
+	// since is when the submission started waiting for gearmand (zero:
+	// it never did); after gearmand_down_hold it is given back.
+	since time.Time
 }
 
 // Module is one configured broker module instance. Check and the result
@@ -158,7 +186,7 @@ type Module struct {
 	spare   []submission
 
 	queue   chan submission // dispatcher → submitters, unbuffered
-	healthy atomic.Bool
+	health  *Health
 	running atomic.Bool
 	// inFlight counts the submissions the dispatcher took and no submitter
 	// has finished yet (handed over or being submitted), so that Close can
@@ -216,9 +244,11 @@ func New(cfg Config, opts Options) (*Module, error) {
 	if opts.WatchdogPeriod <= 0 {
 		opts.WatchdogPeriod = defaultWatchdogPeriod
 	}
+	if opts.Health == nil {
+		opts.Health = NewHealth()
+	}
 	m := &Module{cfg: cfg, opts: opts, log: opts.Logger, codec: codec, now: opts.Now,
-		watch: opts.Watchdog, queue: make(chan submission)}
-	m.healthy.Store(true)
+		watch: opts.Watchdog, health: opts.Health, queue: make(chan submission)}
 	return m, nil
 }
 
@@ -237,7 +267,10 @@ func (m *Module) Start() {
 	m.started = m.now()
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.client = gearman.NewClient(m.cfg.Servers, gearman.ClientOptions{Logger: m.log, DialTimeout: m.opts.SubmitTimeout})
+	m.client = gearman.NewClient(m.cfg.Servers, gearman.ClientOptions{Logger: m.log, DialTimeout: m.opts.SubmitTimeout,
+		// A connection that dies between two submissions may have taken
+		// queued jobs with it (a gearmand restart with a memory queue).
+		OnConnectionLost: func(string, error) { m.markDown() }})
 	for range m.opts.Submitters {
 		m.wg.Add(1)
 		go m.submitLoop(ctx)
@@ -276,12 +309,22 @@ func (m *Module) Close(ctx context.Context) error {
 			m.closeErr = err
 		}
 	}
-	// Let the dispatcher and the submitters empty the queue, bounded by ctx.
-	for m.queued() > 0 && ctx.Err() == nil {
+	// Let the dispatcher and the submitters empty the queue, bounded by ctx
+	// and only while gearmand answers.
+	for m.queued() > 0 && ctx.Err() == nil && m.health.Healthy() {
 		time.Sleep(5 * time.Millisecond)
 	}
 	m.cancel()
 	m.wg.Wait()
+	// What is left never becomes a result: checks go back to the core's
+	// scheduler.
+	m.pendMu.Lock()
+	left := m.pending
+	m.pending = nil
+	m.pendMu.Unlock()
+	for i := range left {
+		m.giveBack(&left[i], "the module stopped before gearmand took it")
+	}
 	_ = m.client.Close()
 	return m.closeErr
 }
@@ -295,7 +338,10 @@ func (m *Module) Stats() Stats {
 		SubmitFailed: c.submitFailed.Load(), ExplicitResults: c.explicit.Load(), DummyAnswered: c.dummy.Load(),
 		Orphans: c.orphans.Load(), WatchdogOrphans: c.watchdogOrphans.Load(), Results: c.results.Load(), BadResults: c.bad.Load(),
 		LatencyDiscarded: c.latencyDiscarded.Load(), Pings: c.pings.Load(), SinkFull: c.sinkFull.Load(),
-		Perfdata: c.perfdata.Load(),
+		Perfdata: c.perfdata.Load(), Held: c.held.Load(), GivenBack: c.givenBack.Load(),
+		OutageOrphans: c.outageOrphans.Load(), HandlersLost: c.handlersLost.Load(),
+		Notifications: c.notifications.Load(), NotificationsLocal: c.notificationsLocal.Load(),
+		NotificationsLost: c.notificationsLost.Load(),
 	}
 }
 
@@ -326,48 +372,84 @@ func (m *Module) Check(c *Check, o Objects) Decision {
 		}
 	}
 
-	s := m.buildSubmission(c, q, now)
-	var err error
-	if !m.healthy.Load() {
-		err = ErrGearmandDown
-		m.c.down.Add(1)
-	} else {
-		if !m.enqueue(s) {
-			err = ErrQueueFull
-		}
-	}
-	if err != nil {
-		m.c.notSubmitted.Add(1)
-		m.warnLimited("check not submitted", "queue", q, "host", c.HostName, "service", c.ServiceDescription, "err", err)
-		reason := fmt.Sprintf("not submitted to queue '%s': %v", q, err)
-		switch {
-		case !isCheck:
-			// Nothing can be reported for an event handler; the core
-			// must not run it locally either (classic behaviour).
-			m.warnLimited("event handler lost", "host", c.HostName, "service", c.ServiceDescription, "err", err)
-			return Decision{Action: ActionOverride, Queue: q, Reason: reason}
-		case m.opts.CancelHonoured:
-			return Decision{Action: ActionCancel, Queue: q, Reason: reason}
-		default:
-			m.explicitResult(c, reason, now)
-			return Decision{Action: ActionOverride, Queue: q, Reason: reason}
-		}
-	}
-	if !isCheck {
-		return Decision{Action: ActionOverride, Queue: q}
-	}
-	if c.CheckOptions&CheckOptionOrphanCheck != 0 && m.orphanResultsOn(c.Kind) {
+	if isCheck && c.CheckOptions&CheckOptionOrphanCheck != 0 && m.orphanResultsOn(c.Kind) {
 		// The core's own orphan re-check: answered at once, as classic.
 		m.c.orphans.Add(1)
 		m.orphanResult(c.Kind, c.HostName, c.ServiceDescription, q, now)
 		return Decision{Action: ActionOverride, Queue: q}
 	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = defaultCheckTimeout
+
+	s := m.buildSubmission(c, q, now)
+	if !m.health.Healthy() {
+		// gearmand is unreachable: the job waits in the queue for up to
+		// gearmand_down_hold (a restart takes seconds).
+		s.since = now
+		m.c.down.Add(1)
 	}
-	m.watch.Track(c.Kind, c.HostName, c.ServiceDescription, q, now.Add(timeout+m.cfg.OrphanGrace))
-	return Decision{Action: ActionOverride, Queue: q}
+	if m.enqueue(s) {
+		if !s.since.IsZero() {
+			m.c.held.Add(1)
+		}
+		return Decision{Action: ActionOverride, Queue: q}
+	}
+	err := ErrQueueFull
+	m.c.notSubmitted.Add(1)
+	m.warnLimited("check not submitted", "queue", q, "host", c.HostName, "service", c.ServiceDescription, "err", err)
+	reason := fmt.Sprintf("not submitted to queue '%s': %v", q, err)
+	switch {
+	case !isCheck:
+		// Nothing can be reported for an event handler; the core must
+		// not run it locally either (classic behaviour).
+		m.c.handlersLost.Add(1)
+		m.warnLimited("event handler lost", "host", c.HostName, "service", c.ServiceDescription, "err", err)
+		return Decision{Action: ActionOverride, Queue: q, Reason: reason}
+	case m.opts.CancelHonoured:
+		// The core keeps its schedule: the next check is already planned.
+		m.c.givenBack.Add(1)
+		return Decision{Action: ActionCancel, Queue: q, Reason: reason}
+	default:
+		// Nagios 4 ignores CANCEL here: take the check and hand it back to
+		// the scheduler from the main loop, without a result.
+		m.giveBack(&s, reason)
+		return Decision{Action: ActionOverride, Queue: q, Reason: reason}
+	}
+}
+
+// markDown records that gearmand is unreachable (or a connection to it
+// died), logging the change once.
+func (m *Module) markDown() {
+	if m.health.Down(m.now()) {
+		m.log.Warn("gearmand unreachable: checks wait in the module for up to gearmand_down_hold, then go back to the core's scheduler",
+			"gearmand_down_hold", m.cfg.GearmandDownHold)
+	}
+}
+
+// giveBack settles a submission that will never reach gearmand without
+// inventing a result: a check goes back to the core's scheduler (no state
+// change, the next check runs as planned); an event handler or a
+// notification is lost and counted, since the core cannot be asked to run
+// it any more.
+func (m *Module) giveBack(s *submission, reason string) {
+	switch {
+	case s.expected:
+		m.c.givenBack.Add(1)
+		m.warnLimited("check given back to the core's scheduler", "queue", s.queue, "host", s.check.HostName,
+			"service", s.check.ServiceDescription, "reason", reason)
+		now := m.now()
+		m.deliver(CheckResult{HostName: s.check.HostName, ServiceDescription: s.check.ServiceDescription,
+			GiveBack: true, Received: now})
+	case s.notify:
+		m.c.notificationsLost.Add(1)
+		m.log.Error("notification lost", "host", s.check.HostName, "service", s.check.ServiceDescription,
+			"reason", reason)
+	case s.check.Kind.isEventHandler():
+		m.c.handlersLost.Add(1)
+		m.warnLimited("event handler lost", "host", s.check.HostName, "service", s.check.ServiceDescription,
+			"reason", reason)
+	default:
+		m.warnLimited("perfdata lost", "queue", s.queue, "host", s.check.HostName,
+			"service", s.check.ServiceDescription, "reason", reason)
+	}
 }
 
 // orphanResultsOn reports whether orphan results are made for checks of
@@ -414,6 +496,16 @@ func (m *Module) watchLoop(ctx context.Context) {
 // module, which leaves it to the core's orphan check).
 func (m *Module) sweepOrphans(now time.Time) {
 	for _, e := range m.watch.Sweep(now) {
+		if m.health.LostSince(e.Submitted) {
+			// The job may have died with gearmand: our outage, not the
+			// check's. The core schedules it again; no alert.
+			m.c.outageOrphans.Add(1)
+			m.c.givenBack.Add(1)
+			m.warnLimited("check without result after a gearmand outage given back to the core's scheduler",
+				"queue", e.Queue, "host", e.HostName, "service", e.ServiceDescription)
+			m.deliver(CheckResult{HostName: e.HostName, ServiceDescription: e.ServiceDescription, GiveBack: true, Received: now})
+			continue
+		}
 		m.c.watchdogOrphans.Add(1)
 		m.warnLimited("check orphaned: no result by its timeout plus orphan_grace", "queue", e.Queue,
 			"host", e.HostName, "service", e.ServiceDescription, "orphan_result", m.orphanResultsOn(e.Kind))
@@ -523,6 +615,17 @@ func (m *Module) dispatchLoop(ctx context.Context) {
 	defer m.wg.Done()
 	defer m.recoverGoroutine("dispatcher")
 	for {
+		if !m.health.Healthy() {
+			// Nothing is handed out while gearmand is unreachable; what
+			// waited longer than gearmand_down_hold goes back.
+			m.expireHeld(m.now())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(holdPeriod):
+			}
+			continue
+		}
 		m.pendMu.Lock()
 		if len(m.pending) == 0 {
 			m.pendMu.Unlock()
@@ -543,12 +646,58 @@ func (m *Module) dispatchLoop(ctx context.Context) {
 			select {
 			case m.queue <- batch[i]:
 			case <-ctx.Done():
+				// Stopping: the rest stays queued for Close to give back.
+				m.pendMu.Lock()
+				m.pending = append(m.pending, batch[i:]...)
+				m.pendMu.Unlock()
+				m.inFlight.Add(-int64(len(batch) - i))
 				return
 			}
 			batch[i] = submission{}
 		}
 		m.spare = batch[:0]
 	}
+}
+
+// holdPeriod is how often the dispatcher looks for expired holds while
+// gearmand is unreachable.
+const holdPeriod = 50 * time.Millisecond
+
+// expireHeld gives back every queued submission that has waited for
+// gearmand longer than gearmand_down_hold.
+func (m *Module) expireHeld(now time.Time) {
+	var expired []submission
+	m.pendMu.Lock()
+	keep := m.pending[:0]
+	for _, s := range m.pending {
+		if s.since.IsZero() {
+			// Queued before the outage was known: it waits from now.
+			s.since = now
+			m.c.held.Add(1)
+		}
+		// Notifications wait for gearmand as long as the module runs: a
+		// late notification is better than none.
+		if !s.notify && now.Sub(s.since) >= m.cfg.GearmandDownHold {
+			expired = append(expired, s)
+			continue
+		}
+		keep = append(keep, s)
+	}
+	clear(m.pending[len(keep):])
+	m.pending = keep
+	m.pendMu.Unlock()
+	for i := range expired {
+		m.giveBack(&expired[i], fmt.Sprintf("gearmand unreachable for gearmand_down_hold (%v)", m.cfg.GearmandDownHold))
+	}
+}
+
+// requeue puts a submission that failed for a temporary reason back into
+// the queue to wait for gearmand (the queue's bound was charged when it
+// was first enqueued).
+func (m *Module) requeue(s submission) {
+	m.pendMu.Lock()
+	m.pending = append(m.pending, s)
+	m.pendMu.Unlock()
 }
 
 // queued returns the submissions not yet submitted.
@@ -566,24 +715,59 @@ func (m *Module) submitOne(ctx context.Context, s submission) {
 	if s.raw == "" {
 		payload = s.job.Marshal()
 	}
+	if s.expected {
+		// Tracked before the submission: a fast worker's result may come
+		// back before Submit returns.
+		timeout := s.check.Timeout
+		if timeout <= 0 {
+			timeout = defaultCheckTimeout
+		}
+		now := m.now()
+		m.watch.Track(s.check.Kind, s.check.HostName, s.check.ServiceDescription, s.queue, now,
+			now.Add(timeout+m.cfg.OrphanGrace))
+	}
 	_, err := m.client.Submit(sctx, s.queue, s.uniq, m.codec.Encode(payload), s.prio, true)
 	cancel()
 	if err == nil {
 		m.c.submitted.Add(1)
+		if s.notify {
+			m.c.notifications.Add(1)
+		}
 		m.c.submitNanos.Add(uint64(time.Since(t0)))
-		m.healthy.Store(true)
+		if m.health.Up() {
+			m.log.Info("gearmand reachable again")
+		}
 		return
 	}
 	m.c.submitFailed.Add(1)
-	var se *gearman.ServerError
-	if !errors.As(err, &se) {
-		m.healthy.Store(false)
-	}
-	m.warnLimited("submit failed", "queue", s.queue, "host", s.check.HostName, "service", s.check.ServiceDescription, "err", err)
 	if s.expected {
 		m.watch.Done(s.check.HostName, s.check.ServiceDescription)
-		m.explicitResult(&s.check, fmt.Sprintf("not submitted to queue '%s': %v", s.queue, err), m.now())
 	}
+	m.warnLimited("submit failed", "queue", s.queue, "host", s.check.HostName, "service", s.check.ServiceDescription, "err", err)
+	if gearman.Permanent(err) {
+		// gearmand refused this job for good (not an outage): say so.
+		if s.expected {
+			m.explicitResult(&s.check, fmt.Sprintf("not submitted to queue '%s': %v", s.queue, err), m.now())
+		} else {
+			m.giveBack(&s, err.Error())
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		m.giveBack(&s, "the module stopped before gearmand took it")
+		return
+	}
+	m.markDown()
+	now := m.now()
+	if s.since.IsZero() {
+		s.since = now
+		m.c.held.Add(1)
+	}
+	if !s.notify && now.Sub(s.since) >= m.cfg.GearmandDownHold {
+		m.giveBack(&s, fmt.Sprintf("gearmand unreachable for gearmand_down_hold (%v)", m.cfg.GearmandDownHold))
+		return
+	}
+	m.requeue(s)
 }
 
 // statsLoop logs what the module did in every interval (the classic
@@ -615,7 +799,7 @@ func (m *Module) statsLoop(ctx context.Context, every time.Duration) {
 	}
 }
 
-// probeLoop marks gearmand healthy again once it answers an ECHO.
+// probeLoop marks gearmand reachable again once it answers an ECHO.
 func (m *Module) probeLoop(ctx context.Context) {
 	defer m.wg.Done()
 	defer m.recoverGoroutine("probe")
@@ -627,14 +811,13 @@ func (m *Module) probeLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if m.healthy.Load() {
+		if m.health.Healthy() {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		_, err := m.client.Echo(pctx, []byte("gearbridge"))
 		cancel()
-		if err == nil {
-			m.healthy.Store(true)
+		if err == nil && m.health.Up() {
 			m.log.Info("gearmand reachable again")
 		}
 	}

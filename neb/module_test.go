@@ -248,34 +248,120 @@ func TestCheckDummyAndOrphans(t *testing.T) {
 	}
 }
 
-func TestGearmandDown(t *testing.T) {
+func TestGearmandDownHold(t *testing.T) {
 	srv := gearmantest.Start(t)
 	for _, honoured := range []bool{true, false} {
-		h := newModule(t, "server="+srv.Addr()+" encryption=no", Options{CancelHonoured: honoured, SubmitTimeout: time.Second})
+		h := newModule(t, "server="+srv.Addr()+" encryption=no gearmand_down_hold=1s result_workers=0",
+			Options{CancelHonoured: honoured, SubmitTimeout: time.Second})
 		srv.Stop()
-		c := &Check{Kind: KindService, HostName: "h", ServiceDescription: "s", CommandLine: "/bin/x"}
-		// The first submission finds out asynchronously and answers with an
-		// explicit result; later ones are refused at once.
-		h.m.Check(c, fakeObjects{})
-		r := h.next(t)
-		if r.ReturnCode != 3 || !strings.Contains(r.Output, "not submitted to queue 'service'") {
-			t.Errorf("explicit result %+v", r)
-		}
-		d := h.m.Check(c, fakeObjects{})
-		if honoured && d.Action != ActionCancel || !honoured && d.Action != ActionOverride || !strings.Contains(d.Reason, "gearmand unreachable") {
-			t.Errorf("decision while down %+v", d)
-		}
-		if !honoured {
-			if r := h.next(t); !strings.Contains(r.Output, "gearmand unreachable") {
-				t.Errorf("explicit result %+v", r)
+		// Checks wait in the module while gearmand is away: the core
+		// sees them taken, and nothing comes back before the hold ends.
+		start := time.Now()
+		for _, svc := range []string{"a", "b"} {
+			c := &Check{Kind: KindService, HostName: "h", ServiceDescription: svc, CommandLine: "/bin/x"}
+			if d := h.m.Check(c, fakeObjects{}); d.Action != ActionOverride {
+				t.Errorf("decision while down %+v", d)
 			}
 		}
-		srv.Restart(t)
-		waitFor(t, func() bool { return h.m.Check(c, fakeObjects{}).Action == ActionOverride && h.m.healthy.Load() })
-		waitFor(t, func() bool { return h.m.Stats().Submitted >= 1 })
-		if st := h.m.Stats(); st.GearmandDown == 0 || st.SubmitFailed == 0 {
+		h.m.Check(&Check{Kind: KindServiceEventHandler, HostName: "h", ServiceDescription: "a", CommandLine: "/bin/eh"}, fakeObjects{})
+		got := map[string]bool{}
+		for range 2 {
+			r := h.next(t)
+			if !r.GiveBack || r.Output != "" || r.HostName != "h" {
+				t.Errorf("give-back %+v", r)
+			}
+			got[r.ServiceDescription] = true
+		}
+		if el := time.Since(start); el < 900*time.Millisecond {
+			t.Errorf("given back after %v, before gearmand_down_hold", el)
+		}
+		if !got["a"] || !got["b"] {
+			t.Errorf("given back %v", got)
+		}
+		st := h.m.Stats()
+		if st.GivenBack != 2 || st.Held != 3 || st.HandlersLost != 1 || st.ExplicitResults != 0 {
 			t.Errorf("stats %+v", st)
 		}
+		srv.Restart(t)
+		c := &Check{Kind: KindService, HostName: "h", ServiceDescription: "back", CommandLine: "/bin/x"}
+		waitFor(t, func() bool { return h.m.health.Healthy() || h.m.Check(c, fakeObjects{}).Action != ActionOverride })
+		h.m.Check(c, fakeObjects{})
+		if j := grab(t, srv.Addr(), "service"); j.Unique != modgearman.Uniq("h", "back") {
+			t.Errorf("job after the outage %q", j.Data)
+		}
+	}
+}
+
+// TestGearmandBackWithinHold: checks taken during a short outage are
+// submitted when gearmand returns; none is given back or answered.
+func TestGearmandBackWithinHold(t *testing.T) {
+	srv := gearmantest.Start(t)
+	h := newModule(t, "server="+srv.Addr()+" encryption=no gearmand_down_hold=30s result_workers=0",
+		Options{CancelHonoured: true, SubmitTimeout: time.Second})
+	srv.Stop()
+	for i := range 5 {
+		c := &Check{Kind: KindService, HostName: "h", ServiceDescription: fmt.Sprint("s", i), CommandLine: "/bin/x"}
+		if d := h.m.Check(c, fakeObjects{}); d.Action != ActionOverride {
+			t.Fatalf("decision %+v", d)
+		}
+	}
+	waitFor(t, func() bool { return !h.m.health.Healthy() })
+	time.Sleep(500 * time.Millisecond)
+	srv.Restart(t)
+	seen := map[string]bool{}
+	for range 5 {
+		seen[string(grab(t, srv.Addr(), "service").Unique)] = true
+	}
+	if len(seen) != 5 {
+		t.Errorf("jobs after the outage: %v", seen)
+	}
+	h.quiet(t, 100*time.Millisecond)
+	if st := h.m.Stats(); st.GivenBack != 0 || st.Submitted != 5 || st.Held != 5 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestCloseGivesBackHeldChecks: a reload while gearmand hangs turns no
+// queued check into a result; each goes back to the scheduler.
+func TestCloseGivesBackHeldChecks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	h := newModule(t, "server="+ln.Addr().String()+" encryption=no result_workers=0",
+		Options{CancelHonoured: false, Submitters: 2, SubmitTimeout: 30 * time.Second})
+	for i := range 6 {
+		h.m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: fmt.Sprint("s", i), CommandLine: "/bin/x"}, fakeObjects{})
+	}
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = h.m.Close(ctx)
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("Close took %v", el)
+	}
+	rs := h.out.Take(nil)
+	if len(rs) != 6 {
+		t.Fatalf("%d results after Close, want 6 give-backs: %+v", len(rs), rs)
+	}
+	for _, r := range rs {
+		if !r.GiveBack || r.Output != "" {
+			t.Errorf("result after Close %+v", r)
+		}
+	}
+	if st := h.m.Stats(); st.ExplicitResults != 0 || st.GivenBack != 6 {
+		t.Errorf("stats %+v", st)
 	}
 }
 
@@ -305,6 +391,9 @@ func TestQueueFullNeverBlocks(t *testing.T) {
 		if h.m.Check(c, fakeObjects{}).Action == ActionCancel {
 			cancelled++
 		}
+	}
+	if st := h.m.Stats(); st.GivenBack != uint64(cancelled) {
+		t.Errorf("given back %d, cancelled %d", st.GivenBack, cancelled)
 	}
 	if el := time.Since(start); el > 100*time.Millisecond {
 		t.Errorf("100 checks took %v", el)

@@ -21,6 +21,10 @@ type CheckResult struct {
 	// into output, long output and perfdata.
 	Output string
 	Source string
+	// GiveBack asks the core to take the check back without a result: the
+	// module clears what it set when it took the check and makes sure the
+	// next check is scheduled. Only HostName and ServiceDescription count.
+	GiveBack bool
 	// Received is when the module got the result (from gearmand or made it
 	// itself); used to measure the injection delay.
 	Received time.Time

@@ -114,10 +114,15 @@ func (m *Module) Perfdata(p *Perfdata) {
 				s.uniq = modgearman.Uniq(q, p.HostName)
 			}
 		}
-		if !m.healthy.Load() || !m.enqueue(s) {
+		if !m.health.Healthy() {
+			// Waits for gearmand like a check, up to gearmand_down_hold.
+			s.since = m.now()
+			m.c.held.Add(1)
+		}
+		if !m.enqueue(s) {
 			m.c.notSubmitted.Add(1)
 			m.warnLimited("perfdata not submitted", "queue", q, "host", p.HostName, "service", p.ServiceDescription,
-				"gearmand_up", m.healthy.Load())
+				"err", ErrQueueFull)
 			continue
 		}
 		m.c.perfdata.Add(1)

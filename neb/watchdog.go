@@ -20,9 +20,10 @@ type checkKey struct {
 
 // inflight is a submitted check waiting for its result.
 type inflight struct {
-	kind     Kind
-	queue    string
-	deadline time.Time
+	kind      Kind
+	queue     string
+	submitted time.Time
+	deadline  time.Time
 }
 
 // Expired is a submitted check that had no result by its deadline.
@@ -31,6 +32,7 @@ type Expired struct {
 	HostName           string
 	ServiceDescription string
 	Queue              string
+	Submitted          time.Time
 	Deadline           time.Time
 }
 
@@ -52,9 +54,9 @@ func NewWatchdog() *Watchdog {
 
 // Track records a submitted check; a later Track of the same check
 // replaces it (one job per check is in flight, as the core allows).
-func (w *Watchdog) Track(k Kind, host, service, queue string, deadline time.Time) {
+func (w *Watchdog) Track(k Kind, host, service, queue string, submitted, deadline time.Time) {
 	w.mu.Lock()
-	w.items[checkKey{host, service}] = inflight{kind: k, queue: queue, deadline: deadline}
+	w.items[checkKey{host, service}] = inflight{kind: k, queue: queue, submitted: submitted, deadline: deadline}
 	w.mu.Unlock()
 }
 
@@ -77,7 +79,7 @@ func (w *Watchdog) Sweep(now time.Time) []Expired {
 	for k, it := range w.items {
 		if !it.deadline.After(now) {
 			out = append(out, Expired{Kind: it.kind, HostName: k.host, ServiceDescription: k.service,
-				Queue: it.queue, Deadline: it.deadline})
+				Queue: it.queue, Submitted: it.submitted, Deadline: it.deadline})
 			delete(w.items, k)
 		}
 	}

@@ -35,9 +35,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 func TestWatchdogSweep(t *testing.T) {
 	w := NewWatchdog()
 	t0 := time.Unix(1000, 0)
-	w.Track(KindService, "h", "s", "service", t0.Add(10*time.Second))
-	w.Track(KindHost, "h", "", "hostgroup_x", t0.Add(20*time.Second))
-	w.Track(KindService, "h", "done", "service", t0.Add(5*time.Second))
+	w.Track(KindService, "h", "s", "service", t0, t0.Add(10*time.Second))
+	w.Track(KindHost, "h", "", "hostgroup_x", t0, t0.Add(20*time.Second))
+	w.Track(KindService, "h", "done", "service", t0, t0.Add(5*time.Second))
 	if !w.Done("h", "done") || w.Done("h", "done") {
 		t.Error("Done must report a tracked check once")
 	}
@@ -46,14 +46,14 @@ func TestWatchdogSweep(t *testing.T) {
 	}
 	got := w.Sweep(t0.Add(10 * time.Second))
 	if len(got) != 1 || got[0] != (Expired{Kind: KindService, HostName: "h", ServiceDescription: "s",
-		Queue: "service", Deadline: t0.Add(10 * time.Second)}) {
+		Queue: "service", Submitted: t0, Deadline: t0.Add(10 * time.Second)}) {
 		t.Errorf("sweep at the deadline: %+v", got)
 	}
 	if got := w.Sweep(t0.Add(15 * time.Second)); len(got) != 0 {
 		t.Errorf("a check was swept twice: %+v", got)
 	}
 	// A new submission of the same check moves its deadline.
-	w.Track(KindHost, "h", "", "hostgroup_x", t0.Add(40*time.Second))
+	w.Track(KindHost, "h", "", "hostgroup_x", t0, t0.Add(40*time.Second))
 	if got := w.Sweep(t0.Add(30 * time.Second)); len(got) != 0 || w.Len() != 1 {
 		t.Errorf("re-tracked check swept at its old deadline: %+v", got)
 	}
@@ -123,6 +123,8 @@ func TestWatchdogAnswersOrphanedChecks(t *testing.T) {
 			if d := h.m.Check(&c, fakeObjects{}); d.Action != ActionOverride {
 				t.Fatalf("decision %+v", d)
 			}
+			// The deadline counts from the submission.
+			waitFor(t, func() bool { return h.m.Stats().Submitted == 1 })
 			clk.Advance(7*time.Second - time.Millisecond)
 			h.quiet(t, 50*time.Millisecond)
 			clk.Advance(time.Millisecond)
@@ -176,6 +178,7 @@ func TestWatchdogForgetsAnsweredChecks(t *testing.T) {
 
 	// A result that comes after the orphan result is still delivered.
 	h.m.Check(c, fakeObjects{})
+	waitFor(t, func() bool { return h.m.Stats().Submitted == 2 })
 	clk.Advance(7 * time.Second)
 	if r := h.next(t); !strings.Contains(r.Output, "orphaned") {
 		t.Fatalf("orphan result %+v", r)
@@ -195,16 +198,16 @@ func TestWatchdogSkipsChecksAnsweredOtherwise(t *testing.T) {
 	if r := h.next(t); !strings.Contains(r.Output, "orphaned") {
 		t.Fatalf("orphan result %+v", r)
 	}
-	waitFor(t, func() bool { return h.m.Stats().Submitted == 1 })
-	// A check whose submission fails gets its explicit result, not an
-	// orphan result on top.
+	// A check that cannot be submitted waits for gearmand, then goes back
+	// to the core's scheduler: no orphan result, no result at all.
 	srv.Stop()
+	waitFor(t, func() bool { return !h.m.health.Healthy() })
 	h.m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: "f", CommandLine: "/bin/x",
 		Timeout: time.Second}, fakeObjects{})
-	if r := h.next(t); !strings.Contains(r.Output, "not submitted") {
-		t.Fatalf("explicit result %+v", r)
-	}
 	clk.Advance(time.Minute)
+	if r := h.next(t); !r.GiveBack || r.ServiceDescription != "f" {
+		t.Fatalf("give-back %+v", r)
+	}
 	h.quiet(t, 50*time.Millisecond)
 	if st := h.m.Stats(); st.WatchdogOrphans != 0 || h.m.watch.Len() != 0 {
 		t.Errorf("stats %+v, in flight %d", st, h.m.watch.Len())
@@ -251,6 +254,37 @@ func TestWatchdogAcrossModules(t *testing.T) {
 	}
 	h.quiet(t, 50*time.Millisecond)
 	if st := second.Stats(); st.WatchdogOrphans != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestWatchdogGivesBackChecksLostWithGearmand: a check submitted before a
+// gearmand restart (its memory queue gone) is given back at its deadline,
+// not answered with the orphan result: the outage is ours, not the check's.
+func TestWatchdogGivesBackChecksLostWithGearmand(t *testing.T) {
+	srv := gearmantest.Start(t)
+	h, clk := watchdogModule(t, "server="+srv.Addr()+" encryption=no orphan_grace=2s result_workers=0", nil)
+	c := &Check{Kind: KindService, HostName: "h", ServiceDescription: "lost", CommandLine: "/bin/x", Timeout: 5 * time.Second}
+	h.m.Check(c, fakeObjects{})
+	waitFor(t, func() bool { return h.m.Stats().Submitted == 1 })
+	clk.Advance(time.Second)
+	srv.Restart(t)
+	waitFor(t, func() bool { return h.m.health.LostSince(clk.Now().Add(-time.Millisecond)) })
+	clk.Advance(6 * time.Second)
+	if r := h.next(t); !r.GiveBack || r.ServiceDescription != "lost" || r.Output != "" {
+		t.Fatalf("result %+v, want a give-back", r)
+	}
+	// A check submitted after the restart is the worker's business again.
+	waitFor(t, func() bool { return h.m.health.Healthy() || h.m.Check(c, fakeObjects{}).Action == ActionOverride })
+	before := h.m.Stats().Submitted
+	clk.Advance(time.Second)
+	h.m.Check(c, fakeObjects{})
+	waitFor(t, func() bool { return h.m.Stats().Submitted > before })
+	clk.Advance(8 * time.Second)
+	if r := h.next(t); r.GiveBack || !strings.Contains(r.Output, "orphaned") {
+		t.Fatalf("result %+v, want the orphan result", r)
+	}
+	if st := h.m.Stats(); st.OutageOrphans != 1 || st.WatchdogOrphans != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }

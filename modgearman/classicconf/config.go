@@ -99,7 +99,11 @@ type Config struct {
 	// OrphanGrace (orphan_grace, gearbridge) is how long after a submitted
 	// check's timeout the NEB waits for its result before it answers with
 	// the orphan result itself.
-	OrphanGrace          time.Duration
+	OrphanGrace time.Duration
+	// GearmandDownHold (gearmand_down_hold, gearbridge) is how long the NEB
+	// keeps checks in its queue while gearmand is unreachable before it
+	// gives them back to the core's scheduler.
+	GearmandDownHold     time.Duration
 	AcceptClearResults   bool         // accept_clear_results
 	LatencyFlattenWindow int          // latency_flatten_window in s; <= 0 off
 	InternalCheckDummy   bool         // internal_check_dummy (NEB and worker)
@@ -233,7 +237,10 @@ func Defaults() Config {
 		OrphanReturn:             2,
 		// Ten seconds cover a worker's own timeout handling and the
 		// result's way back through gearmand under load.
-		OrphanGrace:          10 * time.Second,
+		OrphanGrace: 10 * time.Second,
+		// A gearmand restart takes a few seconds; thirty cover it without
+		// holding a check past a typical check interval.
+		GearmandDownHold:     30 * time.Second,
 		LatencyFlattenWindow: 30,
 		InternalCheckDummy:   true,
 

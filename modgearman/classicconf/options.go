@@ -132,6 +132,7 @@ func optionTable() []option {
 		boolOption("orphan_service_checks", func(c *Config) *bool { return &c.OrphanServiceChecks }),
 		intOption("orphan_return", func(c *Config) *int { return &c.OrphanReturn }, 0, 3),
 		durationOption("orphan_grace", func(c *Config) *time.Duration { return &c.OrphanGrace }),
+		durationOption("gearmand_down_hold", func(c *Config) *time.Duration { return &c.GearmandDownHold }),
 		boolOption("accept_clear_results", func(c *Config) *bool { return &c.AcceptClearResults }),
 		intOption("latency_flatten_window", func(c *Config) *int { return &c.LatencyFlattenWindow }, minInt, maxInt),
 		boolOption("internal_check_dummy", func(c *Config) *bool { return &c.InternalCheckDummy }),

@@ -151,7 +151,7 @@ type counters struct {
 	intercepted, local, submitted, notSubmitted, queueFull, down, submitFailed,
 	explicit, dummy, orphans, watchdogOrphans, results, bad, latencyDiscarded, pings, sinkFull, perfdata atomic.Uint64
 	held, givenBack, outageOrphans, handlersLost, notifications, notificationsLocal, notificationsLost atomic.Uint64
-	submitNanos atomic.Uint64
+	submitNanos                                                                                        atomic.Uint64
 }
 
 type submission struct {

@@ -48,6 +48,40 @@
 #define GB_BROKER_HOST_CHECKS 8
 #define GB_BROKER_EVENT_HANDLERS 16
 
+/* Notifications (neb-abi.md §8.1, §8.2): identical in both cores. */
+#define GB_CB_CONTACT_NOTIFICATION_METHOD_DATA 21
+#define GB_TYPE_CONTACTNOTIFICATIONMETHOD_START 604
+#define GB_BROKER_NOTIFICATIONS 64
+#define GB_NSLOG_HOST_NOTIFICATION 524288
+#define GB_NSLOG_SERVICE_NOTIFICATION 1048576
+#define GB_MACRO_OPTIONS 3 /* STRIP_ILLEGAL_MACRO_CHARS | ESCAPE_MACRO_CHARS */
+#define GB_REASON_NORMAL 0
+#define GB_REASON_ACKNOWLEDGEMENT 1
+#define GB_REASON_CUSTOM 8
+/* nagios_macros x[] indices. */
+#define GB_MAC_NOTIFICATIONTYPE 29
+#define GB_MAC_NOTIFICATIONNUMBER 30
+#define GB_MAC_HOSTACKAUTHOR 49
+#define GB_MAC_HOSTACKCOMMENT 50
+#define GB_MAC_SERVICEACKAUTHOR 51
+#define GB_MAC_SERVICEACKCOMMENT 52
+#define GB_MAC_HOSTNOTIFICATIONNUMBER 102
+#define GB_MAC_SERVICENOTIFICATIONNUMBER 103
+#define GB_MAC_HOSTNOTIFICATIONID 104
+#define GB_MAC_SERVICENOTIFICATIONID 105
+#define GB_MAC_HOSTACKAUTHORNAME 112
+#define GB_MAC_HOSTACKAUTHORALIAS 113
+#define GB_MAC_SERVICEACKAUTHORNAME 114
+#define GB_MAC_SERVICEACKAUTHORALIAS 115
+#define GB_MAC_NOTIFICATIONISESCALATED 137
+#define GB_MAC_NOTIFICATIONAUTHOR 138
+#define GB_MAC_NOTIFICATIONAUTHORNAME 139
+#define GB_MAC_NOTIFICATIONAUTHORALIAS 140
+#define GB_MAC_NOTIFICATIONCOMMENT 141
+/* nagios_macros is 1696 bytes in Naemon, 1688 in Nagios; only x[] (at 0)
+ * is written, in a zeroed buffer at least this large. */
+#define GB_MACROS_SIZE 2048
+
 #define GB_ASSERT_OFF(T, f, off) _Static_assert(offsetof(T, f) == (off), #T "." #f " must be at " #off)
 #define GB_ASSERT_SIZE(T, n) _Static_assert(sizeof(T) == (n), "sizeof " #T " must be " #n)
 
@@ -164,6 +198,50 @@ GB_ASSERT_OFF(struct gb_event_handler_data, return_code, 144);
 GB_ASSERT_OFF(struct gb_event_handler_data, object_ptr, 160);
 GB_ASSERT_SIZE(struct gb_event_handler_data, 168);
 
+struct gb_contact_notification_method_data {
+	struct gb_neb_header h;
+	int notification_type;
+	struct timeval start_time;
+	struct timeval end_time;
+	char *host_name;
+	char *service_description;
+	char *contact_name;
+	char *command_name;
+	char *command_args;
+	int reason_type;
+	int state;
+	char *output;
+	char *ack_author;
+	char *ack_data;
+	int escalated;
+	void *object_ptr;
+	void *contact_ptr;
+};
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, notification_type, 32);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, start_time, 40);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, host_name, 72);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, service_description, 80);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, contact_name, 88);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, command_name, 96);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, command_args, 104);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, reason_type, 112);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, output, 120);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, ack_author, 128);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, ack_data, 136);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, escalated, 144);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, object_ptr, 152);
+GB_ASSERT_OFF(struct gb_contact_notification_method_data, contact_ptr, 160);
+GB_ASSERT_SIZE(struct gb_contact_notification_method_data, 168);
+
+/* struct contact (identical in both cores): only the names. */
+struct gb_contact {
+	char pad0[8];
+	char *name;
+	char *alias;
+};
+GB_ASSERT_OFF(struct gb_contact, name, 8);
+GB_ASSERT_OFF(struct gb_contact, alias, 16);
+
 struct gb_check_engine {
 	char *name;
 	const char *(*source_name)(void *);
@@ -249,6 +327,29 @@ GB_ASSERT_SIZE(struct gb_customvar, 32);
 #define GB_HOST_IS_BEING_FRESHENED 572
 #endif
 #define GB_SVC_CUSTOMVARS 280
+
+/* Further object fields, read and written by offset (neb-abi.md §1.4,
+ * §8.2). */
+#define GB_SVC_CHECK_INTERVAL 72
+#define GB_HOST_CHECK_INTERVAL 80
+#define GB_HOST_CURRENT_STATE 372
+#define GB_HOST_LONG_OUTPUT 392
+#ifdef GEARBRIDGE_NAGIOS4
+#define GB_SVC_CURRENT_STATE 304
+#define GB_SVC_LONG_OUTPUT 328
+#define GB_SVC_NOTIFICATION_NUMBER 500
+#define GB_SVC_NOTIFICATION_ID 504
+#define GB_HOST_NOTIFICATION_NUMBER 572
+#define GB_HOST_NOTIFICATION_ID 584
+#else
+#define GB_SVC_CURRENT_STATE 312
+#define GB_SVC_LONG_OUTPUT 336
+#define GB_SVC_NOTIFICATION_NUMBER 516
+#define GB_SVC_NOTIFICATION_ID 520
+#define GB_HOST_NOTIFICATION_NUMBER 580
+#define GB_HOST_NOTIFICATION_ID 592
+#endif
+#define GB_FIELD(p, off, T) (*(T *)((char *)(p) + (off)))
 
 struct gb_service {
 	char pad0[48];

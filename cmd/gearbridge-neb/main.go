@@ -110,7 +110,10 @@ type module struct {
 	// watch keeps the submitted checks across a reload, so the next module
 	// answers the orphans of the previous one, each once.
 	watch *neb.Watchdog
-	batch []neb.CheckResult
+	// health is what the module knows about gearmand; it survives a
+	// reload, so a reload during an outage does not start out healthy.
+	health *neb.Health
+	batch  []neb.CheckResult
 	names map[string]*C.char // C copies of variable and group names
 	inits int
 	want  int // callbacks wanted by the current configuration
@@ -138,7 +141,7 @@ type logLine struct {
 var handle = newModule()
 
 func newModule() *module {
-	m := &module{wakeFD: -1, names: map[string]*C.char{}, watch: neb.NewWatchdog()}
+	m := &module{wakeFD: -1, names: map[string]*C.char{}, watch: neb.NewWatchdog(), health: neb.NewHealth()}
 	m.out = neb.NewOutbox(200000, m.wake)
 	return m
 }
@@ -234,7 +237,8 @@ func recovered(where string) {
 }
 
 // gbInit parses the broker arguments and prepares a module. It returns the
-// callbacks wanted (1 services, 2 hosts, 4 event handlers) or -1.
+// callbacks wanted (1 services, 2 hosts, 4 event handlers, 8 perfdata, 16
+// notifications) or -1.
 //
 //export gbInit
 func gbInit(args *C.char, wakeFD C.int) (rc C.int) {
@@ -286,7 +290,7 @@ func gbInit(args *C.char, wakeFD C.int) (rc C.int) {
 	host, _ := os.Hostname()
 	mod, err := neb.New(cfg, neb.Options{
 		Logger: logger, Sink: m.out.Push, Watchdog: m.watch,
-		CancelHonoured: cancelHonoured, Version: version, Hostname: host,
+		CancelHonoured: cancelHonoured, Version: version, Hostname: host, Health: m.health,
 	})
 	if err != nil {
 		coreLog(1, "cannot load: "+err.Error())
@@ -308,6 +312,9 @@ func gbInit(args *C.char, wakeFD C.int) (rc C.int) {
 	}
 	if len(neb.PerfdataQueues(&cfg)) > 0 {
 		want |= 1 | 2 | 8
+	}
+	if cfg.Notifications {
+		want |= 16
 	}
 	m.want = want
 	coreLog(262144, fmt.Sprintf("%s initialized for %s (init #%d), servers %v, result queue %s",
@@ -413,6 +420,58 @@ func gbCheck(kind C.int, host, svc, cmd *C.char, timeout C.int, latency C.double
 	return 0
 }
 
+// gbNotifyRouted reports whether the notifications of an object are
+// distributed (1) or left to the core (0).
+//
+//export gbNotifyRouted
+func gbNotifyRouted(isService C.int, hostObj, svcObj unsafe.Pointer) (rc C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			handle.queueLog(1, fmt.Sprintf("panic in notification callback: %v", r))
+			rc = 0
+		}
+	}()
+	m := handle
+	if m.mod == nil {
+		return 0
+	}
+	k := neb.KindHost
+	if isService != 0 {
+		k = neb.KindService
+	}
+	if m.mod.NotificationRouted(k, &coreObjects{m: m, host: hostObj, svc: svcObj}) {
+		return 1
+	}
+	return 0
+}
+
+// gbNotify takes one expanded notification: 1 when its job is queued (the
+// core must not run it), 0 when the core must run it itself.
+//
+//export gbNotify
+func gbNotify(host, svc, contact, cmdline, output, longOutput *C.char, startSec, startUsec, coreSec, coreUsec C.long) (rc C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			handle.queueLog(1, fmt.Sprintf("panic in notification callback: %v", r))
+			rc = 0
+		}
+	}()
+	m := handle
+	if m.mod == nil || host == nil || cmdline == nil {
+		return 0
+	}
+	n := neb.Notification{HostName: C.GoString(host), Contact: C.GoString(contact), CommandLine: C.GoString(cmdline),
+		PluginOutput: C.GoString(output), LongPluginOutput: C.GoString(longOutput),
+		StartTime: time.Unix(int64(startSec), int64(startUsec)*1000), CoreTime: time.Unix(int64(coreSec), int64(coreUsec)*1000)}
+	if svc != nil {
+		n.ServiceDescription = C.GoString(svc)
+	}
+	if m.mod.Notify(&n) {
+		return 1
+	}
+	return 0
+}
+
 // gbPerfdata sends the perfdata jobs of one processed check (701/801).
 //
 //export gbPerfdata
@@ -469,6 +528,17 @@ func gbDrain() {
 }
 
 func inject(r *neb.CheckResult) {
+	if r.GiveBack {
+		host := C.CString(r.HostName)
+		var svc *C.char
+		if r.ServiceDescription != "" {
+			svc = C.CString(r.ServiceDescription)
+		}
+		C.gb_give_back(host, svc)
+		C.free(unsafe.Pointer(host))
+		C.free(unsafe.Pointer(svc))
+		return
+	}
 	var cr C.struct_gb_result
 	cr.host_name = C.CString(r.HostName)
 	if r.ServiceDescription != "" {

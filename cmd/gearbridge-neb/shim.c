@@ -84,7 +84,7 @@ static const char *gb_missing_symbol(void) {
 	for (i = 0; i < sizeof req / sizeof req[0]; i++)
 		if (req[i].addr == NULL)
 			return req[i].name;
-	return NULL;
+	return gb_giveback_missing();
 }
 
 static void *gb_handle;
@@ -92,6 +92,7 @@ static int gb_wake_fd = -1;
 static int gb_wake_registered;
 static int gb_callbacks_registered;
 static int gb_perfdata;
+static int gb_notifications;
 static int gb_inits;
 static struct sigaction gb_go_sync[3];
 static const int gb_sync_signals[3] = {SIGSEGV, SIGBUS, SIGFPE};
@@ -284,6 +285,9 @@ static int gb_cb_process(int cbtype, void *data) {
 				neb_register_callback(GB_CB_HOST_CHECK_DATA, gb_handle, 0, gb_cb_host);
 			if (want & 4)
 				neb_register_callback(GB_CB_EVENT_HANDLER_DATA, gb_handle, 0, gb_cb_eventhandler);
+			if (gb_notifications)
+				neb_register_callback(GB_CB_CONTACT_NOTIFICATION_METHOD_DATA, gb_handle, 0,
+						      gb_cb_notification);
 			gb_callbacks_registered = 1;
 		}
 	} else if (p->type == GB_TYPE_EVENTLOOPEND) {
@@ -354,6 +358,20 @@ int nebmodule_init(int flags, char *args, void *handle) {
 	if (want < 0)
 		return 1;
 	gb_perfdata = (want & 8) != 0;
+	gb_notifications = 0;
+	if (want & 16) {
+		const char *nm = gb_notify_missing();
+		if (nm != NULL)
+			gb_log(GB_LOG_ERROR, "notifications=yes, but this core does not provide the macro functions "
+					     "(missing one is named below); the core sends notifications itself");
+		if (nm != NULL)
+			gb_log(GB_LOG_ERROR, nm);
+		else if (&event_broker_options != NULL && !(event_broker_options & GB_BROKER_NOTIFICATIONS))
+			gb_log(GB_LOG_ERROR, "notifications=yes, but event_broker_options lacks the notification bit (64); "
+					     "the core sends notifications itself (set event_broker_options=-1)");
+		else
+			gb_notifications = 1;
+	}
 	if (want & 1)
 		need |= GB_BROKER_SERVICE_CHECKS;
 	if (want & 2)
@@ -390,6 +408,7 @@ int nebmodule_deinit(int flags, int reason) {
 	neb_deregister_callback(GB_CB_SERVICE_CHECK_DATA, gb_cb_service);
 	neb_deregister_callback(GB_CB_HOST_CHECK_DATA, gb_cb_host);
 	neb_deregister_callback(GB_CB_EVENT_HANDLER_DATA, gb_cb_eventhandler);
+	neb_deregister_callback(GB_CB_CONTACT_NOTIFICATION_METHOD_DATA, gb_cb_notification);
 	gb_callbacks_registered = 0;
 	return 0;
 }

@@ -11,4 +11,8 @@ int gb_in_hostgroup(void *host, const char *name);
 int gb_in_servicegroup(void *svc, const char *name);
 void *gb_service_host(void *svc);
 int gb_api_version(void);
+void gb_give_back(const char *host_name, const char *svc_desc);
+const char *gb_giveback_missing(void);
+const char *gb_notify_missing(void);
+int gb_cb_notification(int cbtype, void *data);
 #endif

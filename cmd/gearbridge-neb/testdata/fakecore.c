@@ -18,7 +18,12 @@
  *   bench N                                   time N service callbacks
  *   rate N PERSEC                             N service checks paced at PERSEC
  *                                             while the loop injects results
+ *   notify HOST SERVICE|- CONTACT|- REASON COMMAND ARGS|- AUTHOR|-
+ *                                             contact notification method
+ *                                             START (604); contact c1 exists
+ *   getexec                                   is_executing of both objects
  *   stats | hup | quit
+ * Give-backs print "SCHEDULE svc|host IN OPTIONS exec=N" (IN seconds from now).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -37,6 +42,12 @@
 #endif
 #if API == 4
 #define CR_RESCHEDULE 36
+#define SVC_STATE 304
+#define SVC_LONG 328
+#define SVC_NNUM 500
+#define SVC_NID 504
+#define HOST_NNUM 572
+#define HOST_NID 584
 #define CR_EARLY 96
 #define CR_EXITED 100
 #define CR_RC 104
@@ -48,6 +59,12 @@
 #define HOST_FRESH 564
 #else
 #define CR_RESCHEDULE -1
+#define SVC_STATE 312
+#define SVC_LONG 336
+#define SVC_NNUM 516
+#define SVC_NID 520
+#define HOST_NNUM 580
+#define HOST_NID 592
 #define CR_EARLY 100
 #define CR_EXITED 104
 #define CR_RC 108
@@ -165,6 +182,153 @@ static void add_var(void *obj, int off, const char *name, const char *value) {
 	F(obj, off, struct cv *) = v;
 }
 
+/* Give-backs: the scheduler functions, by the spec's offsets. */
+int interval_length = 60;
+void *find_host(const char *name) { (void)name; return host_obj; }
+void *find_service(const char *host, const char *svc) {
+	(void)host;
+	return strcmp(svc, "gone") == 0 ? NULL : svc_obj;
+}
+void schedule_service_check(void *svc, time_t when, int options) {
+	printf("SCHEDULE svc %ld %d exec=%d\n", (long)(when - time(NULL)), options, F(svc, SVC_EXEC, int));
+	fflush(stdout);
+}
+void schedule_host_check(void *host, time_t when, int options) {
+	printf("SCHEDULE host %ld %d exec=%d\n", (long)(when - time(NULL)), options, F(host, HOST_EXEC, int));
+	fflush(stdout);
+}
+
+/* Notifications: a small macro engine standing in for the core's, enough to
+ * show which x[] entries the module set and that it freed them. */
+struct fake_contact { int id; char *name, *alias, *email, *pager, *address[6]; };
+static struct fake_contact contact_c1 = {0, "c1", "Contact One", "c1@example.com", "+49-111", {"addr-one"}};
+struct fake_command { int id; char *name, *command_line; };
+static struct fake_command cmd_svc = {0, "notify-svc",
+	"/bin/notify svc $NOTIFICATIONTYPE$ $HOSTNAME$ $SERVICEDESC$ $SERVICESTATE$ '$SERVICEOUTPUT$' $CONTACTNAME$ "
+	"$CONTACTEMAIL$ $SERVICENOTIFICATIONNUMBER$ $SERVICENOTIFICATIONID$ $NOTIFICATIONISESCALATED$ "
+	"'$NOTIFICATIONAUTHOR$' '$NOTIFICATIONAUTHORNAME$' '$NOTIFICATIONCOMMENT$' '$ARG1$' '$ARG2$'"};
+static struct fake_command cmd_host = {0, "notify-host",
+	"/bin/notify host $NOTIFICATIONTYPE$ $HOSTNAME$ $HOSTSTATE$ '$HOSTOUTPUT$' $CONTACTNAME$ $HOSTNOTIFICATIONNUMBER$ "
+	"$HOSTNOTIFICATIONID$ '$ARG1$'"};
+static void *grabbed_host, *grabbed_svc, *grabbed_contact;
+static char *mac_argv[33];
+static const struct { const char *name; int idx; } xnames[] = {
+	{"NOTIFICATIONTYPE", 29}, {"NOTIFICATIONNUMBER", 30}, {"HOSTNOTIFICATIONNUMBER", 102},
+	{"SERVICENOTIFICATIONNUMBER", 103}, {"HOSTNOTIFICATIONID", 104}, {"SERVICENOTIFICATIONID", 105},
+	{"NOTIFICATIONISESCALATED", 137}, {"NOTIFICATIONAUTHOR", 138}, {"NOTIFICATIONAUTHORNAME", 139},
+	{"NOTIFICATIONAUTHORALIAS", 140}, {"NOTIFICATIONCOMMENT", 141}, {"SERVICEACKAUTHOR", 51},
+	{"SERVICEACKCOMMENT", 52}, {NULL, 0}};
+static char notify_host_name[256], notify_svc_name[256];
+int log_notifications = 1;
+int log_global_notifications = 1;
+int grab_host_macros_r(void *mac, void *h) { (void)mac; grabbed_host = h; return 0; }
+int grab_service_macros_r(void *mac, void *s) { (void)mac; grabbed_svc = s; return 0; }
+int grab_contact_macros_r(void *mac, void *c) { (void)mac; grabbed_contact = c; return 0; }
+void *find_command(const char *name) {
+	if (strcmp(name, "notify-svc") == 0)
+		return &cmd_svc;
+	if (strcmp(name, "notify-host") == 0)
+		return &cmd_host;
+	return NULL;
+}
+void *find_contact(const char *name) { return strcmp(name, "c1") == 0 ? &contact_c1 : NULL; }
+const char *notification_reason_name(unsigned int r) {
+	static const char *n[] = {"NORMAL", "ACKNOWLEDGEMENT", "FLAPPINGSTART", "FLAPPINGSTOP", "FLAPPINGDISABLED",
+				  "DOWNTIMESTART", "DOWNTIMEEND", "DOWNTIMECANCELLED", "CUSTOM"};
+	return r < 9 ? n[r] : "(unknown)";
+}
+int get_raw_command_line_r(void *mac, void *cmd, char *cmdline, char **full, int options) {
+	char *copy, *p, *tok;
+	int i = 0;
+	(void)mac;
+	(void)options;
+	for (i = 0; i < 33; i++) {
+		free(mac_argv[i]);
+		mac_argv[i] = NULL;
+	}
+	copy = strdup(cmdline);
+	p = strchr(copy, '!');
+	for (i = 0; p && i < 32; i++) {
+		tok = p + 1;
+		p = strchr(tok, '!');
+		if (p)
+			*p = 0;
+		mac_argv[i] = strdup(tok);
+	}
+	free(copy);
+	*full = strdup(((struct fake_command *)cmd)->command_line);
+	return 0;
+}
+static const char *macro_value(char **x, const char *name) {
+	int i;
+	for (i = 0; xnames[i].name; i++)
+		if (strcmp(name, xnames[i].name) == 0)
+			return x[xnames[i].idx] ? x[xnames[i].idx] : "";
+	if (strncmp(name, "ARG", 3) == 0) {
+		i = atoi(name + 3) - 1;
+		return i >= 0 && i < 32 && mac_argv[i] ? mac_argv[i] : "";
+	}
+	if (strcmp(name, "HOSTNAME") == 0)
+		return grabbed_host ? notify_host_name : "";
+	if (strcmp(name, "SERVICEDESC") == 0)
+		return grabbed_svc ? notify_svc_name : "";
+	if (strcmp(name, "SERVICESTATE") == 0)
+		return grabbed_svc ? "CRITICAL" : "";
+	if (strcmp(name, "SERVICEOUTPUT") == 0)
+		return grabbed_svc ? "CRIT - disk full" : "";
+	if (strcmp(name, "HOSTSTATE") == 0)
+		return grabbed_host ? "DOWN" : "";
+	if (strcmp(name, "HOSTOUTPUT") == 0)
+		return grabbed_host ? "DOWN - no ping" : "";
+	if (strcmp(name, "CONTACTNAME") == 0)
+		return grabbed_contact ? ((struct fake_contact *)grabbed_contact)->name : "";
+	if (strcmp(name, "CONTACTEMAIL") == 0)
+		return grabbed_contact ? ((struct fake_contact *)grabbed_contact)->email : "";
+	return "";
+}
+int process_macros_r(void *mac, char *in, char **out, int options) {
+	char buf[8192];
+	size_t n = 0;
+	char *p = in;
+	(void)options;
+	while (*p && n < sizeof buf - 1) {
+		char *end;
+		if (*p == '$' && (end = strchr(p + 1, '$')) != NULL) {
+			char name[128];
+			const char *v;
+			snprintf(name, sizeof name, "%.*s", (int)(end - p - 1), p + 1);
+			v = macro_value(mac, name);
+			n += snprintf(buf + n, sizeof buf - n, "%s", v);
+			p = end + 1;
+			continue;
+		}
+		buf[n++] = *p++;
+	}
+	buf[n] = 0;
+	*out = strdup(buf);
+	return 0;
+}
+int clear_volatile_macros_r(void *mac) {
+	char **x = mac;
+	int i, left = 0;
+	for (i = 0; i < 164; i++)
+		if (x[i])
+			left++;
+	if (left)
+		printf("MACROLEAK %d\n", left);
+	for (i = 0; i < 33; i++) {
+		free(mac_argv[i]);
+		mac_argv[i] = NULL;
+	}
+	grabbed_host = grabbed_svc = grabbed_contact = NULL;
+	return 0;
+}
+int write_to_all_logs(char *buf, unsigned long type) {
+	printf("LOG %lu %s\n", type, buf);
+	fflush(stdout);
+	return 0;
+}
+
 /* check_result handling, by the spec's offsets. */
 int init_check_result(void *cr) {
 	memset(cr, 0, 280);
@@ -265,6 +429,28 @@ static int fire_eh(char *h, char *s, char *cmd) {
 	F(ehbuf, 160, void *) = s ? (void *)svc_obj : (void *)host_obj;
 	return make_callbacks(4, ehbuf);
 }
+static char cnmbuf[168];
+static int fire_notify(char *h, char *s, char *contact, int reason, char *cmd, char *args, char *author) {
+	memset(cnmbuf, 0, sizeof cnmbuf);
+	snprintf(notify_host_name, sizeof notify_host_name, "%s", h);
+	snprintf(notify_svc_name, sizeof notify_svc_name, "%s", s ? s : "");
+	F(cnmbuf, 0, int) = 604;
+	F(cnmbuf, 32, int) = s ? 1 : 0;
+	F(cnmbuf, 40, long) = 1700000000;
+	F(cnmbuf, 48, long) = 123456;
+	F(cnmbuf, 72, char *) = h;
+	F(cnmbuf, 80, char *) = s;
+	F(cnmbuf, 88, char *) = contact;
+	F(cnmbuf, 96, char *) = cmd;
+	F(cnmbuf, 104, char *) = args;
+	F(cnmbuf, 112, int) = reason;
+	F(cnmbuf, 120, char *) = s ? "CRIT - disk full" : "DOWN - no ping";
+	F(cnmbuf, 128, char *) = author;
+	F(cnmbuf, 136, char *) = author ? "ack comment text" : NULL;
+	F(cnmbuf, 152, void *) = s ? (void *)svc_obj : (void *)host_obj;
+	F(cnmbuf, 160, void *) = contact ? &contact_c1 : NULL;
+	return make_callbacks(21, cnmbuf);
+}
 static int fire_processed(char *h, char *s, int state, char *perf) {
 	if (s) {
 		memset(svcbuf, 0, sizeof svcbuf);
@@ -316,6 +502,19 @@ int main(int argc, char **argv) {
 	F(host_obj, 208, int) = 1;
 	F(host_obj, 372, int) = 1; /* DOWN */
 	F(host_obj, 408, int) = 1; /* HARD */
+	F(svc_obj, 72, double) = 5;  /* check_interval */
+	F(host_obj, 80, double) = 2; /* check_interval */
+	F(svc_obj, SVC_STATE, int) = 2;
+	F(svc_obj, SVC_LONG, char *) = "line2 of long\\nline3 of long";
+	F(svc_obj, SVC_NNUM, int) = 3;
+	F(host_obj, HOST_NNUM, int) = 1;
+#if API == 4
+	F(svc_obj, SVC_NID, unsigned long) = 42;
+	F(host_obj, HOST_NID, unsigned long) = 7;
+#else
+	F(svc_obj, SVC_NID, char *) = "3fa2cc66-6149-4bc8-8c6d-9e8beec57de8";
+	F(host_obj, HOST_NID, char *) = "f3112f74-80dc-401c-a51f-3552dc0f3d46";
+#endif
 	lib = dlopen(argv[1], RTLD_NOW | (API == 4 ? RTLD_GLOBAL : 0));
 	if (!lib) {
 		printf("DLOPEN %s\n", dlerror());
@@ -438,6 +637,14 @@ int main(int argc, char **argv) {
 			       n / ((now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9), ns[n / 2], ns[n * 99 / 100],
 			       maxlag / 1000, lagsum / n / 1000);
 			free(ns);
+		} else if (strcmp(cmd, "notify") == 0) {
+			char *h = strtok(NULL, " "), *sv = strtok(NULL, " "), *ct = strtok(NULL, " "), *rs = strtok(NULL, " ");
+			char *cm = strtok(NULL, " "), *ar = strtok(NULL, " "), *au = strtok(NULL, " \n");
+			int rc = fire_notify(h, strcmp(sv, "-") ? sv : NULL, strcmp(ct, "-") ? ct : NULL, atoi(rs), cm,
+					     strcmp(ar, "-") ? ar : NULL, strcmp(au, "-") ? au : NULL);
+			printf("RC %d\n", rc);
+		} else if (strcmp(cmd, "getexec") == 0) {
+			printf("EXEC svc=%d host=%d\n", F(svc_obj, SVC_EXEC, int), F(host_obj, HOST_EXEC, int));
 		} else if (strcmp(cmd, "stats") == 0) {
 			char *s = stats();
 			printf("STATS %s\n", s);

@@ -114,9 +114,9 @@ type module struct {
 	// reload, so a reload during an outage does not start out healthy.
 	health *neb.Health
 	batch  []neb.CheckResult
-	names map[string]*C.char // C copies of variable and group names
-	inits int
-	want  int // callbacks wanted by the current configuration
+	names  map[string]*C.char // C copies of variable and group names
+	inits  int
+	want   int // callbacks wanted by the current configuration
 
 	wakeMu sync.Mutex
 	wakeFD int // -1 while goroutines must not write

@@ -37,11 +37,11 @@ func startBridgeCluster(t *testing.T, gearmand string) *bridgeCluster {
 	gbRun(t, c.bin, "certs", "issue", "--dir", ca, "--role", "bridge", "--name", "bridge", "--san", "localhost,127.0.0.1")
 	gbRun(t, c.bin, "certs", "issue", "--dir", ca, "--role", "worker", "--name", "w1")
 	must(t, os.WriteFile(filepath.Join(c.dir, "authz.yaml"), []byte(
-		"rules:\n  - {identity: \"w*\", role: worker, queues: [\"service\", \"host\", \"eventhandler\", \"hostgroup_*\", \"servicegroup_*\"]}\n"), 0o644))
+		"rules:\n  - {identity: \"w*\", role: worker, queues: [\"service\", \"host\", \"eventhandler\", \"notification\", \"hostgroup_*\", \"servicegroup_*\"]}\n"), 0o644))
 	c.startBridge(t, "127.0.0.1:0")
 	c.worker = c.start(t, "worker", nil, "worker", "--bridge", c.addr, "--identifier", "w1",
 		"--tls-ca", filepath.Join(ca, "ca.crt"), "--tls-cert", filepath.Join(ca, "w1.crt"), "--tls-key", filepath.Join(ca, "w1.key"),
-		"--services", "--hosts", "--eventhandler", "--hostgroups", "hg,custom", "--servicegroups", "sg", "--max-workers", "16")
+		"--services", "--hosts", "--eventhandler", "--notifications", "--hostgroups", "hg,custom", "--servicegroups", "sg", "--max-workers", "16")
 	t.Cleanup(func() {
 		for _, p := range []*exec.Cmd{c.worker, c.bridge} {
 			if p != nil && p.Process != nil {

@@ -18,6 +18,7 @@ import (
 // host h1 and the service "local" (both run by the core) and the service
 // "lost", routed to the queue "service".
 type smallNagios struct {
+	srv    *gearmantest.Server
 	dir    string
 	start  time.Time
 	cmd    *exec.Cmd
@@ -28,13 +29,54 @@ type smallNagios struct {
 // (server and key are added) and extra lines for nagios.cfg.
 func startSmallNagios(t *testing.T, nebConf string, extra ...string) *smallNagios {
 	t.Helper()
+	return startNagiosWith(t, smallObjects, "services=yes\nlocalservicegroups=localsg\nresult_workers=1\n"+nebConf, extra...)
+}
+
+// startNagiosWith starts a real Nagios 4.4.6 with the module, a fresh
+// gearmand, the objects objects(dir) returns (the check script check_e2e is
+// in dir), the classic configuration nebConf (server and key added) and
+// extra lines for nagios.cfg.
+func startNagiosWith(t *testing.T, objects func(dir string) string, nebConf string, extra ...string) *smallNagios {
+	t.Helper()
 	nagiosBin := installNagios(t)
 	mod := filepath.Join(artifacts(t), "mod_nagios4.so")
 	srv := gearmantest.Start(t)
 	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "check_e2e"), []byte(nagiosCheck), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "objects.cfg"), []byte(objects(dir)), 0o644))
+	conf := fmt.Sprintf("server=%s\nkey=%s\n%s", srv.Addr(), key, nebConf)
+	must(t, os.WriteFile(filepath.Join(dir, "mod_gearman_neb.conf"), []byte(conf), 0o644))
+	cfg, err := nagios.WriteMainConfig(dir, mod, "config="+filepath.Join(dir, "mod_gearman_neb.conf"),
+		append([]string{"execute_service_checks=1", "execute_host_checks=1"}, extra...)...)
+	must(t, err)
+
+	n := &smallNagios{srv: srv, dir: dir, exited: make(chan error, 1)}
+	n.cmd = exec.Command(nagiosBin, cfg)
+	n.cmd.Dir = dir
+	logf, _ := os.Create(filepath.Join(dir, "stdout.log"))
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	n.start = time.Now()
+	must(t, n.cmd.Start())
+	go func() { n.exited <- n.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.exited:
+		case <-time.After(20 * time.Second):
+			_ = n.cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("nagios.log:\n%s\nstdout:\n%s", tail(n.log(), 60), tail(n.read("stdout.log"), 30))
+		}
+	})
+	return n
+}
+
+// smallObjects: the host h1, the service "local" (run by the core) and the
+// service "lost" (routed to the queue "service").
+func smallObjects(dir string) string {
 	check := filepath.Join(dir, "check_e2e")
-	must(t, os.WriteFile(check, []byte(nagiosCheck), 0o755))
-	obj := nagios.QuietObjects("admin") + fmt.Sprintf(`define command {
+	return nagios.QuietObjects("admin") + fmt.Sprintf(`define command {
   command_name check_e2e
   command_line %s $ARG1$ $ARG2$
 }
@@ -75,33 +117,6 @@ define service {
   contacts admin
 }
 `, check)
-	must(t, os.WriteFile(filepath.Join(dir, "objects.cfg"), []byte(obj), 0o644))
-	conf := fmt.Sprintf("server=%s\nkey=%s\nservices=yes\nlocalservicegroups=localsg\nresult_workers=1\n%s", srv.Addr(), key, nebConf)
-	must(t, os.WriteFile(filepath.Join(dir, "mod_gearman_neb.conf"), []byte(conf), 0o644))
-	cfg, err := nagios.WriteMainConfig(dir, mod, "config="+filepath.Join(dir, "mod_gearman_neb.conf"),
-		append([]string{"execute_service_checks=1", "execute_host_checks=1"}, extra...)...)
-	must(t, err)
-
-	n := &smallNagios{dir: dir, exited: make(chan error, 1)}
-	n.cmd = exec.Command(nagiosBin, cfg)
-	n.cmd.Dir = dir
-	logf, _ := os.Create(filepath.Join(dir, "stdout.log"))
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	n.start = time.Now()
-	must(t, n.cmd.Start())
-	go func() { n.exited <- n.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = n.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-n.exited:
-		case <-time.After(20 * time.Second):
-			_ = n.cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("nagios.log:\n%s\nstdout:\n%s", tail(n.log(), 60), tail(n.read("stdout.log"), 30))
-		}
-	})
-	return n
 }
 
 func (n *smallNagios) read(name string) string {

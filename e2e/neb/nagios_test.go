@@ -206,11 +206,11 @@ func must(t *testing.T, err error) {
 // startWorker is a plain Gearman-side worker: it runs the job's command
 // with package plugin and sends a classic result, tagging the output with
 // the queue it came from.
-func startWorker(t *testing.T, addr string) {
+func startWorker(t *testing.T, addr string, extraQueues ...string) {
 	t.Helper()
 	codec, _ := modgearman.NewCodec(key, true)
 	client := gearman.NewClient([]string{addr}, gearman.ClientOptions{WaitForReady: true})
-	queues := []string{"service", "servicegroup_sg", "custom_q", "hostgroup_hg", "eventhandler"}
+	queues := append([]string{"service", "servicegroup_sg", "custom_q", "hostgroup_hg", "eventhandler"}, extraQueues...)
 	w := gearman.NewWorker([]string{addr}, queues, func(ctx context.Context, job *gearman.Job) ([]byte, error) {
 		plain, err := codec.Decode(job.Data)
 		if err != nil {

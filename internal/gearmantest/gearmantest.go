@@ -162,6 +162,17 @@ func (s *Server) Stop() {
 	<-done
 }
 
+// Signal sends sig to the running gearmand (e.g. SIGSTOP to make it hang
+// with its sockets open, SIGCONT to resume it).
+func (s *Server) Signal(sig os.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return errors.New("gearmantest: gearmand is not running")
+	}
+	return s.cmd.Process.Signal(sig)
+}
+
 // Kill stops gearmand with SIGKILL, like a crash, and waits for it.
 func (s *Server) Kill() {
 	s.mu.Lock()

@@ -48,6 +48,7 @@ type Status struct {
 	LongOutput string
 	LastCheck  int64
 	Latency    float64 // check_latency, seconds
+	Attempt    int     // current_attempt
 }
 
 // ReadStatus parses status.dat into "host/service" → status, with host
@@ -79,6 +80,7 @@ func ReadStatus(path string) map[string]Status {
 			s.State, _ = strconv.Atoi(cur["current_state"])
 			s.LastCheck, _ = strconv.ParseInt(cur["last_check"], 10, 64)
 			s.Latency, _ = strconv.ParseFloat(cur["check_latency"], 64)
+			s.Attempt, _ = strconv.Atoi(cur["current_attempt"])
 			out[cur["host_name"]+"/"+cur["service_description"]] = s
 		default:
 			if k, v, ok := strings.Cut(l, "="); ok {

@@ -13,12 +13,21 @@
 // costs several microseconds. A dispatcher collects the queue every
 // millisecond and hands the jobs to a pool of submitters, which marshal,
 // encrypt and submit them with a pipelined gearman.Client.
-// When the queue is full or gearmand is known to be down, the check is not
-// submitted and the Decision says why: on cores that honour CANCEL at the
-// INITIATE event (Naemon) the core reschedules the check; otherwise (Nagios 4)
-// the check is overridden and an explicit UNKNOWN result naming the reason is
-// delivered. A job that was enqueued but then failed to reach gearmand also
-// gets such a result. Every case is counted in Stats.
+// While gearmand is unreachable, submissions wait in the queue for up to
+// gearmand_down_hold and go out when it answers again (Health, shared
+// across reloads, says whether it does). A check that waited longer, that
+// finds the queue full, or that is still queued when the module stops is
+// given back: a CheckResult with GiveBack set asks the core to clear
+// is_executing and plan the next check, without a result, so that an
+// outage of ours never changes an object's state. On cores that honour
+// CANCEL at the INITIATE event (Naemon) a full queue answers CANCEL at once.
+// A check submitted before a connection to gearmand died is given back at
+// its deadline instead of getting the orphan result. Only a job gearmand
+// refuses for good gets an explicit UNKNOWN result. Every case is counted
+// in Stats.
+//
+// Notifications (Notify) go to the notification queue at high priority;
+// one that cannot be queued is left to the core.
 //
 // # Results
 //

@@ -794,6 +794,8 @@ func (m *Module) statsLoop(ctx context.Context, every time.Duration) {
 			"local", cur.Local-prev.Local, "not_submitted", cur.NotSubmitted-prev.NotSubmitted,
 			"submit_failed", cur.SubmitFailed-prev.SubmitFailed, "explicit_results", cur.ExplicitResults-prev.ExplicitResults,
 			"bad_results", cur.BadResults-prev.BadResults, "orphaned", cur.WatchdogOrphans-prev.WatchdogOrphans,
+			"held", cur.Held-prev.Held, "given_back", cur.GivenBack-prev.GivenBack,
+			"notifications", cur.Notifications-prev.Notifications,
 			"in_flight", m.watch.Len(), "queued", m.queued())
 		prev, prevAt = cur, now
 	}

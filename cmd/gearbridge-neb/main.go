@@ -31,13 +31,16 @@
 // do_hostchecks, route_eventhandler_like_checks, result_queue,
 // result_workers, orphan_host_checks, orphan_service_checks, orphan_return,
 // orphan_grace (gearbridge's own: how long after a submitted check's timeout
-// its orphan result is made), accept_clear_results, internal_check_dummy, log_stats_interval (a
+// its orphan result is made), gearmand_down_hold (gearbridge's own: how
+// long checks wait for an unreachable gearmand before they are given back
+// to the core's scheduler), notifications (expanded with the core's macro
+// functions in notify.c and sent to the notification queue),
+// accept_clear_results, internal_check_dummy, log_stats_interval (a
 // statistics line every N seconds). dupserver is parsed and, as in the
 // classic module, not used by the NEB.
 //
 // Accepted but not acted on, with a warning in the core log:
-// notifications (the core sends notifications itself; distributing them
-// needs the core's macro functions), export (no export jobs are sent) and
+// export (no export jobs are sent) and
 // latency_flatten_window (no rescheduling; warned whenever it is above 0,
 // which includes the classic default of 30).
 //
@@ -61,9 +64,11 @@
 // injected with process_check_result on the core's main thread within
 // milliseconds instead of after a 1 s timer.
 //
-// When a check cannot be submitted (queue full, gearmand unreachable) Naemon
-// gets CANCEL and reschedules it; Nagios 4, which ignores CANCEL at that
-// event, gets OVERRIDE and an explicit UNKNOWN result naming the reason.
+// While gearmand is unreachable checks wait in the module for up to
+// gearmand_down_hold; after that, or when the queue is full, a check is
+// given back without a result (gb_give_back clears is_executing and asks
+// the scheduler for the next check), so an outage of ours never changes an
+// object's state. Naemon gets CANCEL for a full queue at once.
 //
 // Process-model rules (neb-abi.md §2.5): goroutines start at EVENTLOOPSTART
 // and stop at EVENTLOOPEND, init and deinit are idempotent across SIGHUP

@@ -174,7 +174,7 @@ func TestNagiosGearmandOutages(t *testing.T) {
 			st, late := status(), []string{}
 			for i := range services {
 				s := st[fmt.Sprintf("h1/s%d", i)]
-				if !s.Checked || s.State != 0 || s.LastCheck < since.Unix() || !strings.HasPrefix(s.Output, "E2E ") {
+				if !s.Checked || s.State != 0 || s.LastCheck < since.Unix() || !strings.Contains(s.Output, "E2E ") {
 					late = append(late, fmt.Sprintf("s%d(%d %d %q)", i, s.State, s.LastCheck, s.Output))
 				}
 			}

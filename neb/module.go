@@ -743,6 +743,10 @@ func (m *Module) submitOne(ctx context.Context, s submission) {
 	if s.expected {
 		m.watch.Done(s.check.HostName, s.check.ServiceDescription)
 	}
+	if ctx.Err() != nil {
+		m.giveBack(&s, "the module stopped before gearmand took it")
+		return
+	}
 	m.warnLimited("submit failed", "queue", s.queue, "host", s.check.HostName, "service", s.check.ServiceDescription, "err", err)
 	if gearman.Permanent(err) {
 		// gearmand refused this job for good (not an outage): say so.
@@ -751,10 +755,6 @@ func (m *Module) submitOne(ctx context.Context, s submission) {
 		} else {
 			m.giveBack(&s, err.Error())
 		}
-		return
-	}
-	if ctx.Err() != nil {
-		m.giveBack(&s, "the module stopped before gearmand took it")
 		return
 	}
 	m.markDown()

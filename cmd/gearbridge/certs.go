@@ -443,14 +443,15 @@ func newCertsRenewCmd(s streams) *cobra.Command {
 	var dir, name, out, certFile, keyFile string
 	var lifetime time.Duration
 	cmd := &cobra.Command{
-		Use:   "renew --name NAME | --cert FILE --key FILE",
+		Use:   "renew --name NAME | --cert FILE --cert-key FILE",
 		Short: "Renew a certificate on the CA machine, the bridge's own included (new key, same identity)",
 		Long: `Renew a certificate and key pair on the CA machine: a new key and a certificate
 for the same role and name (for the bridge also the same DNS names and IP
 addresses) replace the files, each atomically, the key first.
 
 --name NAME renews NAME.crt and NAME.key in the CA directory or --out, as certs
-issue wrote them; --cert and --key name the files directly. A running bridge
+issue wrote them; --cert and --cert-key name the files directly (--key is the
+classic payload key everywhere, so the certificate's key has its own name). A running bridge
 picks up its renewed certificate by itself for new connections; sessions stay.
 Enrolled workers and senders renew by themselves over their connection to the
 bridge. A revoked name is not renewed (see certs issue --reenroll).`,
@@ -460,9 +461,9 @@ bridge. A revoked name is not renewed (see certs issue --reenroll).`,
 			case dir == "":
 				return usageError(errors.New("certs renew: --dir is required"))
 			case name != "" && (certFile != "" || keyFile != ""):
-				return usageError(errors.New("certs renew: name a --name or --cert and --key, not both"))
+				return usageError(errors.New("certs renew: name a --name or --cert and --cert-key, not both"))
 			case name == "" && (certFile == "" || keyFile == ""):
-				return usageError(errors.New("certs renew: --name, or --cert and --key, are required"))
+				return usageError(errors.New("certs renew: --name, or --cert and --cert-key, are required"))
 			}
 			if name != "" {
 				if strings.ContainsAny(name, `/\`) || name == "." || name == ".." || strings.HasPrefix(name, ".") {
@@ -493,7 +494,7 @@ bridge. A revoked name is not renewed (see certs issue --reenroll).`,
 	f.StringVar(&name, "name", "", "renew `NAME`.crt and NAME.key (in the CA directory or --out)")
 	f.StringVar(&out, "out", "", "with --name: the `DIR`ectory the pair is in")
 	f.StringVar(&certFile, "cert", "", "certificate `FILE` to renew")
-	f.StringVar(&keyFile, "key", "", "its key `FILE`")
+	f.StringVar(&keyFile, "cert-key", "", "the certificate's private key `FILE`")
 	daysFlag(f, &lifetime, "lifetime", 0, "certificate lifetime, e.g. 90d (default 90d)")
 	return cmd
 }

@@ -57,7 +57,7 @@ func TestCertsTokenListRevokeRenew(t *testing.T) {
 	}
 	crt, key := filepath.Join(dir, "w1.crt"), filepath.Join(dir, "w1.key")
 	before, _ := os.ReadFile(crt)
-	if code, _, errOut := runCmd(t, "gearbridge", "certs", "renew", "--dir", dir, "--cert", crt, "--key", key); code != exitOK {
+	if code, _, errOut := runCmd(t, "gearbridge", "certs", "renew", "--dir", dir, "--cert", crt, "--cert-key", key); code != exitOK {
 		t.Fatalf("renew: %s", errOut)
 	}
 	after, _ := os.ReadFile(crt)
@@ -352,7 +352,7 @@ func TestCertsRenewByName(t *testing.T) {
 	mustRun(t, "certs", "renew", "--dir", dir, "--name", "w1", "--out", site)
 	for _, args := range [][]string{
 		{"certs", "renew", "--dir", dir},
-		{"certs", "renew", "--dir", dir, "--name", "w1", "--cert", "x.crt", "--key", "x.key"},
+		{"certs", "renew", "--dir", dir, "--name", "w1", "--cert", "x.crt", "--cert-key", "x.key"},
 		{"certs", "renew", "--dir", dir, "--name", "../w1"},
 	} {
 		if code, _, _ := runCmd(t, "gearbridge", args...); code != exitUsage {

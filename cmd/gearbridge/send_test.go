@@ -177,6 +177,13 @@ func TestSendClassicFlagsAgainstGearmand(t *testing.T) {
 			want:  []sent{{gm.Addr(), sender.Result{Host: "web1", Output: "clear"}}},
 		},
 		{
+			name:  "result-queue, dashed",
+			args:  []string{srv, "--encryption=no", "--result-queue=send_results_dashed", "--host=web1", "-m", "dashed"},
+			queue: "send_results_dashed",
+			codec: enc(""),
+			want:  []sent{{gm.Addr(), sender.Result{Host: "web1", Output: "dashed"}}},
+		},
+		{
 			name:  "encryption=no with key",
 			args:  []string{srv, "--key=" + sendKey, "--encryption=no", "--host=web1", "-m", "clear too"},
 			codec: enc(""),

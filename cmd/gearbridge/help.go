@@ -26,6 +26,7 @@ var globalFlagsUsed = map[string][]string{
 	"send enroll":   {"bridge"},
 	"top":           {"server", "bridge", "tls-ca", "tls-cert", "tls-key"},
 	"check":         {"server", "bridge", "tls-ca", "tls-cert", "tls-key"},
+	"config":        {"tls-ca"},
 }
 
 // usedGlobals returns the global flags cmd's help shows, or ok false for

@@ -145,6 +145,7 @@ which translates to and from the Gearman queues.`,
 		newCertsCmd(s),
 		newTopCmd(s, g),
 		newCheckCmd(s, g),
+		newConfigCmd(s, g),
 		newManCmd(s),
 	)
 	// One spelling per flag: the classic tools write result_queue, ours

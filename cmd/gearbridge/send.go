@@ -122,7 +122,8 @@ stdin timeouts.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: exitUnknown, err: fmt.Errorf("send_gearman UNKNOWN: %w", err)}
+		fmt.Fprintf(s.out, "send_gearman UNKNOWN: %v\n", err)
+		return pluginExit(exitUnknown)
 	})
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.dupservers, "dupserver", nil, "also send a copy of every result to these gearmand `HOST[:PORT]` (Gearman mode)")
@@ -349,6 +350,16 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 	if err != nil {
 		return err
 	}
+	// The Gearman client warns about each failed connect; a one-shot run
+	// without --retries reports the outcome itself, once, so the client
+	// only logs errors unless a level was asked for. With --retries each
+	// retry is still said, as progress.
+	transportLog := log
+	if level == "warn" && f.retries == 0 {
+		if transportLog, err = (&globals{logLevel: "error", logFormat: g.logFormat}).logger(s.err); err != nil {
+			return err
+		}
+	}
 	for _, w := range st.cfg.Warnings {
 		log.Warn("config", "warning", w)
 	}
@@ -356,7 +367,7 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 	reg := prometheus.NewRegistry()
 	metrics := sender.NewMetrics(reg)
 
-	transport, spoolDefault, err := sendTransport(g, f, st, log, metrics)
+	transport, spoolDefault, err := sendTransport(g, f, st, log, transportLog, metrics)
 	if err != nil {
 		return err
 	}
@@ -408,8 +419,9 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 }
 
 // sendTransport builds the gRPC or Gearman transport; spoolDefault says
-// whether the spool is on by default (gRPC).
-func sendTransport(g *globals, f *sendFlags, st *sendSetup, log *slog.Logger, metrics *sender.Metrics) (sender.Transport, bool, error) {
+// whether the spool is on by default (gRPC). gmLog is the Gearman
+// client's logger.
+func sendTransport(g *globals, f *sendFlags, st *sendSetup, log, gmLog *slog.Logger, metrics *sender.Metrics) (sender.Transport, bool, error) {
 	if g.bridge != "" {
 		if st.resultQueueSet {
 			return nil, false, errors.New("--result_queue applies to --server (Gearman) mode; with --bridge the bridge's --result-queue decides")
@@ -472,7 +484,7 @@ func sendTransport(g *globals, f *sendFlags, st *sendSetup, log *slog.Logger, me
 	t, err := sender.NewGearmanTransport(sender.GearmanConfig{
 		Servers: servers, DupServers: dups, ResultQueue: st.cfg.ResultQueue, Codec: codec,
 		Timeout: st.timeout, Retries: f.retries, RetryInterval: time.Duration(f.retryEvery * float64(time.Second)),
-		Metrics: metrics, Logger: log,
+		Metrics: metrics, Logger: gmLog,
 	})
 	return t, false, err
 }

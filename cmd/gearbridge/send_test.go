@@ -705,15 +705,20 @@ func TestSendWithoutKeyExit3(t *testing.T) {
 }
 
 // TestSendErrorPrintedOnce: a failing send says why once, on stdout, in
-// send_gearman's words; stderr does not repeat it.
+// send_gearman's words; stderr does not repeat it (nor do the Gearman
+// client's retry warnings), and neither does a bad flag.
 func TestSendErrorPrintedOnce(t *testing.T) {
 	closed := freeAddr(t)
 	code, out, errOut := runSendCmd(t, "gearbridge", "", "send", "--server="+closed, "--key="+sendKey, "--host=h", "-m=x", "-t", "1")
 	if code != exitUnknown {
 		t.Fatalf("exit %d, want 3", code)
 	}
-	if strings.Count(out+errOut, "failed to send result!") != 1 || !strings.HasPrefix(out, "send_gearman UNKNOWN: ") {
+	if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "send_gearman UNKNOWN: failed to send result!") || errOut != "" {
 		t.Errorf("the error is not printed exactly once on stdout:\nstdout %q\nstderr %q", out, errOut)
+	}
+	code, out, errOut = runSendCmd(t, "gearbridge", "", "send", "--frob")
+	if code != exitUnknown || out != "send_gearman UNKNOWN: unknown flag: --frob\n" || errOut != "" {
+		t.Errorf("flag error: exit %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
 }
 

@@ -118,8 +118,11 @@ func TestTopQuitKey(t *testing.T) {
 	defer pw.Close()
 	var out syncBuffer
 	code := make(chan int, 1)
+	// Ctrl-C's way out, should q not work: the test never leaves top running.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	go func() {
-		code <- run(context.Background(), "gearbridge", []string{"top", "-H", gm.Addr(), "-i", "0.05"}, pr, &out, io.Discard)
+		code <- run(ctx, "gearbridge", []string{"top", "-H", gm.Addr(), "-i", "0.05"}, pr, &out, io.Discard)
 	}()
 	waitFor(t, func() bool { return strings.Count(out.String(), "(q to quit)") >= 2 })
 	if _, err := pw.Write([]byte("x\n")); err != nil {

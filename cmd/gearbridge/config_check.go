@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -77,7 +78,8 @@ each file is detected from its content, or given with --kind:
   cert            a certificate: its gearbridge role and identity, expiry, the
                   chain to --tls-ca, and with --dial HOST[:PORT] whether clients
                   dialling that address accept it (bridge certificates)
-  key             a private key: parses, and is readable by its owner only
+  key             a private key: parses, and is readable by its owner only;
+                  NAME.crt and NAME.key given together must belong together
 
 Questions to an authz file: --identity X --role worker --queue Z ("may the
 worker identity X take jobs from queue Z?"), --identity X --role sender
@@ -102,6 +104,9 @@ Exit codes: 0 every file is fine, 1 a problem was found, 2 usage errors.
 				if !checkConfigFile(s.out, f, g, o, time.Now()) {
 					bad = true
 				}
+			}
+			if !checkPairs(s.out, files) {
+				bad = true
 			}
 			if bad {
 				return &exitError{code: exitFailure, err: errConfigProblems}
@@ -392,6 +397,25 @@ func checkTLSCertFile(file, caFile string, o configCheckOptions, now time.Time) 
 		return notes, errors.New(strings.Join(problems, "; "))
 	}
 	return notes, nil
+}
+
+// checkPairs checks that a certificate NAME.crt and a key NAME.key given
+// together belong together, as the bridge or a worker loading them needs.
+func checkPairs(out io.Writer, files []string) bool {
+	ok := true
+	for _, crt := range files {
+		base, found := strings.CutSuffix(crt, ".crt")
+		if !found || !slices.Contains(files, base+".key") {
+			continue
+		}
+		if _, err := tls.LoadX509KeyPair(crt, base+".key"); err != nil {
+			fmt.Fprintf(out, "%s + %s: ERROR (pair) %v\n", crt, base+".key", err)
+			ok = false
+			continue
+		}
+		fmt.Fprintf(out, "%s + %s: OK (pair)\n", crt, base+".key")
+	}
+	return ok
 }
 
 // checkKeyFile checks that a private key parses and that only its owner

@@ -126,6 +126,15 @@ func TestConfigCheckTLS(t *testing.T) {
 	if err := os.WriteFile(openKey, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// bridge.crt beside w1's key under the name bridge.key.
+	mismatched := filepath.Join(filepath.Dir(openKey), "bridge.key")
+	if err := os.WriteFile(mismatched, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(bridgeCrt, filepath.Join(filepath.Dir(openKey), "bridge.crt")); err != nil {
+		t.Fatal(err)
+	}
+	bridgeCrtBeside := filepath.Join(filepath.Dir(openKey), "bridge.crt")
 	runConfigCases(t, []configCase{
 		{"bridge certificate, right name", []string{bridgeCrt, ca, "--dial", "localhost:4731"}, 0,
 			[]string{bridgeCrt + ": OK (cert)", "role bridge", "chains to", "clients dialling localhost:4731 accept its name"}},
@@ -140,5 +149,7 @@ func TestConfigCheckTLS(t *testing.T) {
 		{"without CA", []string{w1Crt}, 0, []string{"chain not checked: give --tls-ca"}},
 		{"key", []string{filepath.Join(p.dir, "w1.key")}, 0, []string{"OK (key)"}},
 		{"key readable by others", []string{openKey}, 1, []string{"ERROR (key)", "mode 0644"}},
+		{"certificate and its key", []string{w1Crt, filepath.Join(p.dir, "w1.key")}, 0, []string{w1Crt + " + " + filepath.Join(p.dir, "w1.key") + ": OK (pair)"}},
+		{"certificate and another key", []string{bridgeCrtBeside, mismatched}, 1, []string{"ERROR (pair)"}},
 	})
 }

@@ -49,7 +49,8 @@ var ErrSpoolFull = errors.New("spool is full")
 
 // SpoolConfig configures a [Spool].
 type SpoolConfig struct {
-	// Dir holds the spool; it is created (0700) when missing.
+	// Dir holds the spool; it is created (0700) when missing, by
+	// OpenSpool or, when Lazy, by the first Append.
 	Dir string
 	// Lazy defers creating Dir to the first Append: a missing directory
 	// is an empty spool, so that a one-shot sender that delivers at once

@@ -251,6 +251,7 @@ func checkWorkerYAML(file string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.useStateDir()
 	if opts.Transport == transportBridge && opts.StateDir == "" && (opts.TLSCA == "" || opts.TLSCert == "" || opts.TLSKey == "") {
 		// Often given by flags or GEARBRIDGE_* variables: noted, and the
 		// rest is checked as if they were there.

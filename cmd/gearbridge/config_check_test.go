@@ -153,3 +153,18 @@ func TestConfigCheckTLS(t *testing.T) {
 		{"certificate and another key", []string{bridgeCrtBeside, mismatched}, 1, []string{"ERROR (pair)"}},
 	})
 }
+
+// TestConfigCheckContrib: the example files in contrib/ pass config check,
+// each detected as its kind; the files they name are given through the
+// environment, as a packaged install would have them in place.
+func TestConfigCheckContrib(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "secret.key")
+	writeTestFile(t, keyFile, "contrib_key_0123456789\n")
+	t.Setenv("GEARBRIDGE_KEYFILE", keyFile)
+	t.Setenv("GEARBRIDGE_AUTHZ", filepath.Join(contribDir, "authz.yaml"))
+	bridgeYAML, workerYAML, authz := filepath.Join(contribDir, "bridge.yaml"), filepath.Join(contribDir, "worker.yaml"), filepath.Join(contribDir, "authz.yaml")
+	runConfigCases(t, []configCase{
+		{"contrib", []string{bridgeYAML, workerYAML, authz}, 0,
+			[]string{bridgeYAML + ": OK (bridge)", workerYAML + ": OK (worker)", authz + ": OK (authz)"}},
+	})
+}

@@ -122,7 +122,7 @@ since, state, slots, credit, jobs in flight and done, queues.`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVarP(&o.hosts, "host", "H", nil, "gearmand `HOST[:PORT]` (repeatable; default localhost:4730)")
-	f.StringSliceVarP(&o.sHosts, "server-host", "s", nil, "the same as -H (classic gearman_top spelling)")
+	f.StringSliceVarP(&o.sHosts, "server-host", "s", nil, "gearmand `HOST[:PORT]`, the same as -H (classic gearman_top spelling)")
 	f.Float64VarP(&o.interval, "interval", "i", 1, "seconds between updates")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "hide queues without workers and jobs")
 	f.BoolVarP(&o.batch, "batch", "b", false, "print once, without clearing the screen")

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -318,12 +320,45 @@ func (a *adminService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*
 	slices.SortFunc(resp.Sessions, func(x, y *pb.SessionStatus) int {
 		return strings.Compare(x.GetIdentifier()+x.GetSessionId(), y.GetIdentifier()+y.GetSessionId())
 	})
+	servers, unreachable := 0, 0
+	if b.up != nil {
+		b.up.mu.Lock()
+		servers, unreachable = b.up.servers, len(b.up.down)
+		b.up.mu.Unlock()
+	}
+	m := b.m
 	resp.Counters = []*pb.Counter{
 		{Name: "sessions", Value: uint64(len(sessions))},
 		{Name: "jobs_in_flight", Value: inflight},
 		{Name: "jobs_done", Value: done},
+		// The totals since start behind the Prometheus series, for
+		// `gearbridge check --bridge`, which compares them between runs.
+		{Name: "jobs_undecodable_total", Value: counterSum(m.invalidJobs.WithLabelValues("undecodable"))},
+		{Name: "jobs_invalid_total", Value: counterSum(m.invalidJobs.WithLabelValues("invalid"))},
+		{Name: "jobs_refused_total", Value: counterSum(m.refusedJobs)},
+		{Name: "results_refused_total", Value: counterSum(m.refused)},
+		{Name: "sessions_refused_total", Value: counterSum(m.sessionsRefused)},
+		{Name: "gearmand_servers", Value: uint64(servers)},
+		{Name: "gearmand_unreachable", Value: uint64(unreachable)},
 	}
 	return resp, nil
+}
+
+// counterSum adds up the values of every counter c collects.
+func counterSum(c prometheus.Collector) uint64 {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	var sum float64
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) == nil && d.GetCounter() != nil {
+			sum += d.GetCounter().GetValue()
+		}
+	}
+	return uint64(sum)
 }
 
 // gearmanName refuses control characters in a name that becomes part of a

@@ -59,6 +59,24 @@ func TestWrongKeyLoggedOncePerQueue(t *testing.T) {
 	if !strings.Contains(logs.String(), "must be the core's") || !strings.Contains(logs.String(), "queue=service") {
 		t.Fatalf("line lacks the hint or the queue:\n%s", logs.String())
 	}
+	// The admin API reports the total, for check --bridge.
+	if got := adminCounters(t, e)["jobs_undecodable_total"]; got != 5 {
+		t.Fatalf("admin counter jobs_undecodable_total = %d, want 5", got)
+	}
+}
+
+// adminCounters returns the counters of the bridge's GetStatus.
+func adminCounters(t *testing.T, e *testEnv) map[string]uint64 {
+	t.Helper()
+	st, err := pb.NewAdminServiceClient(e.dial(certs.RoleAdmin, "ops")).GetStatus(context.Background(), &pb.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]uint64{}
+	for _, c := range st.GetCounters() {
+		m[c.GetName()] = c.GetValue()
+	}
+	return m
 }
 
 // TestDrainedWorkerCloseReason: a worker that drained and left closes its
@@ -94,6 +112,9 @@ func TestHealthFollowsGearmand(t *testing.T) {
 	e.fake.pingErr = errors.New("connection refused")
 	e.fake.mu.Unlock()
 	eventually(t, 5*time.Second, "not serving", func() bool { return status() == healthpb.HealthCheckResponse_NOT_SERVING })
+	if c := adminCounters(t, e); c["gearmand_servers"] == 0 || c["gearmand_unreachable"] != c["gearmand_servers"] {
+		t.Fatalf("admin counters during the outage: %v", c)
+	}
 	e.fake.mu.Lock()
 	e.fake.pingErr = nil
 	e.fake.mu.Unlock()

@@ -49,8 +49,13 @@ var ErrSpoolFull = errors.New("spool is full")
 
 // SpoolConfig configures a [Spool].
 type SpoolConfig struct {
-	// Dir holds the spool; it is created (0700) when missing.
+	// Dir holds the spool; it is created (0700) when missing, by
+	// OpenSpool or, when Lazy, by the first Append.
 	Dir string
+	// Lazy defers creating Dir to the first Append: a missing directory
+	// is an empty spool, so that a one-shot sender that delivers at once
+	// leaves nothing behind.
+	Lazy bool
 	// MaxBytes bounds the size of the spooled entries; 0 means
 	// DefaultSpoolMaxBytes.
 	MaxBytes int64
@@ -118,10 +123,29 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.Dir, deadDir), 0o700); err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+	if !cfg.Lazy {
+		if err := makeSpoolDirs(cfg.Dir); err != nil {
+			return nil, err
+		}
 	}
 	return &Spool{cfg: cfg, log: log, fs: spoolFS{writeDurable: writeDurable, overwrite: overwriteInPlace, remove: os.Remove}}, nil
+}
+
+func makeSpoolDirs(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, deadDir), 0o700); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
+
+// absent reports a lazy spool whose directory was never created: it holds
+// nothing.
+func (s *Spool) absent() bool {
+	if !s.cfg.Lazy {
+		return false
+	}
+	_, err := os.Stat(s.cfg.Dir)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // Dir returns the spool directory.
@@ -258,6 +282,11 @@ func (s *Spool) Append(ctx context.Context, results []Result) error {
 	if err != nil {
 		return fmt.Errorf("spool: encode: %w", err)
 	}
+	if s.cfg.Lazy {
+		if err := makeSpoolDirs(s.cfg.Dir); err != nil {
+			return err
+		}
+	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return err
@@ -291,6 +320,9 @@ func seqName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, spoolExt) }
 
 // Stats reports the number of entries and results waiting and their size.
 func (s *Spool) Stats(ctx context.Context) (entries, results int, bytes int64, err error) {
+	if s.absent() {
+		return 0, 0, 0, nil
+	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return 0, 0, 0, err
@@ -312,6 +344,9 @@ func (s *Spool) Stats(ctx context.Context) (entries, results int, bytes int64, e
 // Results returns every spooled result, oldest first (for tests and
 // inspection).
 func (s *Spool) Results(ctx context.Context) ([]Result, error) {
+	if s.absent() {
+		return nil, nil
+	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return nil, err
@@ -364,6 +399,9 @@ var ErrUndelivered = errors.New("spooled results not delivered")
 // next drain sends nothing twice and loses nothing.
 func (s *Spool) Drain(ctx context.Context, t Transport) (DrainReport, error) {
 	var rep DrainReport
+	if s.absent() {
+		return rep, nil
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return rep, err

@@ -224,3 +224,30 @@ func sameEntry(a, b spoolEntry) bool {
 	}
 	return true
 }
+
+// TestSpoolLazy: a lazy spool creates its directory only when it has to
+// keep something; until then it is empty, and drains to nothing.
+func TestSpoolLazy(t *testing.T) {
+	ctx := context.Background()
+	tr := &fakeTransport{}
+	dir := filepath.Join(t.TempDir(), "state", "spool")
+	s, sp, _ := newTestSender(t, tr, SpoolConfig{Dir: dir, Lazy: true})
+	if rep, err := s.Submit(ctx, latin1()[:1]); err != nil || rep.Accepted != 1 {
+		t.Fatalf("submit: %+v, %v", rep, err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("delivered at once, yet %s exists (stat: %v)", dir, err)
+	}
+	if n, _, _, err := sp.Stats(ctx); n != 0 || err != nil {
+		t.Fatalf("stats of an absent spool: %d entries, %v", n, err)
+	}
+	tr.mu.Lock()
+	tr.down = true
+	tr.mu.Unlock()
+	if rep, err := s.Submit(ctx, latin1()[1:2]); err != nil || rep.Spooled != 1 {
+		t.Fatalf("submit while down: %+v, %v", rep, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, deadDir)); err != nil || !fi.IsDir() {
+		t.Fatalf("spooling did not create %s/%s: %v", dir, deadDir, err)
+	}
+}

@@ -27,6 +27,9 @@ type GearmanOptions struct {
 	// result (the classic dupserver option with dup_results_are_passive=yes,
 	// its default). A copy is best effort: a failure is logged and counted.
 	DupServers []string
+	// DupResultsActive sends the copies as they are, active results
+	// staying active (classic dup_results_are_passive=no).
+	DupResultsActive bool
 	// Codec decodes jobs and encodes results with the classic key.
 	Codec *modgearman.Codec
 	// ResultQueue is used for jobs that name no result queue; empty means
@@ -446,12 +449,15 @@ func (w *GearmanWorker) submit(ctx context.Context, job modgearman.Job, res modg
 	}
 }
 
-// copyToDups sends res as a passive result to every dupserver.
+// copyToDups sends res to every dupserver, as a passive result unless
+// DupResultsActive.
 func (w *GearmanWorker) copyToDups(ctx context.Context, queue string, res modgearman.Result) {
 	if len(w.dups) == 0 {
 		return
 	}
-	res.Type = modgearman.ResultPassive
+	if !w.g.DupResultsActive {
+		res.Type = modgearman.ResultPassive
+	}
 	payload := w.g.Codec.Encode(res.Marshal())
 	for i, d := range w.dups {
 		if _, err := d.Submit(ctx, queue, "", payload, gearman.PriorityNormal, true); err != nil {

@@ -21,11 +21,19 @@ const gearmanKey = "gearman_transport_key"
 // test ends.
 func startGearmanWorker(t *testing.T, srv *gearmantest.Server, cfg Config, dups ...string) *GearmanWorker {
 	t.Helper()
+	return startGearmanWorkerWith(t, cfg, GearmanOptions{Servers: []string{srv.Addr()}, DupServers: dups})
+}
+
+// startGearmanWorkerWith is startGearmanWorker with the options given; the
+// codec is the test key's.
+func startGearmanWorkerWith(t *testing.T, cfg Config, g GearmanOptions) *GearmanWorker {
+	t.Helper()
 	codec, err := modgearman.NewCodec(gearmanKey, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewGearman(cfg, GearmanOptions{Servers: []string{srv.Addr()}, DupServers: dups, Codec: codec}, Deps{Version: "test"})
+	g.Codec = codec
+	w, err := NewGearman(cfg, g, Deps{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,4 +258,47 @@ func TestGearmanTransportSurvivesGearmandRestart(t *testing.T) {
 	runCheck("before")
 	srv.Restart(t)
 	runCheck("after")
+}
+
+// TestGearmanDupResultsActive: with DupResultsActive (classic
+// dup_results_are_passive=no) the dupserver's copy of an active result
+// stays active, byte for byte the result itself.
+func TestGearmanDupResultsActive(t *testing.T) {
+	srv, dup := gearmantest.Start(t), gearmantest.Start(t)
+	startGearmanWorkerWith(t, gearmanConfig("service"), GearmanOptions{Servers: []string{srv.Addr()}, DupServers: []string{dup.Addr()}, DupResultsActive: true})
+	codec, _ := modgearman.NewCodec(gearmanKey, true)
+	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j := modgearman.Job{Type: modgearman.JobService, ResultQueue: "dup_results", HostName: "web1", ServiceDescription: "ok",
+		CoreTime: time.Now(), Timeout: 10 * time.Second, CommandLine: "/bin/echo fine"}
+	if _, err := client.Submit(ctx, "service", "", codec.Encode(j.Marshal()), gearman.PriorityNormal, true); err != nil {
+		t.Fatal(err)
+	}
+	grab := func(addr string) []byte {
+		t.Helper()
+		wc, err := gearman.DialWorker(ctx, addr, gearman.WorkerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wc.Close()
+		if err := wc.CanDo("dup_results"); err != nil {
+			t.Fatal(err)
+		}
+		gj, err := wc.Grab(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = wc.Complete(gj.Handle, nil)
+		plain, err := codec.Decode(gj.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plain
+	}
+	plain, copied := grab(srv.Addr()), grab(dup.Addr())
+	if !strings.Contains(string(plain), "type=active") || string(copied) != string(plain) {
+		t.Fatalf("copy\n got %q\nwant %q", copied, plain)
+	}
 }

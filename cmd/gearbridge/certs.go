@@ -2,8 +2,10 @@ package main
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -237,7 +239,7 @@ token only with --reenroll; tokens made before the revocation stay refused.`,
 }
 
 func newCertsListCmd(s streams) *cobra.Command {
-	var dir string
+	var dir, output string
 	var expiring time.Duration
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -249,11 +251,16 @@ identity its newest certificate (an older one a renewal replaced does not
 count), none that is revoked, soonest first, with the time left. Workers and
 senders renew by themselves; what shows up here did not (an offline worker, a
 pair issued with certs issue, the bridge's own certificate: renew those with
-certs renew).`,
+certs renew).
+
+--output json prints the same as one JSON object.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
 				return usageError(errors.New("certs list: --dir is required"))
+			}
+			if output != "text" && output != "json" {
+				return usageError(fmt.Errorf("certs list: --output %q: want text or json", output))
 			}
 			if cmd.Flags().Changed("expiring") && expiring <= 0 {
 				return usageError(fmt.Errorf("certs list: --expiring %v: want a positive duration such as 30d", expiring))
@@ -272,24 +279,32 @@ certs renew).`,
 			}
 			now := time.Now()
 			if expiring > 0 {
-				return listExpiring(s, certs.Expiring(issued, rv, now, expiring), now, expiring)
+				list := certs.Expiring(issued, rv, now, expiring)
+				if output == "json" {
+					return listJSON(s.out, certsListJSON{ExpiringWithin: (*daysValue)(&expiring).String(), Certificates: certStates(list, rv, now)})
+				}
+				return listExpiring(s, list, now, expiring)
 			}
 			toks, err := ca.Tokens().List()
 			if err != nil {
 				return err
 			}
+			if output == "json" {
+				v := certsListJSON{CAFingerprint: ca.Fingerprint(), Certificates: certStates(issued, rv, now),
+					RevokedIdentities: rv.Identities(), Tokens: []tokenJSON{}}
+				if v.RevokedIdentities == nil {
+					v.RevokedIdentities = []certs.IdentityRevocation{}
+				}
+				for _, t := range toks {
+					v.Tokens = append(v.Tokens, tokenJSON{TokenRecord: t, State: tokenState(t, now)})
+				}
+				return listJSON(s.out, v)
+			}
 			fmt.Fprintf(s.out, "CA fingerprint: %s\n\n", ca.Fingerprint())
 			w := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "SERIAL\tROLE\tNAME\tNOT AFTER\tSTATE")
-			for _, ic := range issued {
-				state := "valid"
-				switch {
-				case rv.IsRevokedIssued(ic):
-					state = "revoked"
-				case !now.Before(ic.NotAfter):
-					state = "expired"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", ic.Serial, ic.Role, ic.Name, ic.NotAfter.Format(time.RFC3339), state)
+			for _, ic := range certStates(issued, rv, now) {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", ic.Serial, ic.Role, ic.Name, ic.NotAfter.Format(time.RFC3339), ic.State)
 			}
 			_ = w.Flush()
 			if ids := rv.Identities(); len(ids) > 0 {
@@ -309,12 +324,9 @@ certs renew).`,
 			w = tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "TOKEN SHA256\tROLE\tNAME\tEXPIRES\tSTATE")
 			for _, t := range toks {
-				state := "unused"
-				switch {
-				case t.UsedAt != nil:
+				state := tokenState(t, now)
+				if t.UsedAt != nil {
 					state = "used " + t.UsedAt.Format(time.RFC3339) + " serial " + t.Serial
-				case !now.Before(t.ExpiresAt):
-					state = "expired"
 				}
 				fmt.Fprintf(w, "%s…\t%s\t%s\t%s\t%s\n", t.Hash[:16], t.Role, t.Name, t.ExpiresAt.Format(time.RFC3339), state)
 			}
@@ -322,8 +334,60 @@ certs renew).`,
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "CA `DIR`ectory")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	daysFlag(cmd.Flags(), &expiring, "expiring", 0, "list only certificates expiring within this `DURATION`, e.g. 30d")
 	return cmd
+}
+
+// certsListJSON is the JSON form of certs list.
+type certsListJSON struct {
+	CAFingerprint     string                     `json:"ca_fingerprint,omitempty"`
+	ExpiringWithin    string                     `json:"expiring_within,omitempty"`
+	Certificates      []certJSON                 `json:"certificates"`
+	RevokedIdentities []certs.IdentityRevocation `json:"revoked_identities,omitempty"`
+	Tokens            []tokenJSON                `json:"tokens,omitempty"`
+}
+
+type certJSON struct {
+	certs.IssuedCert
+	State string `json:"state"` // valid, revoked or expired
+}
+
+type tokenJSON struct {
+	certs.TokenRecord
+	State string `json:"state"` // unused, used or expired
+}
+
+// certStates gives each issued certificate its state.
+func certStates(issued []certs.IssuedCert, rv *certs.Revocations, now time.Time) []certJSON {
+	out := make([]certJSON, 0, len(issued))
+	for _, ic := range issued {
+		state := "valid"
+		switch {
+		case rv.IsRevokedIssued(ic):
+			state = "revoked"
+		case !now.Before(ic.NotAfter):
+			state = "expired"
+		}
+		out = append(out, certJSON{IssuedCert: ic, State: state})
+	}
+	return out
+}
+
+func tokenState(t certs.TokenRecord, now time.Time) string {
+	switch {
+	case t.UsedAt != nil:
+		return "used"
+	case !now.Before(t.ExpiresAt):
+		return "expired"
+	}
+	return "unused"
+}
+
+func listJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // listExpiring prints the certificates of certs.Expiring.
@@ -443,14 +507,15 @@ func newCertsRenewCmd(s streams) *cobra.Command {
 	var dir, name, out, certFile, keyFile string
 	var lifetime time.Duration
 	cmd := &cobra.Command{
-		Use:   "renew --name NAME | --cert FILE --key FILE",
+		Use:   "renew --name NAME | --cert FILE --cert-key FILE",
 		Short: "Renew a certificate on the CA machine, the bridge's own included (new key, same identity)",
 		Long: `Renew a certificate and key pair on the CA machine: a new key and a certificate
 for the same role and name (for the bridge also the same DNS names and IP
 addresses) replace the files, each atomically, the key first.
 
 --name NAME renews NAME.crt and NAME.key in the CA directory or --out, as certs
-issue wrote them; --cert and --key name the files directly. A running bridge
+issue wrote them; --cert and --cert-key name the files directly (--key is the
+classic payload key everywhere, so the certificate's key has its own name). A running bridge
 picks up its renewed certificate by itself for new connections; sessions stay.
 Enrolled workers and senders renew by themselves over their connection to the
 bridge. A revoked name is not renewed (see certs issue --reenroll).`,
@@ -460,9 +525,9 @@ bridge. A revoked name is not renewed (see certs issue --reenroll).`,
 			case dir == "":
 				return usageError(errors.New("certs renew: --dir is required"))
 			case name != "" && (certFile != "" || keyFile != ""):
-				return usageError(errors.New("certs renew: name a --name or --cert and --key, not both"))
+				return usageError(errors.New("certs renew: name a --name or --cert and --cert-key, not both"))
 			case name == "" && (certFile == "" || keyFile == ""):
-				return usageError(errors.New("certs renew: --name, or --cert and --key, are required"))
+				return usageError(errors.New("certs renew: --name, or --cert and --cert-key, are required"))
 			}
 			if name != "" {
 				if strings.ContainsAny(name, `/\`) || name == "." || name == ".." || strings.HasPrefix(name, ".") {
@@ -493,7 +558,7 @@ bridge. A revoked name is not renewed (see certs issue --reenroll).`,
 	f.StringVar(&name, "name", "", "renew `NAME`.crt and NAME.key (in the CA directory or --out)")
 	f.StringVar(&out, "out", "", "with --name: the `DIR`ectory the pair is in")
 	f.StringVar(&certFile, "cert", "", "certificate `FILE` to renew")
-	f.StringVar(&keyFile, "key", "", "its key `FILE`")
+	f.StringVar(&keyFile, "cert-key", "", "the certificate's private key `FILE`")
 	daysFlag(f, &lifetime, "lifetime", 0, "certificate lifetime, e.g. 90d (default 90d)")
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,7 +58,7 @@ func TestCertsTokenListRevokeRenew(t *testing.T) {
 	}
 	crt, key := filepath.Join(dir, "w1.crt"), filepath.Join(dir, "w1.key")
 	before, _ := os.ReadFile(crt)
-	if code, _, errOut := runCmd(t, "gearbridge", "certs", "renew", "--dir", dir, "--cert", crt, "--key", key); code != exitOK {
+	if code, _, errOut := runCmd(t, "gearbridge", "certs", "renew", "--dir", dir, "--cert", crt, "--cert-key", key); code != exitOK {
 		t.Fatalf("renew: %s", errOut)
 	}
 	after, _ := os.ReadFile(crt)
@@ -352,7 +353,7 @@ func TestCertsRenewByName(t *testing.T) {
 	mustRun(t, "certs", "renew", "--dir", dir, "--name", "w1", "--out", site)
 	for _, args := range [][]string{
 		{"certs", "renew", "--dir", dir},
-		{"certs", "renew", "--dir", dir, "--name", "w1", "--cert", "x.crt", "--key", "x.key"},
+		{"certs", "renew", "--dir", dir, "--name", "w1", "--cert", "x.crt", "--cert-key", "x.key"},
 		{"certs", "renew", "--dir", dir, "--name", "../w1"},
 	} {
 		if code, _, _ := runCmd(t, "gearbridge", args...); code != exitUsage {
@@ -459,4 +460,55 @@ func FuzzCertsParseDays(f *testing.F) {
 			t.Fatalf("%q = %v prints as %q, which reads back as %v, %v", s, d, v.String(), back, err)
 		}
 	})
+}
+
+// TestCertsListJSON: certs list --output json holds what the tables show:
+// every certificate with its state, the revoked identities, the tokens
+// (by hash, never the token) and, with --expiring, only those expiring.
+func TestCertsListJSON(t *testing.T) {
+	dir := initCA(t)
+	mustRun(t, "certs", "issue", "--dir", dir, "--role", "worker", "--name", "soon", "--lifetime", "10d")
+	mustRun(t, "certs", "issue", "--dir", dir, "--role", "sender", "--name", "gone", "--lifetime", "60d")
+	mustRun(t, "certs", "revoke", "--dir", dir, "gone")
+	tok := mustRun(t, "certs", "token", "--dir", dir, "--role", "worker", "--name", "site-b", "--ttl", "1h")
+	var v struct {
+		CAFingerprint string `json:"ca_fingerprint"`
+		Certificates  []struct {
+			Serial, Role, Name, State string
+			NotAfter                  time.Time `json:"not_after"`
+		} `json:"certificates"`
+		RevokedIdentities []struct{ Role, Name string } `json:"revoked_identities"`
+		Tokens            []struct {
+			Hash  string `json:"sha256"`
+			State string `json:"state"`
+		} `json:"tokens"`
+	}
+	out := mustRun(t, "certs", "list", "--dir", dir, "--output", "json")
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	states := map[string]string{}
+	for _, c := range v.Certificates {
+		states[c.Name] = c.State
+	}
+	if !strings.HasPrefix(v.CAFingerprint, "sha256:") || states["soon"] != "valid" || states["gone"] != "revoked" {
+		t.Errorf("list: %+v", v)
+	}
+	if len(v.RevokedIdentities) != 1 || v.RevokedIdentities[0].Name != "gone" {
+		t.Errorf("revoked identities %+v", v.RevokedIdentities)
+	}
+	if len(v.Tokens) != 1 || v.Tokens[0].State != "unused" || len(v.Tokens[0].Hash) != 64 {
+		t.Errorf("tokens %+v", v.Tokens)
+	}
+	if m := regexp.MustCompile(`gbt_(\S+)`).FindStringSubmatch(tok); m == nil || strings.Contains(out, m[1]) {
+		t.Errorf("the token is in the list, or was not issued:\n%s", out)
+	}
+	v.Certificates = nil
+	out = mustRun(t, "certs", "list", "--dir", dir, "--expiring", "30d", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	if len(v.Certificates) != 1 || v.Certificates[0].Name != "soon" {
+		t.Errorf("expiring within 30d: %+v", v.Certificates)
+	}
 }

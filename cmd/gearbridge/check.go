@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,8 @@ type checkOptions struct {
 	// certificate checks.
 	warn, crit   threshold
 	cert         string // --cert FILE
+	stateFile    string // --state-file FILE (--bridge)
+	output       string // --output text|json
 	certOfServer bool   // --cert-of-server
 }
 
@@ -85,6 +88,20 @@ CRITICAL, an unreadable one UNKNOWN:
   gearbridge check --cert /etc/gearbridge/site-a.crt -w 30d -c 7d
   check_gearman OK - certificate site-a (worker) expires in 84 days (2027-02-26 10:00 UTC)|expiry_days=84;30;7
 
+Bridge: --bridge HOST[:PORT] with an admin certificate (--tls-ca, --tls-cert,
+--tls-key) checks a running bridge through its admin API. CRITICAL when jobs
+failed to decode since the last run (the NEB and the bridge do not share the
+key), when no gearmand is reachable (WARNING when only some are), when invalid
+jobs plus refused results since the last run reach -c (WARNING: -w), when one
+identity holds -C sessions (WARNING: -W), and with -x when no worker session
+is attached. The totals of the last run are kept in --state-file:
+
+  gearbridge check --bridge bridge.example.com --tls-ca ca.crt --tls-cert admin.crt --tls-key admin.key
+  check_gearman OK - bridge bridge.example.com:4731 v1.2.0: 3 session(s) of 2 identities, gearmand 1/1 reachable, no job failed to decode since the last run.|sessions=3;;;0 ...
+
+--output json prints the outcome as one JSON object (state, exit_code,
+output, perfdata, and for --bridge the details).
+
 Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
 2 CRITICAL, 3 UNKNOWN (also for usage errors and -V).`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -93,49 +110,69 @@ Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.version {
-				// check_gearman prints its version and exits UNKNOWN.
-				fmt.Fprintf(s.out, "check_gearman: version %s running on %s\n\n", buildinfo.Get().Version, buildinfo.Get())
-				return pluginExit(stateUnknown)
-			}
-			if o.cert != "" || o.certOfServer || g.bridge != "" {
-				return runCertCheck(cmd, s.out, g, o)
-			}
-			var err error
-			if o.jobsWarn, err = o.warn.count("-w"); err != nil {
-				return checkUsage(s.out, cmd, err.Error())
-			}
-			if o.jobsCrit, err = o.crit.count("-c"); err != nil {
-				return checkUsage(s.out, cmd, err.Error())
-			}
-			hosts := append(append([]string(nil), o.hosts...), g.servers...)
-			servers, err := normalizeServers(hosts)
-			if err != nil {
-				return checkUsage(s.out, cmd, err.Error())
-			}
-			if len(servers) == 0 {
-				return checkUsage(s.out, cmd, "no hostname given")
-			}
-			if o.send != "" && o.queue == "" {
-				return checkUsage(s.out, cmd, "need queue (-q) when sending job")
-			}
-			if o.timeout <= 0 {
-				return checkUsage(s.out, cmd, "timeout (-t) must be at least 1 second")
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(o.timeout)*time.Second)
-			defer cancel()
+	}
+	var bridgeReport *bridgeCheckReport
+	check := func(cmd *cobra.Command, s streams) error {
+		if o.version {
+			// check_gearman prints its version and exits UNKNOWN.
+			fmt.Fprintf(s.out, "check_gearman: version %s running on %s\n\n", buildinfo.Get().Version, buildinfo.Get())
+			return pluginExit(stateUnknown)
+		}
+		if o.cert != "" || o.certOfServer {
+			return runCertCheck(cmd, s.out, g, o)
+		}
+		var err error
+		if o.jobsWarn, err = o.warn.count("-w"); err != nil {
+			return checkUsage(s.out, cmd, err.Error())
+		}
+		if o.jobsCrit, err = o.crit.count("-c"); err != nil {
+			return checkUsage(s.out, cmd, err.Error())
+		}
+		if g.bridge != "" {
 			var state int
-			if o.send != "" {
-				state = checkWorker(ctx, s.out, s.err, servers, o)
-			} else {
-				state = checkServer(ctx, s.out, s.err, servers[len(servers)-1], o)
-			}
-			if state == stateOK {
-				return nil
+			state, bridgeReport, err = runBridgeCheck(cmd, s.out, g, o)
+			if err != nil || state == stateOK {
+				return err
 			}
 			return pluginExit(state)
-		},
+		}
+		hosts := append(append([]string(nil), o.hosts...), g.servers...)
+		servers, err := normalizeServers(hosts)
+		if err != nil {
+			return checkUsage(s.out, cmd, err.Error())
+		}
+		if len(servers) == 0 {
+			return checkUsage(s.out, cmd, "no hostname given")
+		}
+		if o.send != "" && o.queue == "" {
+			return checkUsage(s.out, cmd, "need queue (-q) when sending job")
+		}
+		if o.timeout <= 0 {
+			return checkUsage(s.out, cmd, "timeout (-t) must be at least 1 second")
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(o.timeout)*time.Second)
+		defer cancel()
+		var state int
+		if o.send != "" {
+			state = checkWorker(ctx, s.out, s.err, servers, o)
+		} else {
+			state = checkServer(ctx, s.out, s.err, servers[len(servers)-1], o)
+		}
+		if state == stateOK {
+			return nil
+		}
+		return pluginExit(state)
+	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		switch o.output {
+		case "text":
+			return check(cmd, s)
+		case "json":
+			var buf bytes.Buffer
+			err := check(cmd, streams{in: s.in, out: &buf, err: s.err})
+			return checkJSON(s.out, buf.String(), err, bridgeReport)
+		}
+		return checkUsage(s.out, cmd, fmt.Sprintf("--output %q: want text or json", o.output))
 	}
 	// Like check_gearman, every usage error is UNKNOWN with the usage on
 	// stdout, where a monitoring core shows it.
@@ -145,12 +182,12 @@ Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
 	f := cmd.Flags()
 	f.StringSliceVarP(&o.hosts, "host", "H", nil, "gearmand `HOST[:PORT]` (repeatable; server mode uses the last)")
 	f.IntVarP(&o.timeout, "timeout", "t", 10, "give up after this many seconds (CRITICAL)")
-	f.VarP(&o.warn, "jobs-warning", "w", "waiting jobs for WARNING; with --cert or --cert-of-server the time left for WARNING (30d there)")
-	f.VarP(&o.crit, "jobs-critical", "c", "waiting jobs for CRITICAL; with --cert or --cert-of-server the time left for CRITICAL (7d there)")
-	f.IntVarP(&o.workersWarn, "workers-warning", "W", 25, "workers for WARNING")
-	f.IntVarP(&o.workersCrit, "workers-critical", "C", 50, "workers for CRITICAL")
+	f.VarP(&o.warn, "jobs-warning", "w", "waiting jobs for WARNING; with --bridge invalid jobs plus refused results since the last run; with --cert or --cert-of-server the time left for WARNING (30d there)")
+	f.VarP(&o.crit, "jobs-critical", "c", "waiting jobs for CRITICAL; with --bridge invalid jobs plus refused results since the last run; with --cert or --cert-of-server the time left for CRITICAL (7d there)")
+	f.IntVarP(&o.workersWarn, "workers-warning", "W", 25, "workers for WARNING; with --bridge the sessions of one identity")
+	f.IntVarP(&o.workersCrit, "workers-critical", "C", 50, "workers for CRITICAL; with --bridge the sessions of one identity")
 	f.StringVarP(&o.queue, "queue", "q", "", "only this queue (server mode), or the queue to send to (-s)")
-	f.BoolVarP(&o.noWorkerCrit, "no-worker-critical", "x", false, "CRITICAL when the queue has no worker")
+	f.BoolVarP(&o.noWorkerCrit, "no-worker-critical", "x", false, "CRITICAL when the queue has no worker; with --bridge when no worker session is attached")
 	f.StringVarP(&o.send, "send", "s", "", "send this text as a test job to -q")
 	f.StringVarP(&o.expect, "expect", "e", "", "with -s: the answer must contain this text")
 	f.BoolVarP(&o.background, "background", "a", false, "with -s: send as a background job (ignores -e)")
@@ -158,6 +195,8 @@ Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING,
 	f.CountVarP(&o.verbose, "verbose", "v", "write what happens to stderr (-vv: more)")
 	f.BoolVarP(&o.version, "version", "V", false, "print the version and exit UNKNOWN")
 	f.StringVar(&o.cert, "cert", "", "check when the certificate in `FILE` expires")
+	f.StringVar(&o.stateFile, "state-file", "", "with --bridge: `FILE` keeping the bridge's totals between runs (default <state-dir>/check-bridge-<addr>.json)")
+	f.StringVarP(&o.output, "output", "o", "text", "output format: text (the plugin line) or json")
 	f.BoolVar(&o.certOfServer, "cert-of-server", false, "check when the certificate the bridge at --bridge HOST[:PORT] serves expires (verified with --tls-ca if given)")
 	return cmd
 }
@@ -176,8 +215,6 @@ func runCertCheck(cmd *cobra.Command, out io.Writer, g *globals, o checkOptions)
 		return checkUsage(out, cmd, "--cert FILE and --cert-of-server exclude each other")
 	case o.certOfServer && g.bridge == "":
 		return checkUsage(out, cmd, "--cert-of-server needs --bridge HOST[:PORT]")
-	case !o.certOfServer && g.bridge != "":
-		return checkUsage(out, cmd, "--bridge: add --cert-of-server to check the certificate the bridge serves")
 	case o.certOfServer:
 		a, err := bridgeAddr(g.bridge)
 		if err != nil {
@@ -223,6 +260,64 @@ func runCertCheck(cmd *cobra.Command, out io.Writer, g *globals, o checkOptions)
 		return nil
 	}
 	return pluginExit(state)
+}
+
+// bridgeOnlyExcluded are the flags of the queue and worker checks that
+// the bridge check does not take.
+var bridgeOnlyExcluded = []string{"host", "server", "queue", "send", "expect", "background", "unique"}
+
+// runBridgeCheck is check --bridge ADDR with an admin certificate.
+func runBridgeCheck(cmd *cobra.Command, out io.Writer, g *globals, o checkOptions) (int, *bridgeCheckReport, error) {
+	for _, name := range bridgeOnlyExcluded {
+		if cmd.Flags().Changed(name) {
+			return 0, nil, checkUsage(out, cmd, "--bridge takes -w, -c, -W, -C, -x, -t, --state-file and the --tls-* flags (or --cert-of-server)")
+		}
+	}
+	if o.timeout <= 0 {
+		return 0, nil, checkUsage(out, cmd, "timeout (-t) must be at least 1 second")
+	}
+	admin, closeAdmin, err := dialAdmin(g)
+	if err != nil {
+		return 0, nil, checkUsage(out, cmd, err.Error()+", or --cert-of-server")
+	}
+	defer closeAdmin()
+	addr, _ := bridgeAddr(g.bridge)
+	stateFile := o.stateFile
+	if stateFile == "" {
+		stateFile = defaultBridgeStateFile(addr)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), time.Duration(o.timeout)*time.Second)
+	defer cancel()
+	state, rep := checkBridge(ctx, out, admin, addr, stateFile, o, time.Now())
+	return state, rep, nil
+}
+
+// checkJSON prints the outcome of a check as one JSON object: the state,
+// the exit code, the plugin line split at "|", and the bridge check's
+// details.
+func checkJSON(out io.Writer, text string, err error, bridge *bridgeCheckReport) error {
+	code := stateOK
+	var pe pluginExit
+	switch {
+	case errors.As(err, &pe):
+		code = int(pe)
+	case err != nil:
+		return err
+	}
+	line, perf, _ := strings.Cut(strings.TrimRight(text, "\n"), "|")
+	v := struct {
+		State    string             `json:"state"`
+		Code     int                `json:"exit_code"`
+		Output   string             `json:"output"`
+		Perfdata string             `json:"perfdata,omitempty"`
+		Bridge   *bridgeCheckReport `json:"bridge,omitempty"`
+	}{stateNames[min(code, stateUnknown)], code, strings.TrimSpace(line), strings.TrimSpace(perf), bridge}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if werr := enc.Encode(v); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // checkUsage prints a usage error the way check_gearman does ("Error - …",

@@ -172,7 +172,7 @@ func TestCheckCertUsageErrors(t *testing.T) {
 		{"critical above warning", []string{"--cert", ok, "-w", "7d", "-c", "30d"}, "Error - -c (30d) must not be more than -w (7d)"},
 		{"both modes", []string{"--cert", ok, "--cert-of-server", "--bridge", "127.0.0.1:1"}, "Error - --cert FILE and --cert-of-server exclude each other"},
 		{"server without bridge", []string{"--cert-of-server"}, "Error - --cert-of-server needs --bridge HOST[:PORT]"},
-		{"bridge without mode", []string{"--bridge", "127.0.0.1:1"}, "Error - --bridge: add --cert-of-server to check the certificate the bridge serves"},
+		{"bridge without admin certificate", []string{"--bridge", "127.0.0.1:1"}, "Error - --bridge needs --tls-ca, --tls-cert and --tls-key (an admin certificate), or --cert-of-server"},
 		{"bad bridge", []string{"--cert-of-server", "--bridge", "b:http"}, `Error - bridge "b:http": port "http" is not a number 1..65535`},
 		{"queue flags with --cert", []string{"--cert", ok, "-q", "service"}, "Error - --cert and --cert-of-server take only -w, -c, -t and --tls-ca"},
 	}

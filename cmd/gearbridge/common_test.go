@@ -6,6 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func TestNormalizeServers(t *testing.T) {
@@ -75,4 +78,35 @@ func TestCommonBridgeAddr(t *testing.T) {
 			t.Errorf("%q: got %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
+}
+
+// walkCommands calls fn for root and every command below it.
+func walkCommands(c *cobra.Command, fn func(*cobra.Command)) {
+	fn(c)
+	for _, sub := range c.Commands() {
+		walkCommands(sub, fn)
+	}
+}
+
+// TestFlagsOneMeaningOneSpelling: no command redefines a global flag (so
+// --key is the payload key everywhere), and every flag answers to both
+// its dashed and its classic underscore spelling.
+func TestFlagsOneMeaningOneSpelling(t *testing.T) {
+	root := newRootCmd(streams{})
+	globals := root.PersistentFlags()
+	walkCommands(root, func(c *cobra.Command) {
+		c.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+			if globals.Lookup(f.Name) != nil && c != root {
+				t.Errorf("%s: --%s shadows the global flag of that name", c.CommandPath(), f.Name)
+			}
+		})
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if strings.Contains(f.Name, "_") {
+				t.Errorf("%s: --%s is not in its dashed spelling", c.CommandPath(), f.Name)
+			}
+			if u := strings.ReplaceAll(f.Name, "-", "_"); c.Flags().Lookup(u) != f {
+				t.Errorf("%s: --%s does not answer to --%s", c.CommandPath(), f.Name, u)
+			}
+		})
+	})
 }

@@ -25,7 +25,8 @@ var globalFlagsUsed = map[string][]string{
 	"send":          {"server", "key", "keyfile", "encryption", "bridge", "tls-ca", "tls-cert", "tls-key", "config", "log-level", "log-format"},
 	"send enroll":   {"bridge"},
 	"top":           {"server", "bridge", "tls-ca", "tls-cert", "tls-key"},
-	"check":         {"server", "bridge", "tls-ca"},
+	"check":         {"server", "bridge", "tls-ca", "tls-cert", "tls-key"},
+	"config":        {"tls-ca"},
 }
 
 // usedGlobals returns the global flags cmd's help shows, or ok false for

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/gearbridge/gearbridge/internal/logging"
 )
@@ -144,11 +145,22 @@ which translates to and from the Gearman queues.`,
 		newCertsCmd(s),
 		newTopCmd(s, g),
 		newCheckCmd(s, g),
+		newConfigCmd(s, g),
 		newManCmd(s),
 	)
+	// One spelling per flag: the classic tools write result_queue, ours
+	// result-queue; both work on every command.
+	root.SetGlobalNormalizationFunc(dashedFlagName)
 	enableCompletion(root)
 	fitHelp(root)
 	return root
+}
+
+// dashedFlagName makes "_" and "-" the same in flag names, so that every
+// classic spelling (--result_queue, --job_timeout) reaches the flag of the
+// same name (--result-queue, --job-timeout). The help shows the dashed one.
+func dashedFlagName(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	return pflag.NormalizedName(strings.ReplaceAll(name, "_", "-"))
 }
 
 // isUsageErr reports errors cobra returns for a bad command line.

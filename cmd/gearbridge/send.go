@@ -96,8 +96,10 @@ func newSendCmd(s streams, g *globals) *cobra.Command {
 
 With --bridge (and --tls-ca, --tls-cert, --tls-key) results go over mutual-TLS
 gRPC to the bridge; with --server they are submitted straight to gearmand,
-encrypted with --key/--keyfile as classic send_gearman does (encryption is on
-exactly when a key is given, unless --encryption says otherwise).
+encrypted with --key/--keyfile. Encryption is on unless --encryption=no, so
+without a key send refuses to run (exit 3) rather than send results in clear
+that an encrypting core drops. With --multi (send_multi) it is on exactly when
+a key is given, as classic send_multi.
 
 Input modes (as send_gearman):
   --host and --message       one result, stdin is not read
@@ -106,9 +108,11 @@ Input modes (as send_gearman):
                                host<D>service<D>rc<D>output  or  host<D>rc<D>output
   --multi --host             check_multi XML on stdin, one result per child (send_multi)
 
-Results that cannot be delivered are written durably to the spool (on by
-default with --bridge: <state-dir>/spool; with --server only if --spool is
-given) and the command exits 0 saying so. The next run delivers the spool
+Results that cannot be delivered are written durably to the spool (default
+<state-dir>/spool for a one-shot --bridge run and for every --daemon; a
+one-shot --server run spools only with --spool) and the command exits 0
+saying so. A one-shot run creates the spool directory only when it has to
+spool something. The next run delivers the spool
 first, in order; --daemon delivers it continuously and also takes lines on
 a Unix socket (--socket) and on stdin. A full spool is refused (exit 3).
 
@@ -118,27 +122,28 @@ stdin timeouts.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: exitUnknown, err: fmt.Errorf("send_gearman UNKNOWN: %w", err)}
+		fmt.Fprintf(s.out, "send_gearman UNKNOWN: %v\n", err)
+		return pluginExit(exitUnknown)
 	})
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.dupservers, "dupserver", nil, "also send a copy of every result to these gearmand `HOST[:PORT]` (Gearman mode)")
 	fl.StringVar(&f.host, "host", "", "host name of the result")
 	fl.StringVar(&f.service, "service", "", "service description (empty: host result)")
 	fl.StringVarP(&f.message, "message", "m", "", "plugin output")
-	fl.StringVarP(&f.returnCode, "returncode", "r", "0", "return code 0..3")
+	fl.VarP(classicNumber(&f.returnCode, "0", "int"), "returncode", "r", "return code 0..3")
 	fl.StringVar(&f.resultQueue, "result_queue", "check_results", "result queue (Gearman mode)")
-	fl.StringVarP(&f.timeout, "timeout", "t", "10", "seconds to wait for stdin and for gearmand/bridge")
+	fl.VarP(classicNumber(&f.timeout, "10", "int"), "timeout", "t", "seconds to wait for stdin and for gearmand/bridge")
 	fl.StringVarP(&f.delimiter, "delimiter", "d", "\t", "field separator characters of stdin lines")
 	fl.BoolVar(&f.active, "active", false, "send an active result (type=active)")
-	fl.StringVar(&f.startTime, "starttime", "", "start time (unix seconds; default now)")
-	fl.StringVar(&f.finishTime, "finishtime", "", "finish time (unix seconds; default now)")
-	fl.StringVar(&f.latency, "latency", "", "latency in seconds")
+	fl.Var(classicNumber(&f.startTime, "", "float"), "starttime", "start time (unix seconds; default now)")
+	fl.Var(classicNumber(&f.finishTime, "", "float"), "finishtime", "finish time (unix seconds; default now)")
+	fl.Var(classicNumber(&f.latency, "", "float"), "latency", "latency in seconds")
 	fl.IntVar(&f.debug, "debug", 0, "classic debug level (>0 logs at debug level)")
 	fl.BoolVarP(&f.version, "version", "V", false, "print the version and exit")
 	fl.IntVar(&f.retries, "retries", 0, "Gearman mode: try a failed submit this many more times (with --bridge the spool keeps what fails)")
 	fl.Float64Var(&f.retryEvery, "retry-interval", 1, "Gearman mode: seconds between --retries")
 	fl.BoolVar(&f.multi, "multi", false, "send_multi mode: read check_multi XML from stdin")
-	fl.StringVar(&f.spool, "spool", "", "spool `DIR` for undeliverable results (default with --bridge: <state-dir>/spool)")
+	fl.StringVar(&f.spool, "spool", "", "spool `DIR` for undeliverable results (default <state-dir>/spool with --bridge or --daemon)")
 	fl.BoolVar(&f.noSpool, "no-spool", false, "never spool; fail when the receiver is unreachable")
 	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "state `DIR`: spool, socket, and the certificate from `send enroll` (renewed automatically)")
 	fl.Int64Var(&f.spoolMaxBytes, "spool-max-bytes", sender.DefaultSpoolMaxBytes, "spool size limit; when full, results are refused")
@@ -166,13 +171,31 @@ stdin timeouts.`,
 		if errors.As(err, &ee) {
 			return err
 		}
-		msg := fmt.Sprintf("%s UNKNOWN: %v", prog, err)
-		fmt.Fprintln(s.out, msg)
-		return &exitError{code: exitUnknown, err: errors.New(msg)}
+		// send_gearman prints its error on stdout, once; the exit code
+		// says the rest.
+		fmt.Fprintf(s.out, "%s UNKNOWN: %v\n", prog, err)
+		return pluginExit(exitUnknown)
 	}
 	cmd.AddCommand(newEnrollCmd(s, g, certs.RoleSender))
 	return cmd
 }
+
+// classicValue is a send flag whose value the classic parser checks (see
+// classicFlags): it keeps the text as given, and names its classic type
+// so that the help shows a number where send_gearman takes one.
+type classicValue struct {
+	p   *string
+	typ string
+}
+
+func classicNumber(p *string, def, typ string) *classicValue {
+	*p = def
+	return &classicValue{p: p, typ: typ}
+}
+
+func (v *classicValue) String() string     { return *v.p }
+func (v *classicValue) Set(s string) error { *v.p = s; return nil }
+func (v *classicValue) Type() string       { return v.typ }
 
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
@@ -277,9 +300,14 @@ func resolveSend(cmd *cobra.Command, g *globals, f *sendFlags) (*sendSetup, erro
 		}
 		cfg.Delimiter = f.delimiter
 	}
-	cfg.ApplySendGearmanDefaults()
-	// send_multi too: classic send_multi never encrypted by default, but
-	// with a key given gearbridge encrypts (the receiver surely has it).
+	if f.multi {
+		// Classic send_multi never encrypted by default; with a key given
+		// gearbridge encrypts (the receiver surely has it).
+		cfg.ApplySendGearmanDefaults()
+	}
+	// send keeps encryption on unless --encryption=no says otherwise, and
+	// refuses to run without a key (sendTransport): a result sent in clear
+	// to a core that expects encrypted ones is dropped there in silence.
 	st.cfg = cfg
 	key, err := cfg.ResolveKey(os.ReadFile)
 	if err != nil {
@@ -322,6 +350,16 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 	if err != nil {
 		return err
 	}
+	// The Gearman client warns about each failed connect; a one-shot run
+	// without --retries reports the outcome itself, once, so the client
+	// only logs errors unless a level was asked for. With --retries each
+	// retry is still said, as progress.
+	transportLog := log
+	if level == "warn" && f.retries == 0 {
+		if transportLog, err = (&globals{logLevel: "error", logFormat: g.logFormat}).logger(s.err); err != nil {
+			return err
+		}
+	}
 	for _, w := range st.cfg.Warnings {
 		log.Warn("config", "warning", w)
 	}
@@ -329,14 +367,14 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 	reg := prometheus.NewRegistry()
 	metrics := sender.NewMetrics(reg)
 
-	transport, spoolDefault, err := sendTransport(g, f, st, log, metrics)
+	transport, spoolDefault, err := sendTransport(g, f, st, log, transportLog, metrics)
 	if err != nil {
 		return err
 	}
 	defer transport.Close()
 
 	spoolDir := f.spool
-	if spoolDir == "" && spoolDefault {
+	if spoolDir == "" && (spoolDefault || f.daemon) {
 		spoolDir = filepath.Join(f.stateDir, "spool")
 	}
 	if f.noSpool {
@@ -347,6 +385,8 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 		if spool, err = sender.OpenSpool(sender.SpoolConfig{
 			Dir: spoolDir, MaxBytes: f.spoolMaxBytes, MaxAge: f.spoolMaxAge, DrainBatch: f.batchSize,
 			Logger: log, Metrics: metrics,
+			// A one-shot run leaves no trace unless it has to spool.
+			Lazy: !f.daemon,
 		}); err != nil {
 			return err
 		}
@@ -362,7 +402,7 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 
 	if f.daemon {
 		if spool == nil {
-			return errors.New("--daemon needs a spool (--spool DIR, or --bridge for the default)")
+			return errors.New("--daemon needs a spool (--no-spool is not possible)")
 		}
 		return runSendDaemon(ctx, s, f, st, snd, log, reg)
 	}
@@ -379,8 +419,9 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 }
 
 // sendTransport builds the gRPC or Gearman transport; spoolDefault says
-// whether the spool is on by default (gRPC).
-func sendTransport(g *globals, f *sendFlags, st *sendSetup, log *slog.Logger, metrics *sender.Metrics) (sender.Transport, bool, error) {
+// whether the spool is on by default (gRPC). gmLog is the Gearman
+// client's logger.
+func sendTransport(g *globals, f *sendFlags, st *sendSetup, log, gmLog *slog.Logger, metrics *sender.Metrics) (sender.Transport, bool, error) {
 	if g.bridge != "" {
 		if st.resultQueueSet {
 			return nil, false, errors.New("--result_queue applies to --server (Gearman) mode; with --bridge the bridge's --result-queue decides")
@@ -443,7 +484,7 @@ func sendTransport(g *globals, f *sendFlags, st *sendSetup, log *slog.Logger, me
 	t, err := sender.NewGearmanTransport(sender.GearmanConfig{
 		Servers: servers, DupServers: dups, ResultQueue: st.cfg.ResultQueue, Codec: codec,
 		Timeout: st.timeout, Retries: f.retries, RetryInterval: time.Duration(f.retryEvery * float64(time.Second)),
-		Metrics: metrics, Logger: log,
+		Metrics: metrics, Logger: gmLog,
 	})
 	return t, false, err
 }

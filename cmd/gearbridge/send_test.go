@@ -171,10 +171,17 @@ func TestSendClassicFlagsAgainstGearmand(t *testing.T) {
 			want:  []sent{{gm.Addr(), sender.Result{Host: "web1", Output: "kf"}}},
 		},
 		{
-			name:  "no key means no encryption",
-			args:  []string{srv, "--host=web1", "-m", "clear"},
+			name:  "encryption=no without key",
+			args:  []string{srv, "--encryption=no", "--host=web1", "-m", "clear"},
 			codec: enc(""),
 			want:  []sent{{gm.Addr(), sender.Result{Host: "web1", Output: "clear"}}},
+		},
+		{
+			name:  "result-queue, dashed",
+			args:  []string{srv, "--encryption=no", "--result-queue=send_results_dashed", "--host=web1", "-m", "dashed"},
+			queue: "send_results_dashed",
+			codec: enc(""),
+			want:  []sent{{gm.Addr(), sender.Result{Host: "web1", Output: "dashed"}}},
 		},
 		{
 			name:  "encryption=no with key",
@@ -318,10 +325,11 @@ func TestSendErrorsExit3(t *testing.T) {
 		{"return code not a number", []string{srv, "--host=h", "-m=x", "-r", "abc"}, nil, "returncode"},
 		{"unknown flag", []string{srv, "--frob"}, nil, "unknown flag"},
 		{"no server", []string{"--host=h", "-m=x"}, nil, "no server given"},
+		{"no key", []string{srv, "--host=h", "-m=x"}, nil, "encryption is on but no key is given"},
 		{"key and keyfile", []string{srv, "--key=a", "--keyfile=/nonexistent", "--host=h", "-m=x"}, nil, "key"},
-		{"gearmand down", []string{"--server=" + closed, "--host=h", "-m=x", "-t", "2"}, nil, "failed to send result!"},
-		{"stdin timeout", []string{srv, "--host=h", "--timeout=1"}, blockingReader{}, "got no input after 1 seconds"},
-		{"bad line", []string{srv}, strings.NewReader("h\t0\tok\nbroken\n"), "line 2"},
+		{"gearmand down", []string{"--server=" + closed, "--key=k", "--host=h", "-m=x", "-t", "2"}, nil, "failed to send result!"},
+		{"stdin timeout", []string{srv, "--key=k", "--host=h", "--timeout=1"}, blockingReader{}, "got no input after 1 seconds"},
+		{"bad line", []string{srv, "--key=k"}, strings.NewReader("h\t0\tok\nbroken\n"), "line 2"},
 		{"multi without host", []string{srv, "--multi"}, strings.NewReader("<CHILD></CHILD>"), "--multi needs --host"},
 		{"multi without children", []string{srv, "--multi", "--host=h"}, strings.NewReader("<x/>"), "send_multi UNKNOWN: no check_multi child checks found"},
 		{"dupserver with bridge", []string{"--bridge=127.0.0.1:1", "--dupserver=x", "--host=h", "-m=x"}, nil, "--dupserver applies"},
@@ -664,4 +672,96 @@ func TestSendReportsSentAndSpooled(t *testing.T) {
 		}
 	}
 	grabResults(t, gm.Addr(), "report_results", 7)
+}
+
+// TestSendWithoutKeyExit3: with encryption on (the default) and no key,
+// send refuses like send_gearman: exit 3, the UNKNOWN line once on stdout,
+// nothing on stderr, and nothing reaches gearmand. --encryption=no sends;
+// --bridge needs no key at all (TestSendSpoolWhileBridgeDown).
+func TestSendWithoutKeyExit3(t *testing.T) {
+	gm := gearmantest.Start(t)
+	for _, argv0 := range []string{"gearbridge", "send_gearman"} {
+		t.Run(argv0, func(t *testing.T) {
+			args := []string{"--server=" + gm.Addr(), "--result_queue=nokey_results", "--host=h", "-m=x"}
+			if argv0 == "gearbridge" {
+				args = append([]string{"send"}, args...)
+			}
+			code, out, errOut := runSendCmd(t, argv0, "", args...)
+			if code != exitUnknown {
+				t.Fatalf("exit %d, want 3\nstdout %q\nstderr %q", code, out, errOut)
+			}
+			want := "send_gearman UNKNOWN: encryption is on but no key is given (--key, --keyfile or --encryption=no)\n"
+			if out != want || errOut != "" {
+				t.Errorf("stdout %q stderr %q, want stdout %q and nothing else", out, errOut, want)
+			}
+		})
+	}
+	code, out, errOut := runSendCmd(t, "gearbridge", "", "send", "--server="+gm.Addr(), "--result_queue=nokey_results", "--encryption=no", "--host=h", "-m=x")
+	if code != 0 {
+		t.Fatalf("--encryption=no: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	// Exactly the one result of the --encryption=no run is queued.
+	grabResults(t, gm.Addr(), "nokey_results", 1)
+}
+
+// TestSendErrorPrintedOnce: a failing send says why once, on stdout, in
+// send_gearman's words; stderr does not repeat it (nor do the Gearman
+// client's retry warnings), and neither does a bad flag.
+func TestSendErrorPrintedOnce(t *testing.T) {
+	closed := freeAddr(t)
+	code, out, errOut := runSendCmd(t, "gearbridge", "", "send", "--server="+closed, "--key="+sendKey, "--host=h", "-m=x", "-t", "1")
+	if code != exitUnknown {
+		t.Fatalf("exit %d, want 3", code)
+	}
+	if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "send_gearman UNKNOWN: failed to send result!") || errOut != "" {
+		t.Errorf("the error is not printed exactly once on stdout:\nstdout %q\nstderr %q", out, errOut)
+	}
+	code, out, errOut = runSendCmd(t, "gearbridge", "", "send", "--frob")
+	if code != exitUnknown || out != "send_gearman UNKNOWN: unknown flag: --frob\n" || errOut != "" {
+		t.Errorf("flag error: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+}
+
+// TestSendOneShotSpoolIsLazy: a one-shot run that delivers at once
+// creates no spool directory; one that must spool creates it in the same
+// place `send --daemon` uses by default, <state-dir>/spool.
+func TestSendOneShotSpoolIsLazy(t *testing.T) {
+	gm := gearmantest.Start(t)
+	p := newTestPKI(t)
+	tlsFlags := p.client(t, certs.RoleSender, "sender-lazy")
+	addr := freeAddr(t)
+	state := t.TempDir()
+	spoolDir := filepath.Join(state, "spool")
+	base := append([]string{"send", "--bridge=" + addr, "--state-dir=" + state, "--timeout=5"}, tlsFlags...)
+	stop := startTestBridge(t, p, gm.Addr(), addr, "lazy_results")
+	code, out, errOut := runSendCmd(t, "gearbridge", "", append(base, "--host=h1", "-m=x")...)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	if _, err := os.Stat(spoolDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a delivered one-shot run left %s behind (stat: %v)", spoolDir, err)
+	}
+	grabResults(t, gm.Addr(), "lazy_results", 1)
+	stop()
+	code, out, errOut = runSendCmd(t, "gearbridge", "", append(base, "--host=h2", "-m=y")...)
+	if code != 0 || !strings.Contains(out, "spooled in "+spoolDir) {
+		t.Fatalf("bridge down: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(spoolDir, "*.spool")); len(ents) != 1 {
+		t.Fatalf("%d spool entries in %s, want 1", len(ents), spoolDir)
+	}
+}
+
+// TestSendHelpShowsClassicTypes: the classic numeric options show as
+// numbers in the help, though the classic parser reads them.
+func TestSendHelpShowsClassicTypes(t *testing.T) {
+	code, out, _ := runSendCmd(t, "gearbridge", "", "send", "--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"-r, --returncode int", "-t, --timeout int", "--starttime float", "--finishtime float", "--latency float"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
 }

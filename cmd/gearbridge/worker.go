@@ -50,6 +50,7 @@ type workerOptions struct {
 	Transport                 string        `mapstructure:"transport"`
 	Servers                   []string      `mapstructure:"server"`
 	DupServers                []string      `mapstructure:"dupserver"`
+	DupResultsArePassive      bool          `mapstructure:"dup-results-are-passive"`
 	Key                       string        `mapstructure:"key" oneof:"key"`
 	KeyFile                   string        `mapstructure:"keyfile" oneof:"key"`
 	Encryption                bool          `mapstructure:"encryption"`
@@ -98,18 +99,19 @@ type workerOptions struct {
 func defaultWorkerOptions() workerOptions {
 	d := worker.DefaultConfig()
 	return workerOptions{
-		Transport:          transportBridge,
-		Encryption:         true,
-		Bridge:             []string{defaultBridge},
-		MaxWorkers:         d.Slots,
-		JobTimeout:         d.JobTimeout,
-		TimeoutReturn:      d.TimeoutReturn,
-		ShowErrorOutput:    d.ShowErrorOutput,
-		InternalCheckDummy: d.InternalCheckDummy,
-		DrainTimeout:       d.DrainTimeout,
-		LogLevel:           "info",
-		LogFormat:          "text",
-		LogMode:            classicconf.LogModeAutomatic,
+		Transport:            transportBridge,
+		Encryption:           true,
+		DupResultsArePassive: true,
+		Bridge:               []string{defaultBridge},
+		MaxWorkers:           d.Slots,
+		JobTimeout:           d.JobTimeout,
+		TimeoutReturn:        d.TimeoutReturn,
+		ShowErrorOutput:      d.ShowErrorOutput,
+		InternalCheckDummy:   d.InternalCheckDummy,
+		DrainTimeout:         d.DrainTimeout,
+		LogLevel:             "info",
+		LogFormat:            "text",
+		LogMode:              classicconf.LogModeAutomatic,
 	}
 }
 
@@ -537,7 +539,7 @@ func (o workerOptions) gearmanOptions() (worker.GearmanOptions, error) {
 	if err != nil {
 		return worker.GearmanOptions{}, err
 	}
-	return worker.GearmanOptions{Servers: servers, DupServers: dups, Codec: codec}, nil
+	return worker.GearmanOptions{Servers: servers, DupServers: dups, DupResultsActive: !o.DupResultsArePassive, Codec: codec}, nil
 }
 
 // runGearmanWorker runs a --transport=gearman worker until ctx ends and it

@@ -186,12 +186,15 @@ func classicActions() map[string]func(o *workerOptions, c classicconf.Config) {
 				o.LogLevel = "debug"
 			}
 		},
-		"logfile":    func(o *workerOptions, c classicconf.Config) { o.LogFile = c.LogFile },
-		"logmode":    func(o *workerOptions, c classicconf.Config) { o.LogMode = c.LogMode },
-		"pidfile":    func(o *workerOptions, c classicconf.Config) { o.PidFile = c.PidFile },
-		"daemon":     func(o *workerOptions, c classicconf.Config) { o.Daemon = c.Daemon },
-		"server":     func(o *workerOptions, c classicconf.Config) { o.Servers = c.Servers },
-		"dupserver":  func(o *workerOptions, c classicconf.Config) { o.DupServers = c.DupServers },
+		"logfile":   func(o *workerOptions, c classicconf.Config) { o.LogFile = c.LogFile },
+		"logmode":   func(o *workerOptions, c classicconf.Config) { o.LogMode = c.LogMode },
+		"pidfile":   func(o *workerOptions, c classicconf.Config) { o.PidFile = c.PidFile },
+		"daemon":    func(o *workerOptions, c classicconf.Config) { o.Daemon = c.Daemon },
+		"server":    func(o *workerOptions, c classicconf.Config) { o.Servers = c.Servers },
+		"dupserver": func(o *workerOptions, c classicconf.Config) { o.DupServers = c.DupServers },
+		"dup_results_are_passive": func(o *workerOptions, c classicconf.Config) {
+			o.DupResultsArePassive = c.DupResultsArePassive
+		},
 		"key":        keys,
 		"keyfile":    keys,
 		"encryption": func(o *workerOptions, c classicconf.Config) { o.Encryption = c.Encryption },
@@ -213,7 +216,7 @@ func (o *workerOptions) applyClassicOptions(c classicconf.Config, names []string
 func (o workerOptions) unusedClassicReason(name string) string {
 	if o.Transport == transportBridge {
 		switch name {
-		case "server", "dupserver":
+		case "server", "dupserver", "dup_results_are_passive":
 			return "a remote worker talks to --bridge, and the bridge to gearmand and its dupservers (or use --transport=gearman)"
 		case "key", "keyfile", "encryption":
 			return "the bridge decrypts jobs, a remote worker never needs the key"
@@ -231,8 +234,6 @@ func (o workerOptions) unusedClassicReason(name string) string {
 		return "every plugin runs in a process of its own anyway"
 	case "workaround_rc_25":
 		return "rc 25 came from duplicate executions at the C worker's max-jobs restarts, which do not happen here, and exit codes above 3 are always mapped"
-	case "dup_results_are_passive":
-		return "dupserver copies are always passive results"
 	case "debug-result", "worker_name_in_result":
 		return "results carry the worker name only in error texts"
 	case "enable_embedded_perl", "use_embedded_perl_implicitly", "use_perl_cache", "p1_file":

@@ -195,3 +195,34 @@ func TestWorkerClassicFlagErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerDupResultsArePassive: the classic option decides whether the
+// gearman transport's dupserver copies are passive (the default) or keep
+// their type; a remote worker lists it as not its business.
+func TestWorkerDupResultsArePassive(t *testing.T) {
+	for _, tt := range []struct {
+		args   []string
+		active bool
+	}{
+		{nil, false},
+		{[]string{"--dup_results_are_passive=yes"}, false},
+		{[]string{"--dup_results_are_passive=no"}, true},
+		{[]string{"-dup_results_are_passive=off"}, true},
+	} {
+		o := parseClassicWorker(t, append([]string{"--encryption=no", "--services"}, tt.args...)...)
+		g, err := o.gearmanOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.DupResultsActive != tt.active {
+			t.Errorf("%q: DupResultsActive %v, want %v", tt.args, g.DupResultsActive, tt.active)
+		}
+	}
+	opts, _, _, err := parseWorkerFlags(t, append([]string{"--services", "--dup_results_are_passive=no"}, tlsFlags...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(opts.classicUnused, "dup_results_are_passive: a remote worker talks to --bridge") {
+		t.Errorf("bridge transport: unused line %q", opts.classicUnused)
+	}
+}

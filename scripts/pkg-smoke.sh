@@ -9,7 +9,10 @@
 #   3. The real Nagios 4.4.6 core loads /usr/lib/gearbridge/gearbridge_neb_nagios4.so
 #      and a check goes through gearmand and the installed central worker,
 #      running as the gearbridge user, back into the core.
-#   4. dpkg -r removes every file the package installed except its
+#   4. The bridge starts as the gearbridge user with the packaged
+#      bridge.yaml and a CA set up as the README says, unable to read the
+#      CA key.
+#   5. dpkg -r removes every file the package installed except its
 #      conffiles; dpkg --purge then removes those.
 #
 # Bounded by PKG_SMOKE_TIMEOUT seconds (default 600); gearmand, the worker
@@ -33,6 +36,7 @@ fail() {
   exit 1
 }
 
+made_ca=
 work=$(mktemp -d /tmp/gearbridge-pkg-smoke.XXXXXX)
 chmod 0755 "$work"
 pids=()
@@ -54,6 +58,10 @@ cleanup() {
   # Leave no package behind (a failed run may have stopped half-way).
   if dpkg-query -W -f='${Status}' gearbridge 2>/dev/null | grep -q 'install ok\|config-files'; then
     dpkg --purge gearbridge >/dev/null 2>&1 || true
+  fi
+  if [ -n "${made_ca:-}" ]; then
+    rm -rf /etc/gearbridge/ca /etc/gearbridge/tls
+    rmdir /etc/gearbridge 2>/dev/null || true
   fi
   rm -rf "$work"
   exit "$rc"
@@ -280,6 +288,35 @@ grep -q 'gearbridge.*initialized for Nagios 4' "$nd/nagios.log" || fail "the cor
 received=$(http_get "$mport" /metrics | sed -n 's/^gearbridge_worker_jobs_received_total \([0-9.e+]*\)$/\1/p')
 awk -v n="${received:-0}" 'BEGIN{exit !(n >= 1)}' || fail "worker metrics count ${received:-no} received jobs"
 say "service result \"$want\" came through gearmand and the worker ($received jobs)"
+
+say "the bridge as the README sets it up: the packaged bridge.yaml, the CA key out of reach"
+if [ -e /etc/gearbridge/ca/ca.key ]; then
+  say "skipped: /etc/gearbridge/ca holds a CA already"
+else
+  made_ca=1
+  /usr/bin/gearbridge certs init --dir /etc/gearbridge/ca >/dev/null
+  /usr/bin/gearbridge certs issue --dir /etc/gearbridge/ca --role bridge --name bridge --out /etc/gearbridge/tls >/dev/null
+  chgrp gearbridge /etc/gearbridge/tls/bridge.key && chmod 0640 /etc/gearbridge/tls/bridge.key
+  printf '%s\n' "$key" >"$work/secret.key"
+  chgrp gearbridge "$work/secret.key" && chmod 0640 "$work/secret.key"
+  printf 'rules:\n  - {identity: "*", role: worker, queues: ["*"]}\n' >"$work/authz.yaml"
+  chmod 0644 "$work/authz.yaml"
+  if runuser -u gearbridge -- cat /etc/gearbridge/ca/ca.key >/dev/null 2>&1; then
+    fail "the gearbridge user can read the CA key"
+  fi
+  bport=$(free_port)
+  bmport=$(free_port)
+  runuser -u gearbridge -- /usr/bin/gearbridge --config /etc/gearbridge/bridge.yaml bridge \
+    --server 127.0.0.1:"$gport" --keyfile "$work/secret.key" --authz "$work/authz.yaml" \
+    --listen 127.0.0.1:"$bport" --metrics-listen 127.0.0.1:"$bmport" >"$work/bridge.log" 2>&1 &
+  pids+=($!)
+  wait_port "$bport"
+  wait_port "$bmport"
+  http_get "$bmport" /metrics | grep -q '^gearbridge_certificate_expiry_timestamp_seconds{identity="bridge",role="bridge"}' ||
+    fail "the bridge does not export its certificate's expiry"
+  say "the bridge serves with the packaged configuration as user gearbridge"
+fi
+
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 pids=()

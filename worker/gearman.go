@@ -80,6 +80,9 @@ func NewGearman(cfg Config, g GearmanOptions, deps Deps) (*GearmanWorker, error)
 	if err != nil {
 		return nil, err
 	}
+	for _, srv := range g.Servers {
+		m.setGearmand(srv, false) // 0 until connected
+	}
 	return &GearmanWorker{
 		cfg:     cfg,
 		g:       g,
@@ -227,6 +230,7 @@ func (w *GearmanWorker) keepConn(ctx context.Context, server string, queues []st
 			d := bo.next()
 			if primary {
 				w.m.connectFailures.Inc()
+				w.m.setGearmand(server, false)
 			}
 			w.log.Log(ctx, warn, "cannot connect to gearmand; retrying", "server", server, "queues", len(queues), "in", d, "err", err)
 			sleepFor(ctx, d)
@@ -236,6 +240,9 @@ func (w *GearmanWorker) keepConn(ctx context.Context, server string, queues []st
 		if primary && !first {
 			w.m.reconnects.Inc()
 		}
+		if primary {
+			w.m.setGearmand(server, true)
+		}
 		first = false
 		w.log.Log(ctx, info, "connected to gearmand", "server", server, "queues", len(queues))
 		var running sync.WaitGroup
@@ -244,6 +251,9 @@ func (w *GearmanWorker) keepConn(ctx context.Context, server string, queues []st
 		}
 		running.Wait()
 		cause := wc.Err()
+		if primary {
+			w.m.setGearmand(server, false)
+		}
 		// Unfinished jobs (cut off by the drain timeout) go back to the
 		// queue.
 		wc.Close()
@@ -404,6 +414,7 @@ func (w *GearmanWorker) run(ctx context.Context, job modgearman.Job) (modgearman
 	if ctx.Err() != nil {
 		return modgearman.Result{}, false
 	}
+	w.m.pluginDone(r)
 	if r.EarlyTimeout {
 		w.m.timeouts.Inc()
 	}

@@ -46,6 +46,9 @@ proto-check: proto
 lint: proto-check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	@command -v promtool >/dev/null 2>&1 || scripts/install-deps.sh
+	@command -v promtool >/dev/null 2>&1 || { echo "promtool missing: run make deps as root (Debian package prometheus)"; exit 1; }
+	promtool check rules contrib/prometheus/alerts.yml
 
 bench: deps bin/gearbridge
 	@scripts/bench.sh

@@ -83,6 +83,11 @@ func NewGearman(cfg Config, g GearmanOptions, deps Deps) (*GearmanWorker, error)
 	for _, srv := range g.Servers {
 		m.setGearmand(srv, false) // 0 until connected
 	}
+	if deps.Registerer != nil {
+		// Without a bridge there is no session to report: a gauge stuck
+		// at 0 would only trip the remote worker's alert.
+		deps.Registerer.Unregister(m.connected)
+	}
 	return &GearmanWorker{
 		cfg:     cfg,
 		g:       g,

@@ -3,7 +3,10 @@ GO      ?= go
 PKG     := github.com/gearbridge/gearbridge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -X $(PKG)/internal/buildinfo.Version=$(VERSION) -X $(PKG)/internal/buildinfo.Commit=$(COMMIT)
+# EXTRA_LDFLAGS: e.g. -s -w, which make deb passes (no symbol table and
+# DWARF in the package, as Debian strips binaries).
+EXTRA_LDFLAGS ?=
+LDFLAGS := $(EXTRA_LDFLAGS) -X $(PKG)/internal/buildinfo.Version=$(VERSION) -X $(PKG)/internal/buildinfo.Commit=$(COMMIT)
 # The whole test suite; integration tests start their own gearmand.
 TESTFLAGS ?= -race -timeout 40m
 
@@ -125,7 +128,7 @@ bin/nfpm: tools/go.mod tools/go.sum
 
 deb: bin/nfpm
 	rm -rf bin/debroot bin/gearbridge_*.deb
-	$(MAKE) install DESTDIR=$(CURDIR)/bin/debroot PREFIX=/usr ZSHCOMPDIR=/usr/share/zsh/vendor-completions
+	$(MAKE) install DESTDIR=$(CURDIR)/bin/debroot PREFIX=/usr ZSHCOMPDIR=/usr/share/zsh/vendor-completions EXTRA_LDFLAGS='-s -w'
 	DEB_VERSION='$(DEB_VERSION)' DEB_ARCH='$(DEB_ARCH)' bin/nfpm package --config packaging/nfpm.yaml --packager deb --target $(DEB)
 	@echo "built $(DEB)"
 

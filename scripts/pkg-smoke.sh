@@ -149,7 +149,7 @@ check_dir() { # path mode owner group
   got=$(stat -c '%a %U %G' "$1" 2>/dev/null) || fail "$1 missing"
   [ "$got" = "$2 $3 $4" ] || fail "$1 is $got, want $2 $3 $4"
 }
-check_dir /var/lib/gearbridge 750 gearbridge gearbridge
+check_dir /var/lib/gearbridge 755 root root
 check_dir /etc/gearbridge/ca 750 root gearbridge
 check_dir /etc/gearbridge/tls 750 root gearbridge
 check_dir /etc/gearbridge/bridge.yaml 640 root gearbridge

@@ -38,6 +38,12 @@ type metrics struct {
 // The central worker exports the same name, so that one alert covers both.
 const GearmandUpMetric = "gearbridge_gearmand_up"
 
+// resultRefusals are the labels of gearbridge_bridge_results_refused_total:
+// the first words of a passive result's refusal (invalid, not allowed),
+// gearmand refusing or unavailable, and worker results that break the
+// protocol, come after their job ended or name no job.
+var resultRefusals = []string{"invalid", "not_allowed", "gearmand_refused", "unavailable", "protocol", "late", "unknown_job"}
+
 // sessionRefusals are the reasons a worker session is refused after its
 // certificate was accepted.
 var sessionRefusals = []string{"invalid", "queue", "identifier", "session_owner", "identity_limit", "total_limit"}
@@ -154,6 +160,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, r := range []string{"too_large", "unencodable"} {
 		m.refusedJobs.WithLabelValues(r)
+	}
+	for _, r := range resultRefusals {
+		m.refused.WithLabelValues(r)
 	}
 	for _, st := range []string{"attached", "detached"} {
 		m.sessions.WithLabelValues(st)

@@ -27,6 +27,8 @@ func TestOperatorSeries(t *testing.T) {
 		`gearbridge_bridge_sessions_refused_total{reason="identity_limit"} 0`,
 		`gearbridge_bridge_tls_handshake_failures_total{reason="unknown_ca"} 0`,
 		`gearbridge_bridge_result_submit_failures_total 0`,
+		`gearbridge_bridge_results_refused_total{reason="not_allowed"} 0`,
+		`gearbridge_bridge_results_refused_total{reason="late"} 0`,
 		`gearbridge_bridge_dupserver_failures_total 0`,
 	} {
 		if got := gathered(t, e); !strings.Contains(got, want+"\n") {

@@ -141,6 +141,9 @@ done
 
 say "installing"
 dpkg -i "$deb" >"$work/dpkg-i.log" 2>&1 || { cat "$work/dpkg-i.log" >&2; fail "dpkg -i"; }
+# Installing again (an upgrade to the same version) must work too: the
+# maintainer scripts are idempotent.
+dpkg -i "$deb" >>"$work/dpkg-i.log" 2>&1 || { cat "$work/dpkg-i.log" >&2; fail "second dpkg -i"; }
 dpkg-query -L gearbridge | sort >"$work/installed"
 /usr/bin/gearbridge version | tee "$work/version.log" | grep -q '^gearbridge ' || fail "gearbridge version: $(cat "$work/version.log")"
 getent passwd gearbridge >/dev/null || fail "no gearbridge user after installation"

@@ -83,7 +83,7 @@ func TestPrometheusMonitorsGearbridge(t *testing.T) {
 	}
 	for _, e := range exprs {
 		// Grafana's $__rate_interval is at least four scrape intervals.
-		q := strings.ReplaceAll(e, "$__rate_interval", "15s")
+		q := strings.ReplaceAll(e, "$__rate_interval", "10s")
 		prom.waitSeries(t, q, 1, 30*time.Second)
 	}
 	rules := alertRules(t)
@@ -224,7 +224,7 @@ type promServer struct {
 }
 
 // startPrometheus runs Prometheus on a loopback port, scraping each job's
-// target every second and evaluating the contrib rules (with `for: 0s`)
+// target every 2 seconds and evaluating the contrib rules (with `for: 0s`)
 // every second, until the test ends.
 func startPrometheus(t *testing.T, bin string, jobs map[string]string) *promServer {
 	t.Helper()
@@ -235,7 +235,9 @@ func startPrometheus(t *testing.T, bin string, jobs map[string]string) *promServ
 	}
 	rules = regexp.MustCompile(`(?m)^(\s+)for: \S+$`).ReplaceAll(rules, []byte("${1}for: 0s"))
 	writeFile(t, filepath.Join(dir, "alerts.yml"), string(rules), 0o644)
-	cfg := "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [" + filepath.Join(dir, "alerts.yml") + "]\nscrape_configs:\n"
+	// Two seconds to answer a scrape: the daemons run with -race on a
+	// busy machine, and one slow scrape would fire GearbridgeTargetDown.
+	cfg := "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 1s\nrule_files: [" + filepath.Join(dir, "alerts.yml") + "]\nscrape_configs:\n"
 	names := make([]string, 0, len(jobs))
 	for n := range jobs {
 		names = append(names, n)

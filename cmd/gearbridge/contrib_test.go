@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,5 +160,29 @@ func TestContribCentralWorkerConfig(t *testing.T) {
 	}
 	if _, err := opts.workerConfig(os.Hostname); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestContribSystemdUnitsHardened: every unit runs the packaged binary
+// (make install rewrites /usr/bin/gearbridge to its BINDIR) as the
+// packaged user, with the settings the security rating rests on
+// (scripts/pkg-smoke.sh measures the rating as root).
+func TestContribSystemdUnitsHardened(t *testing.T) {
+	units, err := filepath.Glob(filepath.Join(contribDir, "systemd", "*.service"))
+	if err != nil || len(units) == 0 {
+		t.Fatalf("units %v, %v", units, err)
+	}
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(b), "\n")
+		for _, want := range []string{"ExecStart=/usr/bin/gearbridge ", "User=gearbridge", "Group=gearbridge",
+			"NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=", "SystemCallFilter=@system-service"} {
+			if !slices.ContainsFunc(lines, func(l string) bool { return l == want || strings.HasPrefix(l, want) && strings.HasSuffix(want, " ") }) {
+				t.Errorf("%s: no line %q", filepath.Base(u), want)
+			}
+		}
 	}
 }

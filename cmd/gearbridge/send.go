@@ -365,6 +365,15 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 		if spool == nil {
 			return errors.New("--daemon needs a spool (--spool DIR, or --bridge for the default)")
 		}
+		if gt, ok := transport.(*sender.GearmanTransport); ok {
+			// Straight to gearmand: its reachability, as the bridge
+			// exports it.
+			stop, err := gt.StartProbe(ctx, reg, 0)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 		return runSendDaemon(ctx, s, f, st, snd, log, reg)
 	}
 

@@ -120,7 +120,7 @@ install-classic-links:
 # make deb: bin/gearbridge_<version>_amd64.deb, built by nfpm (pinned in
 # tools/go.mod) from a `make install` into bin/debroot with PREFIX=/usr.
 DEB_VERSION ?= $(shell scripts/deb-version.sh)
-DEB_ARCH    ?= amd64
+DEB_ARCH    ?= $(shell $(GO) env GOARCH)
 DEB         := bin/gearbridge_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 bin/nfpm: tools/go.mod tools/go.sum

@@ -117,7 +117,7 @@ fi
 
 say "building the package"
 make --no-print-directory deb >"$work/make-deb.log" 2>&1 || { tail -n 30 "$work/make-deb.log" >&2; fail "make deb"; }
-debs=(bin/gearbridge_*_amd64.deb)
+debs=(bin/gearbridge_*.deb)
 [ ${#debs[@]} -eq 1 ] && [ -f "${debs[0]}" ] || fail "make deb left ${debs[*]}"
 deb=${debs[0]}
 say "$deb: $(du -k "$deb" | cut -f1) KiB"

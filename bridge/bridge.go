@@ -318,7 +318,7 @@ func New(cfg Config, deps Deps) (b *Bridge, err error) {
 		deps.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gearbridge_bridge_session_cert_expiry_earliest_timestamp_seconds",
 			Help: "Earliest end of validity among the certificates of attached worker sessions (Unix seconds; 0 when none is attached).",
-		}, b.earliestSessionExpiry))
+		}, b.earliestSessionExpiry), newIdentitySessions(b))
 	}
 	for _, d := range cfg.DupServers {
 		b.dups = append(b.dups, gearman.NewClient([]string{d}, gearman.ClientOptions{Logger: log}))
@@ -345,6 +345,10 @@ func New(cfg Config, deps Deps) (b *Bridge, err error) {
 	b.tlsR = deps.TLS
 	b.rl = newRateLog(rateLogEvery, time.Now)
 	b.up = newUpstream(log, len(gm.Servers()), b.setServing)
+	b.up.gauge = b.m.gearmandUp
+	for _, srv := range gm.Servers() {
+		b.m.gearmandUp.WithLabelValues(srv) // 0 until the first probe answers
+	}
 	if served != nil {
 		b.served.Store(served)
 		b.tlsSeen.Store(deps.TLS.Leaf())

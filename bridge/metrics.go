@@ -31,7 +31,18 @@ type metrics struct {
 	sessionsRefused   *prometheus.CounterVec
 	handshakeFailures *prometheus.CounterVec
 	tlsReloadsRefused prometheus.Counter
+	gearmandUp        *prometheus.GaugeVec
 }
+
+// GearmandUpMetric is the gauge of each gearmand's reachability, by server.
+// The central worker exports the same name, so that one alert covers both.
+const GearmandUpMetric = "gearbridge_gearmand_up"
+
+// resultRefusals are the labels of gearbridge_bridge_results_refused_total:
+// the first words of a passive result's refusal (invalid, not allowed),
+// gearmand refusing or unavailable, and worker results that break the
+// protocol, come after their job ended or name no job.
+var resultRefusals = []string{"invalid", "not_allowed", "gearmand_refused", "unavailable", "protocol", "late", "unknown_job"}
 
 // sessionRefusals are the reasons a worker session is refused after its
 // certificate was accepted.
@@ -104,7 +115,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Results refused, by reason.",
 		}, []string{"reason"}),
 		submitErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gearbridge_bridge_result_submit_errors_total",
+			Name: "gearbridge_bridge_result_submit_failures_total",
 			Help: "Failed attempts to submit a result to gearmand (temporary errors are retried).",
 		}),
 		passiveAccepted: prometheus.NewCounter(prometheus.CounterOpts{
@@ -112,7 +123,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Passive results from senders that gearmand accepted.",
 		}),
 		dupErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gearbridge_bridge_dupserver_errors_total",
+			Name: "gearbridge_bridge_dupserver_failures_total",
 			Help: "Result copies that a dupserver did not take.",
 		}),
 		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -133,6 +144,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gearbridge_bridge_tls_handshake_failures_total",
 			Help: "TLS handshakes that failed, by reason: unknown_ca, expired, bad_certificate (also a client refusing the bridge's), no_certificate, timeout, other. Connections closed before any TLS record are not counted.",
 		}, []string{"reason"}),
+		gearmandUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: GearmandUpMetric,
+			Help: "1 while the gearmand server answers, 0 while it cannot be reached (probed every few seconds).",
+		}, []string{"server"}),
 		tlsReloadsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_bridge_tls_reloads_refused_total",
 			Help: "Reloaded bridge certificates refused (wrong role, no server authentication, not from the CA, not valid now); the previous one stays in use.",
@@ -146,6 +161,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"too_large", "unencodable"} {
 		m.refusedJobs.WithLabelValues(r)
 	}
+	for _, r := range resultRefusals {
+		m.refused.WithLabelValues(r)
+	}
+	for _, st := range []string{"attached", "detached"} {
+		m.sessions.WithLabelValues(st)
+	}
 	for _, r := range sessionRefusals {
 		m.sessionsRefused.WithLabelValues(r)
 	}
@@ -155,7 +176,36 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.credit, m.dispatched, m.completed, m.timedOut, m.requeued,
 			m.invalidJobs, m.refusedJobs, m.failedJobs, m.stalled, m.unsendable, m.queuesRevoked, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency,
-			m.sessionsRefused, m.handshakeFailures, m.tlsReloadsRefused)
+			m.sessionsRefused, m.handshakeFailures, m.tlsReloadsRefused, m.gearmandUp)
 	}
 	return m
+}
+
+// identitySessions reports the sessions held per certificate identity
+// (attached and detached ones waiting to resume), the count that
+// --max-sessions-per-identity bounds; identities without a session have no
+// series.
+type identitySessions struct {
+	b    *Bridge
+	desc *prometheus.Desc
+}
+
+func newIdentitySessions(b *Bridge) *identitySessions {
+	return &identitySessions{b: b, desc: prometheus.NewDesc("gearbridge_bridge_identity_sessions",
+		"Worker sessions held per certificate identity, detached ones waiting to resume included (bounded by --max-sessions-per-identity).",
+		[]string{"identity"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *identitySessions) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *identitySessions) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{}
+	for _, s := range c.b.sessionList() {
+		counts[s.identity]++
+	}
+	for id, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), id)
+	}
 }

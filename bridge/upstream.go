@@ -2,10 +2,12 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	pb "github.com/gearbridge/gearbridge/proto/gearbridge/v1"
@@ -30,7 +32,8 @@ const DefaultProbeInterval = 5 * time.Second
 type upstream struct {
 	log     *slog.Logger
 	servers int
-	setUp   func(bool) // called when "some gearmand reachable" changes
+	setUp   func(bool)           // called when "some gearmand reachable" changes
+	gauge   *prometheus.GaugeVec // gearbridge_gearmand_up by server; nil: none
 
 	mu   sync.Mutex
 	down map[string]time.Time // server → since
@@ -42,6 +45,7 @@ func newUpstream(log *slog.Logger, servers int, setUp func(bool)) *upstream {
 
 // failed records that server could not be reached.
 func (u *upstream) failed(server string, err error) {
+	u.set(server, 0)
 	u.mu.Lock()
 	if _, already := u.down[server]; already {
 		u.mu.Unlock()
@@ -58,6 +62,7 @@ func (u *upstream) failed(server string, err error) {
 
 // ok records that server answered.
 func (u *upstream) ok(server string) {
+	u.set(server, 1)
 	u.mu.Lock()
 	since, was := u.down[server]
 	if !was {
@@ -71,6 +76,19 @@ func (u *upstream) ok(server string) {
 	if wasAllDown {
 		u.setUp(true)
 	}
+}
+
+func (u *upstream) set(server string, v float64) {
+	if u.gauge != nil {
+		u.gauge.WithLabelValues(server).Set(v)
+	}
+}
+
+// allDown reports whether no gearmand could be reached at the last try.
+func (u *upstream) allDown() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.servers > 0 && len(u.down) == u.servers
 }
 
 // probe pings every gearmand each probeInterval until ctx ends, when the
@@ -123,4 +141,24 @@ func (b *Bridge) setServing(up bool) {
 	for _, svc := range []string{"", pb.WorkerService_ServiceDesc.ServiceName, pb.ResultService_ServiceDesc.ServiceName} {
 		b.health.SetServingStatus(svc, st)
 	}
+}
+
+// Ready reports whether the bridge takes work: it serves, is not shutting
+// down, and reaches at least one gearmand. It backs /readyz.
+func (b *Bridge) Ready() error {
+	b.srvMu.Lock()
+	serving := b.srv != nil
+	b.srvMu.Unlock()
+	b.mu.Lock()
+	closing := b.closing
+	b.mu.Unlock()
+	switch {
+	case closing:
+		return errors.New("shutting down")
+	case !serving:
+		return errors.New("not serving yet")
+	case b.up.allDown():
+		return errors.New("no gearmand reachable")
+	}
+	return nil
 }

@@ -10,6 +10,8 @@ command -v gearmand >/dev/null 2>&1 || [ -x /usr/sbin/gearmand ] || need+=(gearm
 command -v gearman >/dev/null 2>&1 || need+=(gearman-tools)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+# Prometheus and promtool: e2e/prometheus_test.go and make lint's rule check.
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gearbridge_sender_spool_dead_total",
-			Help: "Results moved to the spool's dead/ directory, by cause (expired, refused).",
+			Help: "Results moved to the spool's dead/ directory, by cause (expired, refused, corrupt).",
 		}, []string{"cause"}),
 		dupFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_sender_dupserver_failures_total",
@@ -48,6 +48,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "gearbridge_sender_spool_full_total",
 			Help: "Results refused because the spool was full.",
 		}),
+	}
+	// Every reason and cause is reported from the start, so that an alert
+	// on a rate sees a zero before the first event.
+	for _, r := range []string{"not_allowed", "invalid", "call_refused", "other"} {
+		m.refused.WithLabelValues(r)
+	}
+	for _, c := range []string{"expired", "refused", "corrupt"} {
+		m.dead.WithLabelValues(c)
 	}
 	if reg != nil {
 		reg.MustRegister(m.accepted, m.refused, m.spooled, m.delivered, m.dead, m.dupFailures, m.spoolFullRefs)

@@ -83,6 +83,14 @@ func NewGearman(cfg Config, g GearmanOptions, deps Deps) (*GearmanWorker, error)
 	if err != nil {
 		return nil, err
 	}
+	for _, srv := range g.Servers {
+		m.setGearmand(srv, false) // 0 until connected
+	}
+	if deps.Registerer != nil {
+		// Without a bridge there is no session to report: a gauge stuck
+		// at 0 would only trip the remote worker's alert.
+		deps.Registerer.Unregister(m.connected)
+	}
 	return &GearmanWorker{
 		cfg:     cfg,
 		g:       g,
@@ -230,6 +238,7 @@ func (w *GearmanWorker) keepConn(ctx context.Context, server string, queues []st
 			d := bo.next()
 			if primary {
 				w.m.connectFailures.Inc()
+				w.m.setGearmand(server, false)
 			}
 			w.log.Log(ctx, warn, "cannot connect to gearmand; retrying", "server", server, "queues", len(queues), "in", d, "err", err)
 			sleepFor(ctx, d)
@@ -239,6 +248,9 @@ func (w *GearmanWorker) keepConn(ctx context.Context, server string, queues []st
 		if primary && !first {
 			w.m.reconnects.Inc()
 		}
+		if primary {
+			w.m.setGearmand(server, true)
+		}
 		first = false
 		w.log.Log(ctx, info, "connected to gearmand", "server", server, "queues", len(queues))
 		var running sync.WaitGroup
@@ -247,6 +259,9 @@ func (w *GearmanWorker) keepConn(ctx context.Context, server string, queues []st
 		}
 		running.Wait()
 		cause := wc.Err()
+		if primary {
+			w.m.setGearmand(server, false)
+		}
 		// Unfinished jobs (cut off by the drain timeout) go back to the
 		// queue.
 		wc.Close()
@@ -407,6 +422,7 @@ func (w *GearmanWorker) run(ctx context.Context, job modgearman.Job) (modgearman
 	if ctx.Err() != nil {
 		return modgearman.Result{}, false
 	}
+	w.m.pluginDone(r)
 	if r.EarlyTimeout {
 		w.m.timeouts.Inc()
 	}

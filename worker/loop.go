@@ -189,6 +189,7 @@ func (l *loop) cleanup() {
 	if c := l.conn; c != nil {
 		c.cancel(errSessionDone)
 		l.conn = nil
+		l.m.setSession(false)
 	}
 	for j := range l.alive {
 		j.cancel()
@@ -266,6 +267,7 @@ func (l *loop) onWelcome(c *conn, st workStream, wel *pb.Welcome) {
 		l.m.reconnects.Inc()
 	}
 	l.attached = true
+	l.m.setSession(true)
 	if c.askedResume && !wel.GetResumed() {
 		l.dropSession()
 	}
@@ -377,6 +379,7 @@ func (l *loop) onBridgeDrain(c *conn, reason string) {
 // onClosed forgets the stream of c and plans the next attempt.
 func (l *loop) onClosed(c *conn, err error) {
 	l.conn = nil
+	l.m.setSession(false)
 	c.cancel(errSessionDone)
 	l.granted = 0
 	l.closeTimer.stop()
@@ -554,6 +557,7 @@ func (l *loop) handleCompletion(c completion) {
 	case j.orphaned || j.cancelled:
 		// Counted when it was dropped; the bridge wants no result.
 	default:
+		l.m.pluginDone(res)
 		if res.Err != nil {
 			l.log.Warn("plugin could not be run", "job_id", j.msg.GetJobId(), "host", string(j.msg.GetHostName()), "service", string(j.msg.GetServiceDescription()), "err", res.Err)
 		}

@@ -1,9 +1,15 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gearbridge/gearbridge/plugin"
 )
 
 // Reasons of gearbridge_worker_jobs_discarded_total.
@@ -37,6 +43,16 @@ type metrics struct {
 	reconnects      prometheus.Counter
 	connectFailures prometheus.Counter
 	refused         prometheus.Gauge
+	pluginDuration  prometheus.Histogram
+	pluginResults   *prometheus.CounterVec
+	connected       prometheus.Gauge
+	gearmandUp      *prometheus.GaugeVec
+
+	// For Ready: a session with a bridge, or per gearmand whether a
+	// connection is up.
+	sessionUp atomic.Bool
+	upMu      sync.Mutex
+	up        map[string]bool
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -74,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Jobs from gearmand that could not be decoded (wrong key, garbage) or parsed (missing keys, a result queue gearmand cannot take) and were failed (--transport=gearman).",
 		}),
 		dupErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gearbridge_worker_dupserver_errors_total",
+			Name: "gearbridge_worker_dupserver_failures_total",
 			Help: "Result copies that a dupserver did not take (--transport=gearman).",
 		}),
 		discarded: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -101,8 +117,31 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "gearbridge_worker_bridge_refused",
 			Help: "1 while the bridge refuses this worker for good (not authorized, a bad hello, an unknown, revoked or expired certificate) and attempts back off; 0 once a session starts.",
 		}),
+		pluginDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gearbridge_worker_plugin_duration_seconds",
+			Help: "How long plugins ran, from start to exit or kill (cancelled ones not counted).",
+			// 5 ms (an internal check) to 5 min, beyond the longest
+			// plugin timeout sites use.
+			Buckets: prometheus.ExponentialBucketsRange(0.005, 300, 16),
+		}),
+		pluginResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gearbridge_worker_plugin_results_total",
+			Help: "Plugin results by return code (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; timeouts and plugins that could not run included).",
+		}, []string{"return_code"}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gearbridge_worker_bridge_connected",
+			Help: "1 while the worker has a session with a bridge, 0 otherwise (remote worker).",
+		}),
+		gearmandUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gearbridge_gearmand_up",
+			Help: "1 while the worker holds a connection to the gearmand server, 0 otherwise (--transport=gearman).",
+		}, []string{"server"}),
+		up: map[string]bool{},
 	}
 	// Known label values start at zero, so that dashboards see them.
+	for rc := range 4 {
+		m.pluginResults.WithLabelValues(strconv.Itoa(rc))
+	}
 	m.discarded.WithLabelValues(discardSessionLost)
 	m.discarded.WithLabelValues(discardDrainTimeout)
 	m.discarded.WithLabelValues(discardResultRefused)
@@ -112,10 +151,71 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.received, m.resultsSent, m.resultsResent, m.acks, m.cancelled, m.timeouts, m.tooOld, m.invalid, m.dupErrors,
 		m.discarded, m.running, m.creditWithheld, m.reconnects, m.connectFailures, m.refused,
+		m.pluginDuration, m.pluginResults, m.connected, m.gearmandUp,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// pluginDone counts a plugin's result and how long it ran; a run that the
+// worker's own shutdown or the bridge cancelled is not a result.
+func (m *metrics) pluginDone(r plugin.Result) {
+	if r.Cancelled {
+		return
+	}
+	rc := r.ReturnCode
+	if rc < 0 || rc > 3 {
+		rc = 3
+	}
+	m.pluginResults.WithLabelValues(strconv.Itoa(rc)).Inc()
+	if !r.StartTime.IsZero() && !r.FinishTime.Before(r.StartTime) {
+		m.pluginDuration.Observe(r.FinishTime.Sub(r.StartTime).Seconds())
+	}
+}
+
+// setSession records whether the remote worker has a session.
+func (m *metrics) setSession(up bool) {
+	m.sessionUp.Store(up)
+	if up {
+		m.connected.Set(1)
+	} else {
+		m.connected.Set(0)
+	}
+}
+
+// setGearmand records whether the connection to server is up.
+func (m *metrics) setGearmand(server string, up bool) {
+	m.upMu.Lock()
+	m.up[server] = up
+	m.upMu.Unlock()
+	if up {
+		m.gearmandUp.WithLabelValues(server).Set(1)
+	} else {
+		m.gearmandUp.WithLabelValues(server).Set(0)
+	}
+}
+
+// Ready reports whether the worker takes jobs: it has a session with a
+// bridge. It backs /readyz.
+func (w *Worker) Ready() error {
+	if !w.m.sessionUp.Load() {
+		return errors.New("no session with a bridge")
+	}
+	return nil
+}
+
+// Ready reports whether the worker takes jobs: a connection to at least
+// one gearmand is up. It backs /readyz.
+func (w *GearmanWorker) Ready() error {
+	w.m.upMu.Lock()
+	defer w.m.upMu.Unlock()
+	for _, up := range w.m.up {
+		if up {
+			return nil
+		}
+	}
+	return errors.New("no gearmand connection")
 }

@@ -2,17 +2,12 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -181,7 +176,9 @@ certificate and logs why.`,
 		ctx := cmd.Context()
 		defer certwatch.Start(ctx, certwatch.Reloaded(tlsReloader), log, reg)()
 		if opts.MetricsListen != "" {
-			stop, err := serveMetrics(opts.MetricsListen, reg)
+			ready := &readiness{}
+			ready.set(b.Ready)
+			stop, err := serveMetrics(opts.MetricsListen, reg, ready)
 			if err != nil {
 				_ = lis.Close()
 				return err
@@ -244,34 +241,4 @@ func (o bridgeOptions) bridgeConfig() (bridge.Config, error) {
 	cfg.RevocationsFile = o.Revocations
 	cfg.CertLifetime = o.CertLifetime
 	return cfg, nil
-}
-
-// processRegistry is the Prometheus registry of a long-running command,
-// with the Go runtime and process collectors.
-func processRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
-}
-
-// serveMetrics serves reg on addr until the returned stop is called.
-func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	}, nil
 }

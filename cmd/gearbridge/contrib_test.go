@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,7 +36,8 @@ func TestContribBridgeConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if opts.Listen != ":4731" || opts.CertsDir != "/etc/gearbridge/ca" || cfg.Key != "contrib_key_0123456789" {
+	if opts.Listen != ":4731" || opts.CertsDir != "" || opts.TLSKey != "/etc/gearbridge/tls/bridge.key" ||
+		cfg.RevocationsFile != "/etc/gearbridge/ca/revoked.json" || cfg.Key != "contrib_key_0123456789" {
 		t.Fatalf("options %+v", opts)
 	}
 	if err := cfg.Authz.Validate(); err != nil {
@@ -72,7 +74,7 @@ func TestContribWorkerConfig(t *testing.T) {
 // contrib/ ships.
 func TestContribSystemdUnits(t *testing.T) {
 	units, err := filepath.Glob(filepath.Join(contribDir, "systemd", "*.service"))
-	if err != nil || len(units) != 3 {
+	if err != nil || len(units) != 4 {
 		t.Fatalf("units %v, %v", units, err)
 	}
 	for _, u := range units {
@@ -139,5 +141,48 @@ func TestBridgeKeyFlagBeatsKeyfileInFile(t *testing.T) {
 	}
 	if cfg.Key != "from-flag" {
 		t.Fatalf("key %q, want the flag's", cfg.Key)
+	}
+}
+
+// TestContribCentralWorkerConfig loads contrib/worker-gearman.yaml, the
+// central worker's configuration, as `worker --config` does.
+func TestContribCentralWorkerConfig(t *testing.T) {
+	cmd := command(t, "worker", "--transport=gearman")
+	opts, notes, err := loadWorkerOptions(cmd.Flags(), filepath.Join(contribDir, "worker-gearman.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) > 0 {
+		t.Fatalf("notes: %v", notes)
+	}
+	if opts.Transport != transportGearman || opts.KeyFile != "/etc/mod_gearman/secret.key" || opts.MetricsListen != "127.0.0.1:9467" {
+		t.Fatalf("options %+v", opts)
+	}
+	if _, err := opts.workerConfig(os.Hostname); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestContribSystemdUnitsHardened: every unit runs the packaged binary
+// (make install rewrites /usr/bin/gearbridge to its BINDIR) as the
+// packaged user, with the settings the security rating rests on
+// (scripts/pkg-smoke.sh measures the rating as root).
+func TestContribSystemdUnitsHardened(t *testing.T) {
+	units, err := filepath.Glob(filepath.Join(contribDir, "systemd", "*.service"))
+	if err != nil || len(units) == 0 {
+		t.Fatalf("units %v, %v", units, err)
+	}
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(b), "\n")
+		for _, want := range []string{"ExecStart=/usr/bin/gearbridge ", "User=gearbridge", "Group=gearbridge",
+			"NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=", "SystemCallFilter=@system-service"} {
+			if !slices.ContainsFunc(lines, func(l string) bool { return l == want || strings.HasPrefix(l, want) && strings.HasSuffix(want, " ") }) {
+				t.Errorf("%s: no line %q", filepath.Base(u), want)
+			}
+		}
 	}
 }

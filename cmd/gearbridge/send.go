@@ -364,7 +364,7 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 		log.Warn("config", "warning", w)
 	}
 	ctx := cmd.Context()
-	reg := prometheus.NewRegistry()
+	reg := processRegistry()
 	metrics := sender.NewMetrics(reg)
 
 	transport, spoolDefault, err := sendTransport(g, f, st, log, transportLog, metrics)
@@ -390,6 +390,7 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 		}); err != nil {
 			return err
 		}
+		reg.MustRegister(spool.Collector())
 	}
 	snd, err := sender.New(sender.Config{Transport: transport, Spool: spool, Logger: log, Metrics: metrics})
 	if err != nil {
@@ -403,6 +404,15 @@ func runSend(cmd *cobra.Command, s streams, g *globals, f *sendFlags) error {
 	if f.daemon {
 		if spool == nil {
 			return errors.New("--daemon needs a spool (--no-spool is not possible)")
+		}
+		if gt, ok := transport.(*sender.GearmanTransport); ok {
+			// Straight to gearmand: its reachability, as the bridge
+			// exports it.
+			stop, err := gt.StartProbe(ctx, reg, 0)
+			if err != nil {
+				return err
+			}
+			defer stop()
 		}
 		return runSendDaemon(ctx, s, f, st, snd, log, reg)
 	}
@@ -631,8 +641,9 @@ func runSendDaemon(ctx context.Context, s streams, f *sendFlags, st *sendSetup, 
 	if err := os.MkdirAll(filepath.Dir(socket), 0o700); err != nil {
 		return fmt.Errorf("socket dir: %w", err)
 	}
+	ready := &readiness{}
 	if f.metricsListen != "" {
-		stop, err := serveMetrics(f.metricsListen, reg)
+		stop, err := serveMetrics(f.metricsListen, reg, ready)
 		if err != nil {
 			return err
 		}
@@ -653,6 +664,9 @@ func runSendDaemon(ctx context.Context, s streams, f *sendFlags, st *sendSetup, 
 	if err != nil {
 		return err
 	}
+	// Ready once its socket takes results; delivery problems show in the
+	// spool gauges, not here, since results are safe in the spool.
+	ready.set(func() error { return nil })
 	log.Info("send daemon started", "socket", socket)
 	renewCtx, stopRenewal := context.WithCancel(ctx)
 	renewDone := make(chan struct{})

@@ -544,7 +544,7 @@ func (o workerOptions) gearmanOptions() (worker.GearmanOptions, error) {
 
 // runGearmanWorker runs a --transport=gearman worker until ctx ends and it
 // has drained.
-func runGearmanWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger, reg *prometheus.Registry) error {
+func runGearmanWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger, reg *prometheus.Registry, ready *readiness) error {
 	g, err := opts.gearmanOptions()
 	if err != nil {
 		return usageError(err)
@@ -553,6 +553,7 @@ func runGearmanWorker(ctx context.Context, opts workerOptions, cfg worker.Config
 	if err != nil {
 		return usageError(err)
 	}
+	ready.set(w.Ready)
 	return w.Run(ctx)
 }
 
@@ -563,15 +564,16 @@ func runWorker(ctx context.Context, opts workerOptions, cfg worker.Config, log *
 
 // runWorkerWith is runWorker with the registry its metrics go to.
 func runWorkerWith(ctx context.Context, opts workerOptions, cfg worker.Config, log *slog.Logger, reg *prometheus.Registry) error {
+	ready := &readiness{}
 	if opts.MetricsListen != "" {
-		stop, err := serveMetrics(opts.MetricsListen, reg)
+		stop, err := serveMetrics(opts.MetricsListen, reg, ready)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
 	if opts.Transport == transportGearman {
-		return runGearmanWorker(ctx, opts, cfg, log, reg)
+		return runGearmanWorker(ctx, opts, cfg, log, reg, ready)
 	}
 	tlsReloader, renew, err := opts.openTLS(log)
 	if err != nil {
@@ -597,6 +599,7 @@ func runWorkerWith(ctx context.Context, opts workerOptions, cfg worker.Config, l
 	if err != nil {
 		return usageError(err)
 	}
+	ready.set(w.Ready)
 
 	// SIGHUP reloads the certificate, for example after a renewal; new
 	// connections use it.

@@ -1,0 +1,237 @@
+# gearbridge embedded Perl server (see plugin/perl.go for the protocol).
+#
+# Started by the worker as `perl -e <this file> -- <cache>` with file
+# descriptor 3 a stream socket to the worker. For every request it compiles
+# the plugin file once into an anonymous sub in a package of its own (kept
+# while the file's mtime, size and inode stay the same, when <cache> is 1),
+# forks a child that runs it and reports the child's pid and, once reaped,
+# its wait status. The child writes to two FIFOs the worker reads, so the
+# worker keeps the output cap and kills the child's process group itself.
+#
+# Frames in both directions: "<length>\n" + fields joined by NUL bytes.
+# Requests:  run, id, path, $0, cwd, stdout fifo, stderr fifo, argc, args..., env...
+# Replies:   started, id, pid | exit, id, wait status | compile, id, text | fail, id, text
+
+# Plugins are compiled by this sub, which is defined before any pragma and
+# lexical of the server, so that plugin code sees none of them (a script is
+# not strict unless it says so).
+sub Gearbridge::EPN::compile_string { return eval $_[0] }
+
+# exit in a plugin ends the forked child as it ends a script; at compile time
+# (a BEGIN block) it must not end the server.
+BEGIN {
+    *CORE::GLOBAL::exit = sub (;$) {
+        my $code = @_ ? $_[0] : 0;
+        die "exit($code) called while the plugin was compiled\n" if $Gearbridge::EPN::in_server;
+        CORE::exit($code);
+    };
+}
+
+package Gearbridge::EPN;
+
+use strict;
+use warnings;
+use POSIX ();
+use Fcntl qw(O_WRONLY);
+
+our $in_server = 1;
+
+my $use_cache = ($ARGV[0] // q(1)) eq q(1) ? 1 : 0;
+open(my $sock, '+<&=', 3) or die "gearbridge epn: fd 3: $!\n";
+binmode($sock);
+
+pipe(my $wake_r, my $wake_w) or die "gearbridge epn: pipe: $!\n";
+for my $fh ($wake_r, $wake_w) {
+    my $flags = fcntl($fh, Fcntl::F_GETFL(), 0);
+    fcntl($fh, Fcntl::F_SETFL(), $flags | Fcntl::O_NONBLOCK());
+}
+sub on_child { syswrite($wake_w, 'c') }
+$SIG{CHLD} = \&on_child;
+$SIG{PIPE} = 'IGNORE';
+$SIG{INT}  = 'IGNORE';
+$SIG{HUP}  = 'IGNORE';
+
+my %running;    # pid => request id
+my %cache;      # path => { key, sub, pkg, err }
+my $serial = 0;
+
+sub send_frame {
+    my $data = join("\0", @_);
+    my $buf  = length($data) . "\n" . $data;
+    while (length $buf) {
+        my $n = syswrite($sock, $buf);
+        if (!defined $n) {
+            next if $!{EINTR} || $!{EAGAIN};
+            POSIX::_exit(1);    # the worker is gone
+        }
+        substr($buf, 0, $n, '');
+    }
+}
+
+# compile returns the plugin's sub, or undef and the classic ePN text.
+sub compile {
+    my ($path) = @_;
+    my @st = stat($path);
+    return (undef, qq(**ePN failed to compile $path: "cannot stat: $!"), undef) unless @st;
+    my $key = join(':', $st[9], $st[7], $st[1], $st[0]);
+    my $c = $cache{$path};
+    if ($c && $c->{key} eq $key) {
+        return ($c->{sub}, $c->{err}, $c->{pkg});
+    }
+    if ($c && $c->{pkg}) {
+        forget($c->{pkg});
+    }
+    delete $cache{$path};
+    my $src;
+    if (open(my $fh, '<', $path)) {
+        local $/;
+        $src = <$fh>;
+        close($fh);
+    } else {
+        return (undef, qq(**ePN failed to compile $path: "cannot read: $!"), undef);
+    }
+    # Text after __END__ or __DATA__ would end the wrapper too.
+    $src =~ s/^__(?:END|DATA)__\b.*\z//ms;
+    my $pkg  = 'Gearbridge::EPN::Plugin' . ++$serial;
+    my $line = ($path =~ /["\n]/) ? "#line 1\n" : qq(#line 1 "$path"\n);
+    my $code = "package $pkg; sub {\n$line$src\n;}";
+    my $sub;
+    {
+        local $SIG{__WARN__} = sub { print STDERR "gearbridge epn: compile $path: $_[0]" };
+        local ($@, $!);
+        $sub = Gearbridge::EPN::compile_string($code);
+        if (!$sub || ref($sub) ne 'CODE') {
+            my $err = $@ || 'the plugin did not compile to code';
+            my @lines = grep { length } map { s/^\s+|\s+$//gr } split /\n/, $err;
+            splice(@lines, 3) if @lines > 3;
+            $err = join(' ', @lines);
+            $sub = undef;
+            $c = { key => $key, sub => undef, pkg => $pkg, err => qq(**ePN failed to compile $path: "$err") };
+        } else {
+            $c = { key => $key, sub => $sub, pkg => $pkg, err => undef };
+        }
+    }
+    # A plugin's BEGIN blocks ran here: take back what the server relies on.
+    $SIG{CHLD} = \&on_child;
+    $SIG{PIPE} = 'IGNORE';
+    select(STDOUT);
+    $cache{$path} = $c if $use_cache;
+    return ($c->{sub}, $c->{err}, $c->{pkg});
+}
+
+# forget drops a compiled plugin's package, so that recompiling a changed
+# file (or use_perl_cache=no) does not pile up code in the server.
+sub forget {
+    my ($pkg) = @_;
+    no strict 'refs';
+    my ($parent, $leaf) = $pkg =~ /^(.*::)(\w+)$/;
+    %{"${pkg}::"} = ();
+    delete ${$parent}{"${leaf}::"};
+}
+
+sub run_request {
+    my ($id, $path, $name, $cwd, $out, $err, $argc, @rest) = @_;
+    my @args = splice(@rest, 0, $argc);
+    my @env  = @rest;
+    my ($sub, $cerr, $pkg) = compile($path);
+    if (!$sub) {
+        forget($pkg) if $pkg && !$use_cache;
+        send_frame('compile', $id, $cerr);
+        return;
+    }
+    my ($ofh, $efh);
+    if (!sysopen($ofh, $out, O_WRONLY) || !sysopen($efh, $err, O_WRONLY)) {
+        send_frame('fail', $id, "open output fifo: $!");
+        return;
+    }
+    my $pid = fork();
+    if (!defined $pid) {
+        send_frame('fail', $id, "fork: $!");
+        return;
+    }
+    if ($pid == 0) {
+        child($sub, $ofh, $efh, $path, $name, $cwd, \@args, \@env);
+    }
+    POSIX::setpgid($pid, $pid);    # also done by the child: no race with a kill
+    close($ofh);
+    close($efh);
+    forget($pkg) if !$use_cache;
+    $running{$pid} = $id;
+    send_frame('started', $id, $pid);
+}
+
+sub child {
+    my ($sub, $ofh, $efh, $path, $name, $cwd, $args, $env) = @_;
+    $in_server = 0;
+    POSIX::setpgid(0, 0);
+    $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE INT HUP TERM QUIT ALRM USR1 USR2);
+    close($sock);
+    close($wake_r);
+    close($wake_w);
+    open(STDIN,  '<',  '/dev/null');
+    open(STDOUT, '>&', $ofh) or POSIX::_exit(70);
+    open(STDERR, '>&', $efh) or POSIX::_exit(70);
+    close($ofh);
+    close($efh);
+    %ENV = ();
+    for my $kv (@$env) {
+        my ($k, $v) = split(/=/, $kv, 2);
+        $ENV{$k} = $v // '';
+    }
+    chdir($cwd) if length $cwd;
+    $0    = $name;
+    @ARGV = @$args;
+    ($/, $\, $,) = ("\n", undef, undef);
+    $@ = '';
+    $! = 0;
+    $? = 0;
+    my $ok = eval { $sub->(@ARGV); 1 };
+    if (!$ok) {
+        # As perl does for an uncaught die: $! if set, else $? >> 8, else 255.
+        my ($e, $errno, $status) = ($@, $! + 0, $? >> 8);
+        print STDERR $e;
+        CORE::exit($errno || $status || 255);
+    }
+    CORE::exit(0);
+}
+
+sub reap {
+    while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) {
+        my $id = delete $running{$pid};
+        send_frame('exit', $id, $?) if defined $id;
+    }
+}
+
+my $in = '';
+while (1) {
+    my $rin = '';
+    vec($rin, fileno($sock),   1) = 1;
+    vec($rin, fileno($wake_r), 1) = 1;
+    my $n = select(my $rout = $rin, undef, undef, 1);
+    if ($n > 0 && vec($rout, fileno($wake_r), 1)) {
+        1 while sysread($wake_r, my $junk, 512);
+    }
+    reap();
+    next unless $n > 0 && vec($rout, fileno($sock), 1);
+    my $got = sysread($sock, $in, 1 << 16, length $in);
+    if (!defined $got) {
+        next if $!{EINTR} || $!{EAGAIN};
+        last;
+    }
+    last if $got == 0;
+    while ($in =~ /\A(\d+)\n/ && length($in) >= length($1) + 1 + $1) {
+        my $len   = $1;
+        my $frame = substr($in, length($len) + 1, $len);
+        substr($in, 0, length($len) + 1 + $len, '');
+        my ($op, @f) = split(/\0/, $frame, -1);
+        if ($op eq 'run') {
+            run_request(@f);
+        } else {
+            send_frame('fail', $f[0] // '', "unknown request $op");
+        }
+    }
+}
+
+# The worker closed the socket: stop what still runs and leave.
+kill('KILL', -$_) for keys %running;
+POSIX::_exit(0);

@@ -103,8 +103,8 @@ type Config struct {
 	// server (enable_embedded_perl); EmbeddedPerlImplicitly also those
 	// without a "# nagios: +epn" line (use_embedded_perl_implicitly);
 	// PerlCache keeps compiled plugins until their file changes
-	// (use_perl_cache). PerlInterpreter is the perl to run; empty means
-	// "perl" from PATH.
+	// (use_perl_cache). PerlInterpreter is the perl that runs the server
+	// ("perl": the one in PATH).
 	EmbeddedPerl           bool
 	EmbeddedPerlImplicitly bool
 	PerlCache              bool
@@ -144,7 +144,9 @@ func DefaultConfig() Config {
 		TimeoutReturn:      DefaultTimeoutReturn,
 		InternalCheckDummy: true,
 		InternalNegate:     true,
+		WorkerNameInResult: plugin.WorkerNameOff,
 		PerlCache:          true,
+		PerlInterpreter:    "perl",
 		DrainTimeout:       DefaultDrainTimeout,
 		BackoffMin:         DefaultBackoffMin,
 		BackoffMax:         DefaultBackoffMax,

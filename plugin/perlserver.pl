@@ -23,7 +23,7 @@ BEGIN {
     *CORE::GLOBAL::exit = sub (;$) {
         my $code = @_ ? $_[0] : 0;
         die "exit($code) called while the plugin was compiled\n" if $Gearbridge::EPN::in_server;
-        CORE::exit($code);
+        Gearbridge::EPN::leave($code);
     };
 }
 
@@ -31,6 +31,8 @@ package Gearbridge::EPN;
 
 use strict;
 use warnings;
+use B ();
+use IO::Handle ();
 use POSIX ();
 use Fcntl qw(O_WRONLY);
 
@@ -46,6 +48,66 @@ for my $fh ($wake_r, $wake_w) {
     fcntl($fh, Fcntl::F_SETFL(), $flags | Fcntl::O_NONBLOCK());
 }
 sub on_child { syswrite($wake_w, 'c') }
+
+# Modules a plugin loads at run time (Monitoring::Plugin loads most of its
+# parts on first use) would be loaded again by every child. Children report
+# them through this pipe and the server loads them too, so that the next
+# children find them loaded.
+pipe(my $learn_r, my $learn_w) or die "gearbridge epn: pipe: $!\n";
+my %inc_at_fork;
+
+sub report_modules {
+    return if $in_server || !$learn_w;
+    my @new = grep { /\.pm\z/ && !$inc_at_fork{$_} && defined $INC{$_} && !ref $INC{$_} } keys %INC;
+    my $buf = '';
+    for my $m (@new) {
+        if (length($buf) + length($m) + 1 > 4000) {    # one atomic write each
+            syswrite($learn_w, $buf);
+            $buf = '';
+        }
+        $buf .= "$m\n";
+    }
+    syswrite($learn_w, $buf) if length $buf;
+    close($learn_w);
+    $learn_w = undef;
+}
+
+# leave ends a child the way exit ends a script, minus perl's global
+# destruction: END blocks run and STDOUT and STDERR are flushed, then the
+# process ends with _exit. Global destruction in a forked copy of a large
+# interpreter writes to most of its pages, which costs more than the plugin
+# itself (objects still alive at exit are therefore not DESTROYed).
+sub leave {
+    my ($code) = @_;
+    report_modules();
+    my $end = B::end_av();
+    if ($end && $end->isa('B::AV')) {
+        for my $cv ($end->ARRAY) {
+            eval { $cv->object_2svref->(); 1 } or print STDERR $@;
+        }
+    }
+    STDOUT->flush;
+    STDERR->flush;
+    POSIX::_exit($code & 0xff);
+}
+
+my %learned;
+my $learn_buf = '';
+
+sub learn {
+    my $n = sysread($learn_r, $learn_buf, 1 << 16, length $learn_buf);
+    return unless $n;
+    while ($learn_buf =~ s/\A([^\n]*)\n//) {
+        my $m = $1;
+        next if $learned{$m}++ || $INC{$m} || $m !~ m{\A[\w/]+\.pm\z};
+        local $SIG{__WARN__} = sub { };
+        local ($@, $!);
+        eval { require $m };
+        print STDERR "gearbridge epn: preload $m: $@" if $@;
+    }
+    $SIG{CHLD} = \&on_child;
+    $SIG{PIPE} = 'IGNORE';
+}
 $SIG{CHLD} = \&on_child;
 $SIG{PIPE} = 'IGNORE';
 $SIG{INT}  = 'IGNORE';
@@ -144,6 +206,7 @@ sub run_request {
         send_frame('fail', $id, "open output fifo: $!");
         return;
     }
+    %inc_at_fork = %INC;
     my $pid = fork();
     if (!defined $pid) {
         send_frame('fail', $id, "fork: $!");
@@ -168,6 +231,7 @@ sub child {
     close($sock);
     close($wake_r);
     close($wake_w);
+    close($learn_r);
     open(STDIN,  '<',  '/dev/null');
     open(STDOUT, '>&', $ofh) or POSIX::_exit(70);
     open(STDERR, '>&', $efh) or POSIX::_exit(70);
@@ -190,9 +254,9 @@ sub child {
         # As perl does for an uncaught die: $! if set, else $? >> 8, else 255.
         my ($e, $errno, $status) = ($@, $! + 0, $? >> 8);
         print STDERR $e;
-        CORE::exit($errno || $status || 255);
+        leave($errno || $status || 255);
     }
-    CORE::exit(0);
+    leave(0);
 }
 
 sub reap {
@@ -207,10 +271,12 @@ while (1) {
     my $rin = '';
     vec($rin, fileno($sock),   1) = 1;
     vec($rin, fileno($wake_r), 1) = 1;
+    vec($rin, fileno($learn_r), 1) = 1;
     my $n = select(my $rout = $rin, undef, undef, 1);
     if ($n > 0 && vec($rout, fileno($wake_r), 1)) {
         1 while sysread($wake_r, my $junk, 512);
     }
+    learn() if $n > 0 && vec($rout, fileno($learn_r), 1);
     reap();
     next unless $n > 0 && vec($rout, fileno($sock), 1);
     my $got = sysread($sock, $in, 1 << 16, length $in);

@@ -191,6 +191,7 @@ with the reason.`,
 	f.Int("timeout-return", d.TimeoutReturn, "return code of timed-out plugins: 0 OK, 1 WARNING, 2 CRITICAL (the classic default), 3 UNKNOWN")
 	f.Bool("show-error-output", d.ShowErrorOutput, "append stderr to the output of failing plugins")
 	f.StringSlice("restrict-path", nil, "only run commands below these `DIR`s (comma list)")
+	f.Bool("internal-check-dummy", d.InternalCheckDummy, "answer .../check_dummy STATE [TEXT] without starting a process")
 	f.Bool("internal-negate", d.InternalNegate, "run .../negate [options] /path/plugin in process: the plugin runs, negate's state mapping is applied")
 	f.String("worker-name-in-result", d.WorkerNameInResult, "add \"(worker: <identifier>)\" to plugin output: off, on (in front) or pre_perfdata (before the perfdata)")
 	f.Bool("embedded-perl", false, "run Perl plugins marked \"# nagios: +epn\" in a persistent Perl server (compiled once, a fork per check)")

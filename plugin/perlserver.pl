@@ -56,8 +56,10 @@ sub on_child { syswrite($wake_w, 'c') }
 pipe(my $learn_r, my $learn_w) or die "gearbridge epn: pipe: $!\n";
 my %inc_at_fork;
 
+my $inc_count = 0;
+
 sub report_modules {
-    return if $in_server || !$learn_w;
+    return if $in_server || !$learn_w || keys(%INC) == $inc_count;
     my @new = grep { /\.pm\z/ && !$inc_at_fork{$_} && defined $INC{$_} && !ref $INC{$_} } keys %INC;
     my $buf = '';
     for my $m (@new) {
@@ -114,6 +116,7 @@ $SIG{INT}  = 'IGNORE';
 $SIG{HUP}  = 'IGNORE';
 
 my %running;    # pid => request id
+my $server_cwd = do { require Cwd; Cwd::getcwd() } // '';
 my %cache;      # path => { key, sub, pkg, err }
 my $serial = 0;
 
@@ -206,7 +209,10 @@ sub run_request {
         send_frame('fail', $id, "open output fifo: $!");
         return;
     }
-    %inc_at_fork = %INC;
+    if (keys(%INC) != $inc_count) {
+        %inc_at_fork = %INC;
+        $inc_count   = keys %INC;
+    }
     my $pid = fork();
     if (!defined $pid) {
         send_frame('fail', $id, "fork: $!");
@@ -227,7 +233,8 @@ sub child {
     my ($sub, $ofh, $efh, $path, $name, $cwd, $args, $env) = @_;
     $in_server = 0;
     POSIX::setpgid(0, 0);
-    $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE INT HUP TERM QUIT ALRM USR1 USR2);
+    # Only what the server changed; every touched page costs a copy here.
+    $SIG{$_} = 'DEFAULT' for qw(CHLD PIPE INT HUP);
     close($sock);
     close($wake_r);
     close($wake_w);
@@ -237,12 +244,20 @@ sub child {
     open(STDERR, '>&', $efh) or POSIX::_exit(70);
     close($ofh);
     close($efh);
-    %ENV = ();
+    # The plugin's environment replaces the server's; unchanged entries are
+    # left alone (each change rewrites the process environment).
+    my %want;
     for my $kv (@$env) {
         my ($k, $v) = split(/=/, $kv, 2);
-        $ENV{$k} = $v // '';
+        $want{$k} = $v // '';
     }
-    chdir($cwd) if length $cwd;
+    for my $k (keys %ENV) {
+        delete $ENV{$k} unless exists $want{$k};
+    }
+    while (my ($k, $v) = each %want) {
+        $ENV{$k} = $v unless defined $ENV{$k} && $ENV{$k} eq $v;
+    }
+    chdir($cwd) if length $cwd && $cwd ne $server_cwd;
     $0    = $name;
     @ARGV = @$args;
     ($/, $\, $,) = ("\n", undef, undef);

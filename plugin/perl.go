@@ -418,14 +418,10 @@ func (s *perlServer) stop() {
 	}
 }
 
-// kill ends a server that does not answer.
+// kill ends a server that does not answer. It counts as dead at once, so
+// that the next check starts a new one.
 func (s *perlServer) kill(why error) {
-	s.mu.Lock()
-	if s.err == nil {
-		s.err = why
-	}
-	s.mu.Unlock()
-	_ = s.cmd.Process.Kill()
+	s.die(why)
 }
 
 func readPerlFrame(br *bufio.Reader) ([]string, error) {
@@ -494,6 +490,7 @@ func (p *Perl) run(ctx context.Context, path, name string, args, env []string, o
 	start := time.Now()
 	if err := s.send(fields...); err != nil {
 		s.abandon(id)
+		s.die(fmt.Errorf("send: %w", err))
 		p.lost.Add(1)
 		return failed(fmt.Sprintf("UNKNOWN: embedded Perl: send the plugin to the server: %v (worker: %s)", err, opt.Identifier), err)
 	}

@@ -326,6 +326,28 @@ func TestPerlServerKilled(t *testing.T) {
 	}
 }
 
+// TestPerlStuckCompile: a plugin whose BEGIN block never ends holds up the
+// server; at the check's timeout the check gets the timeout result, the
+// server is replaced, and the next check runs.
+func TestPerlStuckCompile(t *testing.T) {
+	needPerl(t)
+	p := newTestPerl(t, PerlConfig{})
+	opt := perlOptions(p)
+	opt.Timeout = time.Second
+	opt.Kind = KindHost
+	res := Run(t.Context(), testPlugin(t, "begin_hang.pl"), opt)
+	if res.ReturnCode != DefaultTimeoutReturn || res.Output != "(Host Check Timed Out On Worker: test)" || !res.EarlyTimeout {
+		t.Errorf("stuck compile = rc %d %q, want the timeout result", res.ReturnCode, res.Output)
+	}
+	next := Run(t.Context(), testPlugin(t, "global.pl"), perlOptions(p))
+	if next.ReturnCode != 0 || !strings.HasPrefix(next.Output, "global: clean") {
+		t.Errorf("next check = rc %d %q", next.ReturnCode, next.Output)
+	}
+	if s := p.Stats(); s.ServerStarts != 2 {
+		t.Errorf("server starts = %d, want 2 (the stuck one replaced)", s.ServerStarts)
+	}
+}
+
 // TestPerlClose: Close stops the server and later runs get an explicit
 // result.
 func TestPerlClose(t *testing.T) {

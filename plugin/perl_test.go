@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -216,6 +217,14 @@ func TestPerlFailures(t *testing.T) {
 		}
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("timeout took %v", d)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+		defer cancel()
+		res := Run(ctx, testPlugin(t, "slow.pl")+" 30", perlOptions(p))
+		if res.ReturnCode != 3 || res.Output != "(Check Cancelled On Worker: test)\nstarted" || !res.Cancelled {
+			t.Errorf("cancelled = rc %d %q (cancelled %v)", res.ReturnCode, res.Output, res.Cancelled)
 		}
 	})
 	t.Run("output cap", func(t *testing.T) {

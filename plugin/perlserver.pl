@@ -34,7 +34,7 @@ use warnings;
 use B ();
 use IO::Handle ();
 use POSIX ();
-use Fcntl qw(O_WRONLY);
+use Fcntl qw(O_WRONLY O_NONBLOCK F_GETFL F_SETFL);
 
 our $in_server = 1;
 
@@ -204,10 +204,16 @@ sub run_request {
         send_frame('compile', $id, $cerr);
         return;
     }
+    # Without O_NONBLOCK, opening a FIFO whose reader has gone (the worker
+    # gave up on the check) would block the server for good; with it the
+    # open fails instead. The child gets blocking descriptors.
     my ($ofh, $efh);
-    if (!sysopen($ofh, $out, O_WRONLY) || !sysopen($efh, $err, O_WRONLY)) {
+    if (!sysopen($ofh, $out, O_WRONLY | O_NONBLOCK) || !sysopen($efh, $err, O_WRONLY | O_NONBLOCK)) {
         send_frame('fail', $id, "open output fifo: $!");
         return;
+    }
+    for my $fh ($ofh, $efh) {
+        fcntl($fh, F_SETFL, fcntl($fh, F_GETFL, 0) & ~O_NONBLOCK);
     }
     if (keys(%INC) != $inc_count) {
         %inc_at_fork = %INC;

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -480,6 +481,13 @@ func (o workerOptions) workerConfig(hostname func() (string, error)) (worker.Con
 	cfg.EmbeddedPerlImplicitly = o.EmbeddedPerlImplicitly
 	cfg.PerlCache = o.PerlCache
 	cfg.PerlInterpreter = o.Perl
+	if o.EmbeddedPerl {
+		// Found now rather than at the first Perl plugin, which would
+		// otherwise get the error as its result, check after check.
+		if _, err := exec.LookPath(o.Perl); err != nil {
+			return cfg, fmt.Errorf("embedded-perl: the Perl interpreter: %w (install perl or set --perl)", err)
+		}
+	}
 	cfg.RestrictPath = o.RestrictPath
 	cfg.RestrictCommandCharacters = o.RestrictCommandCharacters
 	cfg.DrainTimeout = o.DrainTimeout

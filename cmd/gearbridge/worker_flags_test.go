@@ -195,3 +195,13 @@ func TestWorkerClassicFlagErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerEmbeddedPerlNeedsPerl: --embedded-perl with an interpreter that
+// does not exist is a usage error at start, not an error result per check.
+func TestWorkerEmbeddedPerlNeedsPerl(t *testing.T) {
+	code, _, errOut := runCmd(t, "gearbridge", "worker", "--transport=gearman", "--services", "--encryption=no",
+		"--embedded-perl", "--perl", "/nonexistent/perl")
+	if code != exitUsage || !strings.Contains(errOut, "embedded-perl: the Perl interpreter") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}

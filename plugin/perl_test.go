@@ -104,6 +104,22 @@ func TestPerlMarkers(t *testing.T) {
 	explicit := newTestPerl(t, PerlConfig{})
 	implicit := newTestPerl(t, PerlConfig{Implicit: true})
 	where, noepn := testPlugin(t, "where.pl"), testPlugin(t, "noepn.pl")
+	// The marker counts only within the first 10 lines.
+	src, err := os.ReadFile(where)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(src), "\n", 2)
+	late := filepath.Join(t.TempDir(), "late.pl")
+	body := lines[0] + "\n" + strings.Repeat("#\n", 9) + "# nagios: +epn\n" + lines[1]
+	if err := os.WriteFile(late, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	early := filepath.Join(filepath.Dir(late), "early.pl")
+	body = lines[0] + "\n" + strings.Repeat("#\n", 8) + "# nagios: +epn\n" + lines[1]
+	if err := os.WriteFile(early, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		p        *Perl
@@ -116,6 +132,9 @@ func TestPerlMarkers(t *testing.T) {
 		{name: "-epn implicitly", p: implicit, cmd: noepn, embedded: false},
 		{name: "shell command line", p: implicit, cmd: where + " ; true", embedded: false},
 		{name: "off", p: nil, cmd: where, embedded: false},
+		{name: "+epn on line 10", p: explicit, cmd: early, embedded: true},
+		{name: "+epn on line 11", p: explicit, cmd: late, embedded: false},
+		{name: "PATH prefix goes through the shell", p: implicit, cmd: "PATH=" + filepath.Dir(where) + ":/usr/bin:/bin where.pl", embedded: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +146,14 @@ func TestPerlMarkers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("found in the worker's PATH", func(t *testing.T) {
+		t.Setenv("PATH", filepath.Dir(where)+":"+os.Getenv("PATH"))
+		opt := testOptions()
+		opt.Perl = implicit
+		if res := Run(t.Context(), "where.pl", opt); !runsEmbedded(t, res) {
+			t.Errorf("where.pl from PATH ran executed: %q", res.Output)
+		}
+	})
 }
 
 // TestPerlEnvironment: arguments, environment (the worker's, the options'

@@ -184,6 +184,24 @@ func TestPerlEnvironment(t *testing.T) {
 	}
 }
 
+// TestPerlWarningsSwitch: "-w" on the #! line turns on warnings as it
+// does for an executed script.
+func TestPerlWarningsSwitch(t *testing.T) {
+	needPerl(t)
+	p := newTestPerl(t, PerlConfig{})
+	script := filepath.Join(t.TempDir(), "warn.pl")
+	body := "#!/usr/bin/perl -w\n# nagios: +epn\nmy $x; my $y = 'a' . $x;\nprint \"done\\n\";\nexit 1;\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exec := Run(t.Context(), script, testOptions())
+	emb := Run(t.Context(), script, perlOptions(p))
+	want := "done\n[Use of uninitialized value $x in concatenation (.) or string at " + script + " line 3.]"
+	if exec.Output != want || emb.Output != want || emb.ReturnCode != 1 {
+		t.Errorf("executed %q\nembedded %q\nwant     %q", exec.Output, emb.Output, want)
+	}
+}
+
 // TestPerlNoLeak: a plugin that sets globals and exits, run twice, sees a
 // clean interpreter each time.
 func TestPerlNoLeak(t *testing.T) {

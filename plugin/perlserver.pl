@@ -1,6 +1,6 @@
 # gearbridge embedded Perl server (see plugin/perl.go for the protocol).
 #
-# Started by the worker as `perl -e <this file> -- <cache>` with file
+# Started by the worker as `perl -e <this file> <cache>` with file
 # descriptor 3 a stream socket to the worker. For every request it compiles
 # the plugin file once into an anonymous sub in a package of its own (kept
 # while the file's mtime, size and inode stay the same, when <cache> is 1),
@@ -159,7 +159,10 @@ sub compile {
     $src =~ s/^__(?:END|DATA)__\b.*\z//ms;
     my $pkg  = 'Gearbridge::EPN::Plugin' . ++$serial;
     my $line = ($path =~ /["\n]/) ? "#line 1\n" : qq(#line 1 "$path"\n);
-    my $code = "package $pkg; sub {\n$line$src\n;}";
+    # "#!/usr/bin/perl -w" turns warnings on for a script; here for the
+    # plugin's own code only.
+    my $w    = ($src =~ /\A#![^\n]*perl\S*[ \t]+-\w*w/) ? 'use warnings; ' : '';
+    my $code = "package $pkg; ${w}sub {\n$line$src\n;}";
     my $sub;
     {
         local $SIG{__WARN__} = sub { print STDERR "gearbridge epn: compile $path: $_[0]" };

@@ -76,4 +76,23 @@
 // the result is return code 3 with the Go worker's text "command contains
 // bad path". With [Options.InternalCheckDummy] set, command lines that run
 // check_dummy are answered without starting a process ([InternalDummy]).
+//
+// # negate and the worker name
+//
+// With [Options.InternalNegate], ".../negate [options] /path/plugin args"
+// runs the plugin itself (the first argument starting with "/"; given as
+// one quoted word it is split again) and applies negate's mapping: -o, -w,
+// -c and -u name the state OK, WARNING, CRITICAL and UNKNOWN become (a name
+// or 0..3; without any, OK and CRITICAL swap), -s replaces the first state
+// word in the output, -t bounds the plugin (default 11 s, never above
+// Options.Timeout) and -T sets the state of a timeout. Options are read as
+// Go's flag package reads them, as the classic Go worker does; a line it
+// cannot read runs the real negate. [Options.WorkerNameInResult] adds
+// "(worker: <id>)" to the output of plugins that exited with 0..3.
+//
+// # Embedded Perl
+//
+// With [Options.Perl] set, Perl plugins that ask for it run in a persistent
+// Perl server instead of a new perl process: see [Perl] for which plugins,
+// and how the server keeps the guarantees above.
 package plugin

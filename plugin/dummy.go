@@ -19,6 +19,11 @@ import (
 // "UNKNOWN: Status <state> is not a supported error state".
 func InternalDummy(commandLine string) (Result, bool) {
 	argv, _, useShell := Parse(commandLine)
+	return internalDummy(argv, useShell)
+}
+
+// internalDummy is InternalDummy for a command line Parse has split.
+func internalDummy(argv []string, useShell bool) (Result, bool) {
 	if useShell || len(argv) < 2 || !strings.HasSuffix(argv[0], "/check_dummy") ||
 		strings.HasPrefix(argv[1], "-") {
 		return Result{}, false

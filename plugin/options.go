@@ -110,7 +110,32 @@ type Options struct {
 	// InternalCheckDummy answers check_dummy command lines without
 	// starting a process (see [InternalDummy]).
 	InternalCheckDummy bool
+
+	// InternalNegate runs command lines of the form ".../negate [options]
+	// /path/plugin ..." in process: the plugin runs as usual and negate's
+	// state mapping is applied to its result (see the package
+	// documentation).
+	InternalNegate bool
+
+	// WorkerNameInResult adds "(worker: <Identifier>)" to the output of
+	// plugins that ran and exited with 0..3: WorkerNameOn puts it in front,
+	// WorkerNamePrePerfdata before the first perfdata pipe sign (or at the
+	// end). Empty or WorkerNameOff adds nothing.
+	WorkerNameInResult string
+
+	// Perl, when not nil, runs Perl plugins that ask for it in the embedded
+	// Perl server (see [Perl]). The server is shared by every run that
+	// names it.
+	Perl *Perl
 }
+
+// Values of [Options.WorkerNameInResult], as the classic option
+// worker_name_in_result spells them.
+const (
+	WorkerNameOff         = "off"
+	WorkerNameOn          = "on"
+	WorkerNamePrePerfdata = "pre_perfdata"
+)
 
 // DefaultOptions returns the options of a worker configured with the
 // Mod-Gearman defaults: 60 s timeout, timeout_return 2 (CRITICAL),
@@ -140,6 +165,11 @@ func (o Options) Validate() error {
 		return fmt.Errorf("plugin max output %d: must not be negative", o.MaxOutput)
 	case o.KillGrace < 0:
 		return fmt.Errorf("plugin kill grace %v: must not be negative", o.KillGrace)
+	}
+	switch o.WorkerNameInResult {
+	case "", WorkerNameOff, WorkerNameOn, WorkerNamePrePerfdata:
+	default:
+		return fmt.Errorf("worker_name_in_result %q: want off, on or pre_perfdata", o.WorkerNameInResult)
 	}
 	for _, p := range o.RestrictPath {
 		if !filepath.IsAbs(p) {

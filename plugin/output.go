@@ -76,6 +76,24 @@ func withDetail(text, output string) string {
 	return text + "\n" + output
 }
 
+// withWorkerName adds the worker name to the output of a plugin that exited
+// with 0..3, as the classic Go worker does for worker_name_in_result: "on"
+// gives "(worker: <id>) <output>", "pre_perfdata" puts " (worker: <id>) "
+// before the first pipe sign or " (worker: <id>)" at the end.
+func withWorkerName(output string, opt Options) string {
+	tag := "(worker: " + opt.Identifier + ")"
+	switch opt.WorkerNameInResult {
+	case WorkerNameOn:
+		return tag + " " + output
+	case WorkerNamePrePerfdata:
+		if text, perf, ok := strings.Cut(output, "|"); ok {
+			return text + " " + tag + " |" + perf
+		}
+		return output + " " + tag
+	}
+	return output
+}
+
 // truncationNote is appended when output exceeded the budget.
 func truncationNote(limit int, discarded int64) string {
 	return fmt.Sprintf("[output truncated to %d bytes, %d bytes discarded]", limit, discarded)

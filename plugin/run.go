@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -57,16 +58,41 @@ func Run(ctx context.Context, commandLine string, opt Options) Result {
 			return failed(restrictedText, err)
 		}
 	}
+	argv, env, useShell := Parse(commandLine)
+	if opt.InternalNegate && !useShell {
+		if n, inner, ok := parseNegate(argv); ok {
+			return runNegated(ctx, n, inner, env, opt)
+		}
+	}
+	return dispatch(ctx, argv, env, useShell, opt)
+}
+
+// dispatch answers a parsed command line: internally (check_dummy), with
+// the embedded Perl server, or as a process.
+func dispatch(ctx context.Context, argv, env []string, useShell bool, opt Options) Result {
 	if opt.InternalCheckDummy {
-		if res, ok := InternalDummy(commandLine); ok {
+		if res, ok := internalDummy(argv, useShell); ok {
 			return res
 		}
 	}
-	argv, env, _ := Parse(commandLine)
 	if len(argv) == 0 {
 		return failed("UNKNOWN: empty command line (worker: "+opt.Identifier+")", errors.New("empty command line"))
 	}
+	if opt.Perl != nil && !useShell && !hasNUL(argv) && !hasNUL(env) {
+		if path, name, ok := opt.Perl.embeds(argv[0]); ok {
+			return opt.Perl.run(ctx, path, name, argv[1:], env, opt)
+		}
+	}
 	return execute(ctx, argv, env, opt)
+}
+
+func hasNUL(words []string) bool {
+	for _, w := range words {
+		if strings.IndexByte(w, 0) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // failed is the result for a plugin that was never started.
@@ -111,6 +137,8 @@ func execute(ctx context.Context, argv, env []string, opt Options) Result {
 	defer errR.Close()
 	cmd.Stdout, cmd.Stderr = outW, errW
 
+	runCtx, cancel := context.WithTimeoutCause(ctx, opt.Timeout, errTimedOut)
+	defer cancel()
 	start := time.Now()
 	err = cmd.Start()
 	outW.Close()
@@ -118,41 +146,70 @@ func execute(ctx context.Context, argv, env []string, opt Options) Result {
 	if err != nil {
 		return startFailure(err, start, opt.Identifier)
 	}
-	pgid := cmd.Process.Pid // Setpgid: the plugin leads its own group
-
-	out := newCapture(opt.MaxOutput)
-	var readers sync.WaitGroup
-	readers.Go(func() { out.readFrom(outR, &out.stdout) })
-	readers.Go(func() { out.readFrom(errR, &out.stderr) })
-	drained := make(chan struct{})
-	go func() { readers.Wait(); close(drained) }()
 
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
+	return supervise(runCtx, start, process{
+		pgid:   cmd.Process.Pid, // Setpgid: the plugin leads its own group
+		exited: exited,
+		status: func() (syscall.WaitStatus, error) {
+			if cmd.ProcessState == nil { // wait4 itself failed; nothing to map
+				return 0, fmt.Errorf("cannot wait for plugin: %w", waitErr)
+			}
+			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			return ws, nil
+		},
+		outR: outR,
+		errR: errR,
+	}, opt)
+}
 
-	runCtx, cancel := context.WithTimeoutCause(ctx, opt.Timeout, errTimedOut)
-	defer cancel()
+// process is a started plugin as supervise sees it: an executed one, or a
+// child of the embedded Perl server.
+type process struct {
+	// pgid is the plugin's process group (its pid: it leads the group).
+	pgid int
+	// exited is closed once the plugin has been reaped, or once its status
+	// can no longer be learned.
+	exited <-chan struct{}
+	// status is the wait status, valid after exited is closed; an error
+	// says why there is none.
+	status func() (syscall.WaitStatus, error)
+	// outR and errR are the read ends of the plugin's stdout and stderr.
+	outR, errR *os.File
+}
+
+// supervise waits for a started plugin: it kills its process group at the
+// timeout or when runCtx is cancelled, collects its output under the cap
+// and maps what happened to a result.
+func supervise(runCtx context.Context, start time.Time, p process, opt Options) Result {
+	out := newCapture(opt.MaxOutput)
+	var readers sync.WaitGroup
+	readers.Go(func() { out.readFrom(p.outR, &out.stdout) })
+	readers.Go(func() { out.readFrom(p.errR, &out.stderr) })
+	drained := make(chan struct{})
+	go func() { readers.Wait(); close(drained) }()
 
 	reason := notStopped
 	select {
-	case <-exited:
+	case <-p.exited:
 	case <-runCtx.Done():
 		reason = stoppedCancel
 		if errors.Is(context.Cause(runCtx), errTimedOut) {
 			reason = stoppedTimeout
 		}
-		killGroup(pgid, syscall.SIGTERM)
+		killGroup(p.pgid, syscall.SIGTERM)
 		grace := time.NewTimer(opt.KillGrace)
 		select {
-		case <-exited:
+		case <-p.exited:
 		case <-grace.C:
 		}
 		grace.Stop()
 		// Also when the plugin left after SIGTERM: whatever it forked may
 		// still be running.
-		killGroup(pgid, syscall.SIGKILL)
-		<-exited
+		killGroup(p.pgid, syscall.SIGKILL)
+		<-p.exited
 	}
 	finish := time.Now()
 
@@ -172,28 +229,22 @@ func execute(ctx context.Context, argv, env []string, opt Options) Result {
 	select {
 	case <-drained:
 	default:
-		killGroup(pgid, syscall.SIGKILL)
+		killGroup(p.pgid, syscall.SIGKILL)
 		grace := time.NewTimer(opt.KillGrace)
 		select {
 		case <-drained:
 		case <-grace.C:
 			now := time.Now()
-			outR.SetReadDeadline(now)
-			errR.SetReadDeadline(now)
+			p.outR.SetReadDeadline(now)
+			p.errR.SetReadDeadline(now)
 			<-drained
 		}
 		grace.Stop()
 	}
 
 	res := Result{StartTime: start, FinishTime: finish}
-	if cmd.ProcessState == nil { // wait4 itself failed; nothing to map
-		res.ReturnCode = 3
-		res.Output = fmt.Sprintf("UNKNOWN: cannot wait for plugin: %v (worker: %s)", waitErr, opt.Identifier)
-		res.Err = waitErr
-		return res
-	}
 	stdout, stderr, discarded := out.texts()
-	state, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	state, statusErr := p.status()
 	switch {
 	case reason == stoppedTimeout:
 		res.ReturnCode = opt.TimeoutReturn
@@ -204,16 +255,20 @@ func execute(ctx context.Context, argv, env []string, opt Options) Result {
 		res.Output = withDetail(cancelledText(opt.Identifier), joinOutput(stdout, stderr, opt.ShowErrorOutput, true))
 		res.Cancelled = true
 		res.Err = context.Cause(runCtx)
+	case statusErr != nil:
+		res.ReturnCode = 3
+		res.Output = withDetail(fmt.Sprintf("UNKNOWN: %v (worker: %s)", statusErr, opt.Identifier), joinOutput(stdout, stderr, opt.ShowErrorOutput, true))
+		res.Err = statusErr
 	case state.Signaled():
 		res.ReturnCode = 3
 		res.Output = withDetail(signalText(state.Signal(), opt.Identifier), joinOutput(stdout, stderr, opt.ShowErrorOutput, true))
 	default:
 		res.ExitedOK = true
-		rc := cmd.ProcessState.ExitCode()
+		rc := state.ExitStatus()
 		output := joinOutput(stdout, stderr, opt.ShowErrorOutput, rc != 0)
 		switch {
 		case rc >= 0 && rc <= 3:
-			res.ReturnCode, res.Output = rc, output
+			res.ReturnCode, res.Output = rc, withWorkerName(output, opt)
 		case rc == 126:
 			res.ReturnCode, res.Output = 3, notExecutableText(opt.Identifier)
 		case rc == 127:
@@ -222,11 +277,8 @@ func execute(ctx context.Context, argv, env []string, opt Options) Result {
 			res.ReturnCode, res.Output = 3, withDetail(outOfBoundsText(rc, opt.Identifier), output)
 		}
 	}
-	if state.Signaled() {
+	if statusErr == nil && state.Signaled() {
 		res.Signal = signalName(state.Signal())
-	}
-	if waitErr != nil && !errors.As(waitErr, new(*exec.ExitError)) {
-		res.Err = waitErr
 	}
 	if discarded > 0 {
 		res.Output = withDetail(res.Output, truncationNote(opt.MaxOutput, discarded))

@@ -22,5 +22,8 @@ echo
 echo "== gearbridge bench send"
 bin/gearbridge bench send --server 127.0.0.1:"$port" --log-level warn
 echo
+echo "== gearbridge bench perl"
+bin/gearbridge bench perl --log-level warn
+echo
 echo "== broker module (C fake core, real gearmand)"
 go test -count=1 -run TestBenchmarkFigures -v ./e2e/neb | grep -v -E '^(=== RUN|--- PASS|PASS$|ok )'

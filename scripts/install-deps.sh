@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo need: the real Gearman
-# job server and CLI, and openssl (the independent oracle for the payload
-# codec). Only root can install; others get a clear message and the tests
+# job server and CLI, openssl (the independent oracle for the payload
+# codec), and perl with Monitoring::Plugin (the embedded Perl server's
+# tests and benchmark). Only root can install; others get a clear message and the tests
 # that need a missing part skip loudly.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # Prometheus and promtool: e2e/prometheus_test.go and make lint's rule check.
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v perl >/dev/null 2>&1 || need+=(perl)
+perl -MMonitoring::Plugin -e 1 >/dev/null 2>&1 || need+=(libmonitoring-plugin-perl)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

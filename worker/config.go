@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/plugin"
 )
 
 // Defaults of [DefaultConfig].
@@ -91,6 +92,23 @@ type Config struct {
 	// InternalCheckDummy answers check_dummy command lines without starting
 	// a process.
 	InternalCheckDummy bool
+	// InternalNegate runs ".../negate [options] /path/plugin" command lines
+	// in process (internal_negate).
+	InternalNegate bool
+	// WorkerNameInResult adds the identifier to plugin output: "on" in
+	// front, "pre_perfdata" before the perfdata; "" or "off" not at all
+	// (worker_name_in_result).
+	WorkerNameInResult string
+	// EmbeddedPerl runs Perl plugins that ask for it in a persistent Perl
+	// server (enable_embedded_perl); EmbeddedPerlImplicitly also those
+	// without a "# nagios: +epn" line (use_embedded_perl_implicitly);
+	// PerlCache keeps compiled plugins until their file changes
+	// (use_perl_cache). PerlInterpreter is the perl that runs the server
+	// ("perl": the one in PATH).
+	EmbeddedPerl           bool
+	EmbeddedPerlImplicitly bool
+	PerlCache              bool
+	PerlInterpreter        string
 	// RestrictPath, when not empty, lists the only directories commands may
 	// be started from; RestrictCommandCharacters are then forbidden in
 	// commands (empty means the classic default set).
@@ -125,6 +143,10 @@ func DefaultConfig() Config {
 		ShowErrorOutput:    true,
 		TimeoutReturn:      DefaultTimeoutReturn,
 		InternalCheckDummy: true,
+		InternalNegate:     true,
+		WorkerNameInResult: plugin.WorkerNameOff,
+		PerlCache:          true,
+		PerlInterpreter:    "perl",
 		DrainTimeout:       DefaultDrainTimeout,
 		BackoffMin:         DefaultBackoffMin,
 		BackoffMax:         DefaultBackoffMax,
@@ -202,6 +224,11 @@ func (c Config) validate(needBridges bool) error {
 		if !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Errorf("restrict-path: %q is not an absolute path", p))
 		}
+	}
+	switch c.WorkerNameInResult {
+	case "", plugin.WorkerNameOff, plugin.WorkerNameOn, plugin.WorkerNamePrePerfdata:
+	default:
+		errs = append(errs, fmt.Errorf("worker-name-in-result: %q: want off, on or pre_perfdata", c.WorkerNameInResult))
 	}
 	if c.DrainTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("drain-timeout: must be positive, got %v", c.DrainTimeout))

@@ -134,6 +134,7 @@ func (w *GearmanWorker) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
 		return errors.New("worker: Run called twice")
 	}
+	defer closePerl(w.base, w.log)
 	jobCtx, cancelJobs := context.WithCancel(context.Background())
 	defer cancelJobs()
 	results := gearman.NewClient(w.g.Servers, gearman.ClientOptions{Logger: w.log})

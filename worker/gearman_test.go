@@ -1,14 +1,20 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gearbridge/gearbridge/gearman"
 	"github.com/gearbridge/gearbridge/internal/gearmantest"
@@ -301,4 +307,139 @@ func TestGearmanDupResultsActive(t *testing.T) {
 	if !strings.Contains(string(plain), "type=active") || string(copied) != string(plain) {
 		t.Fatalf("copy\n got %q\nwant %q", copied, plain)
 	}
+}
+
+// TestGearmanTransportEmbeddedPerl: with enable_embedded_perl the worker
+// runs a Perl plugin in its Perl server, counts it, adds its name as
+// worker_name_in_result asks, and stops the server when it stops.
+func TestGearmanTransportEmbeddedPerl(t *testing.T) {
+	if err := exec.Command("perl", "-e", "1").Run(); err != nil {
+		t.Skipf("SKIP: perl is needed: %v", err)
+	}
+	srv := gearmantest.Start(t)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "check_epn.pl")
+	body := "#!/usr/bin/perl\n# nagios: +epn\nopen(my $fh, '<', \"/proc/\" . getppid() . \"/cmdline\") or die;\n" +
+		"my $c = do { local $/; <$fh> };\nprint(($c =~ /Gearbridge::EPN/ ? 'embedded' : 'executed') . \" @ARGV|x=1\\n\");\nexit 1;\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := gearmanConfig("service")
+	cfg.EmbeddedPerl = true
+	cfg.WorkerNameInResult = "pre_perfdata"
+	codec, _ := modgearman.NewCodec(gearmanKey, true)
+	reg := prometheus.NewRegistry()
+	w, err := NewGearman(cfg, GearmanOptions{Servers: []string{srv.Addr()}, Codec: codec}, Deps{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+
+	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
+	defer client.Close()
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	for i, cmd := range []string{script + " one", "/usr/lib/negate -o 2 " + script + " two"} {
+		j := modgearman.Job{Type: modgearman.JobService, ResultQueue: "epn_results", HostName: "h" + strconv.Itoa(i),
+			ServiceDescription: "perl", Timeout: 10 * time.Second, CommandLine: cmd}
+		if _, err := client.Submit(sctx, "service", "", codec.Encode(j.Marshal()), gearman.PriorityNormal, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wc, err := gearman.DialWorker(sctx, srv.Addr(), gearman.WorkerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	if err := wc.CanDo("epn_results"); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]modgearman.Result{}
+	for range 2 {
+		gj, err := wc.Grab(sctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = wc.Complete(gj.Handle, nil)
+		plain, err := codec.Decode(gj.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := modgearman.ParseResult(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[r.HostName] = r
+	}
+	if r := got["h0"]; r.ReturnCode != 1 || r.Output != "embedded one (worker: wg1) |x=1" {
+		t.Errorf("embedded check: rc %d %q", r.ReturnCode, r.Output)
+	}
+	if r := got["h1"]; r.ReturnCode != 1 || r.Output != "embedded two (worker: wg1) |x=1" {
+		t.Errorf("negated embedded check (WARNING stays WARNING with -o 2): rc %d %q", r.ReturnCode, r.Output)
+	}
+	if n := testutil.ToFloat64(mustCollector(t, reg, "gearbridge_worker_epn_checks_total")); n != 2 {
+		t.Errorf("epn checks = %v, want 2", n)
+	}
+	servers := perlServers()
+	if len(servers) == 0 {
+		t.Fatal("no embedded Perl server running")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("worker did not stop")
+	}
+	for _, pid := range servers {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("Perl server %d still running after the worker stopped", pid)
+		}
+	}
+}
+
+// perlServers lists the embedded Perl servers this process started.
+func perlServers() []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		if cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); bytes.Contains(cmd, []byte("Gearbridge::EPN")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// mustCollector finds the registered metric called name.
+func mustCollector(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			v := mf.GetMetric()[0].GetCounter().GetValue()
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name}, func() float64 { return v })
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return nil
 }

@@ -55,7 +55,7 @@ type metrics struct {
 	up        map[string]bool
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, perl *plugin.Perl) (*metrics, error) {
 	m := &metrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_worker_jobs_received_total",
@@ -147,6 +147,31 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.discarded.WithLabelValues(discardResultRefused)
 	if reg == nil {
 		return m, nil
+	}
+	perlCounter := func(name, help string, v func(plugin.PerlStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(perl.Stats())) })
+	}
+	for _, c := range []prometheus.Collector{
+		perlCounter("gearbridge_worker_epn_checks_total",
+			"Plugins run by the embedded Perl server (enable_embedded_perl).",
+			func(s plugin.PerlStats) uint64 { return s.Checks }),
+		perlCounter("gearbridge_worker_epn_compile_errors_total",
+			"Embedded Perl plugins answered with \"**ePN failed to compile\" (UNKNOWN).",
+			func(s plugin.PerlStats) uint64 { return s.CompileErrors }),
+		perlCounter("gearbridge_worker_epn_server_starts_total",
+			"Embedded Perl server processes started: the first and every restart.",
+			func(s plugin.PerlStats) uint64 { return s.ServerStarts }),
+		perlCounter("gearbridge_worker_epn_server_crashes_total",
+			"Embedded Perl servers that exited without being asked to; the next Perl plugin starts a new one.",
+			func(s plugin.PerlStats) uint64 { return s.ServerCrashes }),
+		perlCounter("gearbridge_worker_epn_lost_checks_total",
+			"Embedded Perl plugins answered UNKNOWN because the server exited while they waited or ran.",
+			func(s plugin.PerlStats) uint64 { return s.LostChecks }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register worker metrics: %w", err)
+		}
 	}
 	for _, c := range []prometheus.Collector{
 		m.received, m.resultsSent, m.resultsResent, m.acks, m.cancelled, m.timeouts, m.tooOld, m.invalid, m.dupErrors,

@@ -101,32 +101,54 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 }
 
 // commonParts builds what both transports need from cfg and deps: the
-// plugin options, the metrics, the logger and the load reader.
+// plugin options (with the embedded Perl server, which starts on its first
+// Perl plugin), the metrics, the logger and the load reader.
 func commonParts(cfg Config, deps Deps) (plugin.Options, *metrics, *slog.Logger, func() ([3]float64, error), error) {
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	base := plugin.DefaultOptions()
 	base.Identifier = cfg.Identifier
 	base.TimeoutReturn = cfg.TimeoutReturn
 	base.MaxOutput = cfg.OutputCap
 	base.ShowErrorOutput = cfg.ShowErrorOutput
 	base.InternalCheckDummy = cfg.InternalCheckDummy
+	base.InternalNegate = cfg.InternalNegate
+	base.WorkerNameInResult = cfg.WorkerNameInResult
 	base.RestrictPath = cfg.RestrictPath
 	base.RestrictCommandCharacters = cfg.RestrictCommandCharacters
 	if err := base.Validate(); err != nil {
 		return base, nil, nil, nil, fmt.Errorf("worker config: plugin options: %w", err)
 	}
-	m, err := newMetrics(deps.Registerer)
+	if cfg.EmbeddedPerl {
+		base.Perl = plugin.NewPerl(plugin.PerlConfig{
+			Perl:     cfg.PerlInterpreter,
+			Implicit: cfg.EmbeddedPerlImplicitly,
+			NoCache:  !cfg.PerlCache,
+			Logger:   log,
+		})
+	}
+	m, err := newMetrics(deps.Registerer, base.Perl)
 	if err != nil {
 		return base, nil, nil, nil, err
-	}
-	log := deps.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
 	}
 	load := deps.Load
 	if load == nil {
 		load = SystemLoad
 	}
 	return base, m, log, load, nil
+}
+
+// closePerl stops the embedded Perl server, if any, once no plugin runs
+// any more.
+func closePerl(opt plugin.Options, log *slog.Logger) {
+	if opt.Perl == nil {
+		return
+	}
+	if err := opt.Perl.Close(); err != nil {
+		log.Warn("stop the embedded Perl server", "err", err)
+	}
 }
 
 // Run serves the configured queues until ctx ends, reconnecting to the
@@ -139,6 +161,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
 		return errors.New("worker: Run called twice")
 	}
+	defer closePerl(w.base, w.log)
 	return newLoop(w).run(ctx)
 }
 

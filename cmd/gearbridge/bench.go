@@ -8,6 +8,7 @@ import (
 
 	"github.com/gearbridge/gearbridge/internal/bridgebench"
 	"github.com/gearbridge/gearbridge/internal/gearbench"
+	"github.com/gearbridge/gearbridge/internal/perlbench"
 )
 
 func newBenchCmd(s streams, g *globals) *cobra.Command {
@@ -16,13 +17,14 @@ func newBenchCmd(s streams, g *globals) *cobra.Command {
 		Short: "Measure throughput and latency",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return usageError(errors.New("bench: name a benchmark (gearman, bridge or send)"))
+			return usageError(errors.New("bench: name a benchmark (gearman, bridge, send or perl)"))
 		},
 	}
 	cmd.AddCommand(
 		newBenchGearmanCmd(s, g),
 		newBenchBridgeCmd(s, g),
 		newBenchSendCmd(s, g),
+		newBenchPerlCmd(s, g),
 	)
 	return cmd
 }
@@ -90,5 +92,30 @@ func newBenchGearmanCmd(s streams, g *globals) *cobra.Command {
 	f.IntVar(&o.Jobs, "jobs", 100000, "jobs for the submit and drain phases")
 	f.IntVar(&o.PayloadSize, "payload-size", 64, "bytes per job")
 	f.BoolVar(&o.Compare, "compare", true, "also time Debian's gearman -b CLI on the same gearmand")
+	return cmd
+}
+
+func newBenchPerlCmd(s streams, g *globals) *cobra.Command {
+	o := perlbench.Options{Checks: 500, Slots: 4}
+	cmd := &cobra.Command{
+		Use:   "perl",
+		Short: "Perl plugins/s: a Monitoring::Plugin check executed against the embedded Perl server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger(s.err)
+			if err != nil {
+				return err
+			}
+			o.Logger = log
+			if err := o.Validate(); err != nil {
+				return usageError(err)
+			}
+			return perlbench.Run(cmd.Context(), o, s.out)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Checks, "checks", o.Checks, "runs per phase (executed, then embedded)")
+	f.IntVar(&o.Slots, "slots", o.Slots, "plugins at once in both phases")
+	f.StringVar(&o.Perl, "perl", "", "Perl interpreter of the embedded server (default: perl from PATH)")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -74,6 +75,12 @@ type workerOptions struct {
 	TimeoutReturn             int           `mapstructure:"timeout-return"`
 	ShowErrorOutput           bool          `mapstructure:"show-error-output"`
 	InternalCheckDummy        bool          `mapstructure:"internal-check-dummy"`
+	InternalNegate            bool          `mapstructure:"internal-negate"`
+	WorkerNameInResult        string        `mapstructure:"worker-name-in-result"`
+	EmbeddedPerl              bool          `mapstructure:"embedded-perl"`
+	EmbeddedPerlImplicitly    bool          `mapstructure:"embedded-perl-implicitly"`
+	PerlCache                 bool          `mapstructure:"perl-cache"`
+	Perl                      string        `mapstructure:"perl"`
 	RestrictPath              []string      `mapstructure:"restrict-path"`
 	RestrictCommandCharacters string        `mapstructure:"restrict-command-characters"`
 	DrainTimeout              time.Duration `mapstructure:"drain-timeout"`
@@ -108,6 +115,10 @@ func defaultWorkerOptions() workerOptions {
 		TimeoutReturn:        d.TimeoutReturn,
 		ShowErrorOutput:      d.ShowErrorOutput,
 		InternalCheckDummy:   d.InternalCheckDummy,
+		InternalNegate:       d.InternalNegate,
+		WorkerNameInResult:   d.WorkerNameInResult,
+		PerlCache:            d.PerlCache,
+		Perl:                 d.PerlInterpreter,
 		DrainTimeout:         d.DrainTimeout,
 		LogLevel:             "info",
 		LogFormat:            "text",
@@ -183,6 +194,13 @@ with the reason.`,
 	f.Int("timeout-return", d.TimeoutReturn, "return code of timed-out plugins: 0 OK, 1 WARNING, 2 CRITICAL (the classic default), 3 UNKNOWN")
 	f.Bool("show-error-output", d.ShowErrorOutput, "append stderr to the output of failing plugins")
 	f.StringSlice("restrict-path", nil, "only run commands below these `DIR`s (comma list)")
+	f.Bool("internal-check-dummy", d.InternalCheckDummy, "answer .../check_dummy STATE [TEXT] without starting a process")
+	f.Bool("internal-negate", d.InternalNegate, "run .../negate [options] /path/plugin in process: the plugin runs, negate's state mapping is applied")
+	f.String("worker-name-in-result", d.WorkerNameInResult, "add \"(worker: <identifier>)\" to plugin output: off, on (in front) or pre_perfdata (before the perfdata)")
+	f.Bool("embedded-perl", false, "run Perl plugins marked \"# nagios: +epn\" in a persistent Perl server (compiled once, a fork per check)")
+	f.Bool("embedded-perl-implicitly", false, "with --embedded-perl: also Perl plugins without a marker; \"# nagios: -epn\" still opts out")
+	f.Bool("perl-cache", d.PerlCache, "with --embedded-perl: keep compiled plugins until their file changes (off: compile for every check)")
+	f.String("perl", d.Perl, "with --embedded-perl: the Perl interpreter `PATH` that runs the Perl server")
 	f.Duration("drain-timeout", d.DrainTimeout, "bound on finishing running checks at shutdown")
 	f.String("state-dir", "", "state `DIR` from gearbridge worker enroll: certificate, key and CA, renewed automatically")
 	f.Bool("renew", false, "renew the certificate of --tls-cert and --tls-key over the bridge connection, as an enrolled worker does (their directory must be writable)")
@@ -459,6 +477,19 @@ func (o workerOptions) workerConfig(hostname func() (string, error)) (worker.Con
 	cfg.TimeoutReturn = o.TimeoutReturn
 	cfg.ShowErrorOutput = o.ShowErrorOutput
 	cfg.InternalCheckDummy = o.InternalCheckDummy
+	cfg.InternalNegate = o.InternalNegate
+	cfg.WorkerNameInResult = o.WorkerNameInResult
+	cfg.EmbeddedPerl = o.EmbeddedPerl
+	cfg.EmbeddedPerlImplicitly = o.EmbeddedPerlImplicitly
+	cfg.PerlCache = o.PerlCache
+	cfg.PerlInterpreter = o.Perl
+	if o.EmbeddedPerl {
+		// Found now rather than at the first Perl plugin, which would
+		// otherwise get the error as its result, check after check.
+		if _, err := exec.LookPath(o.Perl); err != nil {
+			return cfg, fmt.Errorf("embedded-perl: the Perl interpreter: %w (install perl or set --perl)", err)
+		}
+	}
 	cfg.RestrictPath = o.RestrictPath
 	cfg.RestrictCommandCharacters = o.RestrictCommandCharacters
 	cfg.DrainTimeout = o.DrainTimeout

@@ -165,7 +165,16 @@ func classicActions() map[string]func(o *workerOptions, c classicconf.Config) {
 		"internal_check_dummy": func(o *workerOptions, c classicconf.Config) {
 			o.InternalCheckDummy = c.InternalCheckDummy
 		},
-		"restrict_path": func(o *workerOptions, c classicconf.Config) { o.RestrictPath = c.RestrictPath },
+		"internal_negate": func(o *workerOptions, c classicconf.Config) { o.InternalNegate = c.InternalNegate },
+		"worker_name_in_result": func(o *workerOptions, c classicconf.Config) {
+			o.WorkerNameInResult = c.WorkerNameInResult
+		},
+		"enable_embedded_perl": func(o *workerOptions, c classicconf.Config) { o.EmbeddedPerl = c.EnableEmbeddedPerl },
+		"use_embedded_perl_implicitly": func(o *workerOptions, c classicconf.Config) {
+			o.EmbeddedPerlImplicitly = c.UseEmbeddedPerlImplicitly
+		},
+		"use_perl_cache": func(o *workerOptions, c classicconf.Config) { o.PerlCache = c.UsePerlCache },
+		"restrict_path":  func(o *workerOptions, c classicconf.Config) { o.RestrictPath = c.RestrictPath },
 		"restrict_command_characters": func(o *workerOptions, c classicconf.Config) {
 			o.RestrictCommandCharacters = c.RestrictCommandCharacters
 		},
@@ -234,18 +243,18 @@ func (o workerOptions) unusedClassicReason(name string) string {
 		return "every plugin runs in a process of its own anyway"
 	case "workaround_rc_25":
 		return "rc 25 came from duplicate executions at the C worker's max-jobs restarts, which do not happen here, and exit codes above 3 are always mapped"
-	case "debug-result", "worker_name_in_result":
-		return "results carry the worker name only in error texts"
-	case "enable_embedded_perl", "use_embedded_perl_implicitly", "use_perl_cache", "p1_file":
-		return "no embedded Perl: Perl plugins run as processes"
+	case "debug-result":
+		return "results carry the worker name in error texts, and with worker_name_in_result"
+	case "p1_file":
+		return "not needed: the embedded Perl server is built into gearbridge"
 	case "gearman_connection_timeout":
 		return "connections are retried with backoff"
 	case "load_cpu_multi":
 		return "no default load limits: set load_limit1, load_limit5 or load_limit15"
 	case "mem_limit", "backgrounding-threshold", "num-result-worker", "dupserver_backlog_queue_size":
 		return "not supported by this worker"
-	case "internal_negate", "internal_check_nsc_web", "internal_check_prometheus":
-		return "no built-in plugins besides check_dummy: commands run as they are"
+	case "internal_check_nsc_web", "internal_check_prometheus":
+		return "no built-in plugins besides check_dummy and negate: commands run as they are"
 	case "timeout", "delimiter", "host", "service", "message", "returncode", "active",
 		"starttime", "finishtime", "latency", "retries", "retry-interval", "result_queue":
 		return "an option of send_gearman"

@@ -104,7 +104,7 @@ var classicTestValues = map[string]string{
 	"queue_custom_variable": "WORKER", "do_hostchecks": "no", "route_eventhandler_like_checks": "yes",
 	"result_queue": "rq", "result_workers": "2", "perfdata": "yes", "perfdata_send_all": "yes",
 	"perfdata_mode": "2", "host_perfdata_template": "x", "service_perfdata_template": "y",
-	"orphan_host_checks": "no", "orphan_service_checks": "no", "orphan_return": "3", "orphan_grace": "5",
+	"orphan_host_checks": "no", "orphan_service_checks": "no", "orphan_return": "3", "orphan_grace": "5", "gearmand_down_hold": "10s",
 	"accept_clear_results": "yes", "latency_flatten_window": "0", "internal_check_dummy": "no",
 	"export": "q:0:5", "debug-result": "yes", "identifier": "w1", "pidfile": "/run/w.pid",
 	"daemon": "yes", "job_timeout": "30", "max-age": "600", "min-worker": "5", "max-worker": "50",
@@ -224,5 +224,15 @@ func TestWorkerDupResultsArePassive(t *testing.T) {
 	}
 	if !strings.HasPrefix(opts.classicUnused, "dup_results_are_passive: a remote worker talks to --bridge") {
 		t.Errorf("bridge transport: unused line %q", opts.classicUnused)
+	}
+}
+
+// TestWorkerEmbeddedPerlNeedsPerl: --embedded-perl with an interpreter that
+// does not exist is a usage error at start, not an error result per check.
+func TestWorkerEmbeddedPerlNeedsPerl(t *testing.T) {
+	code, _, errOut := runCmd(t, "gearbridge", "worker", "--transport=gearman", "--services", "--encryption=no",
+		"--embedded-perl", "--perl", "/nonexistent/perl")
+	if code != exitUsage || !strings.Contains(errOut, "embedded-perl: the Perl interpreter") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }

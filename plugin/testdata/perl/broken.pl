@@ -1,0 +1,5 @@
+#!/usr/bin/perl
+# nagios: +epn
+use strict;
+print "never printed\n";
+my $x = ;

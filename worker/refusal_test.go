@@ -110,11 +110,19 @@ func TestTemporaryFailuresKeepTheShortBackoff(t *testing.T) {
 	b.refuse("a", status.Error(codes.Unavailable, "bridge is shutting down"))
 	cfg := testConfig("a")
 	cfg.BackoffMin, cfg.BackoffMax = 5*time.Millisecond, 20*time.Millisecond
-	cfg.RefusedBackoffMax = time.Second
+	// Under the refusal backoff (doubling up to a minute) 15 attempts would
+	// take far longer than the 10 s allowed here; with the ordinary 20 ms
+	// they take well under a second even on a loaded machine.
+	cfg.RefusedBackoffMax = time.Minute
 	startWorker(t, cfg, b.deps())
-	time.Sleep(500 * time.Millisecond)
-	if n := len(b.refusedAttempts("a")); n < 15 {
-		t.Errorf("%d attempts in 0.5 s, want at least 15 with a 20 ms backoff", n)
+	deadline := time.Now().Add(10 * time.Second)
+	n := 0 // refusedAttempts takes what arrived since the last call
+	for n < 15 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d attempts in 10 s, want 15 with a 20 ms backoff", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+		n += len(b.refusedAttempts("a"))
 	}
 }
 

@@ -374,8 +374,9 @@ func ParseWorkers(b []byte) ([]WorkerInfo, error) {
 		if colon < 3 {
 			return nil, fmt.Errorf("workers line %q: want FD IP CLIENT-ID : functions", l)
 		}
+		// gearmand prints -1 for a connection it is closing.
 		fd, err := strconv.Atoi(f[0])
-		if err != nil || fd < 0 {
+		if err != nil || fd < -1 {
 			return nil, fmt.Errorf("workers line %q: bad fd %q", l, f[0])
 		}
 		wi := WorkerInfo{FD: fd, IP: f[1], ClientID: strings.Join(f[2:colon], " ")}

@@ -76,7 +76,8 @@ func TestParsePriorityStatus(t *testing.T) {
 }
 
 func TestParseWorkers(t *testing.T) {
-	in := "38 127.0.0.1 - : foo bar\n39 127.0.0.1 - :\n40 ::1 my-worker : check_results\r\n.\n"
+	// gearmand lists a connection it is closing with fd -1.
+	in := "38 127.0.0.1 - : foo bar\n39 127.0.0.1 - :\n40 ::1 my-worker : check_results\r\n-1 127.0.0.1 - :\n.\n"
 	got, err := ParseWorkers([]byte(in))
 	if err != nil {
 		t.Fatal(err)
@@ -85,11 +86,12 @@ func TestParseWorkers(t *testing.T) {
 		{FD: 38, IP: "127.0.0.1", ClientID: "-", Functions: []string{"foo", "bar"}},
 		{FD: 39, IP: "127.0.0.1", ClientID: "-"},
 		{FD: 40, IP: "::1", ClientID: "my-worker", Functions: []string{"check_results"}},
+		{FD: -1, IP: "127.0.0.1", ClientID: "-"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
-	for _, bad := range []string{"38 127.0.0.1 -\n", "x 127.0.0.1 - :\n", "38 :\n"} {
+	for _, bad := range []string{"38 127.0.0.1 -\n", "x 127.0.0.1 - :\n", "38 :\n", "-2 127.0.0.1 - :\n"} {
 		if _, err := ParseWorkers([]byte(bad)); err == nil {
 			t.Errorf("ParseWorkers(%q) succeeded", bad)
 		}

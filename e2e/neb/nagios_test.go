@@ -243,6 +243,22 @@ func startWorker(t *testing.T, addr string, extraQueues ...string) {
 	t.Cleanup(func() { _ = w.Close(); _ = client.Close() })
 }
 
+// gearmandAddr names the gearmand whose queues a failing waitStatus shows.
+var gearmandAddr string
+
+// gearadmin returns gearmand's queue and worker tables, for failure logs.
+func gearadmin(addr string) string {
+	host, port, _ := strings.Cut(addr, ":")
+	var b strings.Builder
+	for _, what := range []string{"--status", "--workers"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, err := exec.CommandContext(ctx, "gearadmin", what, "-h", host, "-p", port).CombinedOutput()
+		cancel()
+		fmt.Fprintf(&b, "gearadmin %s (%v):\n%s", what, err, out)
+	}
+	return b.String()
+}
+
 // waitStatus waits until every service satisfies ok, or fails listing the
 // ones that do not.
 func waitStatus(t *testing.T, mode, path string, timeout time.Duration, ok func(s e2eService, st nagios.Status) bool) map[string]nagios.Status {
@@ -260,6 +276,9 @@ func waitStatus(t *testing.T, mode, path string, timeout time.Duration, ok func(
 			return st
 		}
 		if time.Now().After(deadline) {
+			if gearmandAddr != "" {
+				t.Logf("gearmand at the failure:\n%s", gearadmin(gearmandAddr))
+			}
 			t.Fatalf("status.dat after %v: not as expected: %s", timeout, strings.Join(bad, ", "))
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -285,6 +304,8 @@ func testNagios(t *testing.T, mode string) {
 	nagiosBin := installNagios(t)
 	mod := filepath.Join(artifacts(t), "mod_nagios4.so")
 	srv := gearmantest.Start(t)
+	gearmandAddr = srv.Addr()
+	t.Cleanup(func() { gearmandAddr = "" })
 	dir := t.TempDir()
 	cfg := writeNagiosConfig(t, mode, dir, mod, srv.Addr())
 	var bridge *bridgeCluster

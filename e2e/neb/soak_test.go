@@ -548,6 +548,7 @@ func (m *monitor) watch(name string, end time.Time, within time.Duration) {
 type usage struct {
 	rssKB, fds, goroutines int
 	pid                    int
+	cpu                    float64 // seconds of CPU, the process's and its reaped children's (plugins)
 }
 
 func procUsage(pid int) usage {
@@ -563,6 +564,19 @@ func procUsage(pid int) usage {
 	}
 	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	u.fds = len(ents)
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// utime stime cutime cstime are fields 14-17, counted after the
+		// command name in parentheses; USER_HZ is 100 on Linux.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+			f := strings.Fields(string(b)[i+1:])
+			for _, k := range []int{11, 12, 13, 14} {
+				if k < len(f) {
+					v, _ := strconv.ParseFloat(f[k], 64)
+					u.cpu += v / 100
+				}
+			}
+		}
+	}
 	return u
 }
 
@@ -611,11 +625,13 @@ func (s *soak) snapshot() map[string]usage {
 			sum.rssKB += u.rssKB
 			sum.fds += u.fds
 			sum.goroutines += u.goroutines
+			sum.cpu += u.cpu
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	out["workers"] = sum
+	out["at"] = usage{cpu: float64(time.Now().UnixNano()) / 1e9}
 	return out
 }
 
@@ -786,7 +802,7 @@ func (s *soak) run() {
 
 	log := s.n.log()
 	alerts := regexp.MustCompile(`(?m)^\[\d+\] (SERVICE|HOST) ALERT: .*$`).FindAllString(log, -1)
-	orphans := strings.Count(log, "orphaned")
+	orphans := strings.Count(log, "gearbridge: check orphaned")
 	ms := moduleStats(log)
 	elapsed := time.Since(s.start)
 	var staleN int
@@ -804,8 +820,9 @@ func (s *soak) run() {
 	if arrived < total {
 		t.Errorf("passive results: %d sent, %d arrived", total, arrived)
 	}
-	var res []string
+	var res, cpu []string
 	flat := true
+	span := last["at"].cpu - first["at"].cpu
 	for _, name := range []string{"nagios", "gearmand", "bridge", "gmworker", "sender", "workers"} {
 		a, b := first[name], last[name]
 		ratio := float64(b.rssKB) / max(float64(a.rssKB), 1)
@@ -820,21 +837,27 @@ func (s *soak) run() {
 			part += "(GREW)"
 		}
 		res = append(res, part)
+		if a.pid == b.pid || name == "workers" {
+			cpu = append(cpu, fmt.Sprintf("%s:%.0f%%", name, 100*(b.cpu-a.cpu)/span))
+		}
 	}
 	if !flat {
 		t.Errorf("resources grew by more than 15%%: %v", res)
 	}
 	results := ms["results"]
-	active := results - arrived - dup // results the module took minus passive ones
+	// Results the module took minus passive ones; more than were submitted
+	// are duplicates or the bridge's timeout results (a lower bound, as
+	// checks still running at the end have none yet).
+	active := results - arrived - dup
 	rate := float64(ms["submitted"]) / elapsed.Seconds()
 	summary := fmt.Sprintf("summary minutes=%.1f services=%d interval=%ds target=%d/s sustained=%.0f/s "+
 		"scheduled=%d submitted=%d results_injected=%d active_results=%d checks_seen=%d given_back=%d held=%d not_submitted=%d submit_failed=%d orphaned=%d bad_results=%d "+
-		"no_result_after_fault=%d%s max_gap=%ds(%s) extra_active_results=%d passive_sent=%d passive_arrived=%d passive_dup=%d "+
-		"latency_p50=%.3fs latency_p99=%.3fs false_alerts=%d orphan_lines=%d faults=%s resources=%s verdict=%s",
+		"no_result_after_fault=%d%s max_gap=%ds(%s) extra_results=%d passive_sent=%d passive_arrived=%d passive_dup=%d "+
+		"latency_p50=%.3fs latency_p99=%.3fs false_alerts=%d orphan_lines=%d faults=%s resources=%s cpu_between_samples=%s load=%s verdict=%s",
 		elapsed.Minutes(), cfg.services, cfg.interval, cfg.services/cfg.interval, rate,
 		ms["submitted"]+ms["not_submitted"], ms["submitted"], results, active, mon.checks, ms["given_back"], ms["held"], ms["not_submitted"], ms["submit_failed"], ms["orphaned"], ms["bad_results"],
 		staleN, bracket(staleParts), mon.maxGap, mon.gapName, max(active-ms["submitted"], 0), total, arrived, dup,
-		pctl(mon.latencies, 50), pctl(mon.latencies, 99), len(alerts), orphans, strings.Join(done, ","), strings.Join(res, ";"),
+		pctl(mon.latencies, 50), pctl(mon.latencies, 99), len(alerts), orphans, strings.Join(done, ","), strings.Join(res, ";"), strings.Join(cpu, ","), loadavg(),
 		map[bool]string{true: "PASS", false: "FAIL"}[!t.Failed()])
 	fmt.Println(summary)
 	t.Log(summary)
@@ -847,7 +870,24 @@ func (s *soak) queues() string {
 	if err != nil {
 		return err.Error()
 	}
-	return strings.Join(strings.Fields(strings.ReplaceAll(string(out), "\n", "; ")), " ")
+	var keep []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l != "" && l != "." && !strings.HasPrefix(l, "worker_") {
+			keep = append(keep, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	return strings.Join(keep, "; ")
+}
+
+// loadavg returns the 1, 5 and 15 minute load averages, comma separated:
+// the machine is shared, and its load explains a rate below the target.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], ",")
 }
 
 func bracket(p []string) string {

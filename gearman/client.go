@@ -245,6 +245,10 @@ func (c *Client) run(ctx context.Context) {
 			cc.fail(ErrClosed)
 		}
 		<-cc.readerDone
+		// A connection that died before it was made current above was not
+		// forgotten by fail (it was not current yet); requests would get
+		// it again and again, each failing at once without writing.
+		c.connDied(cc)
 		if ctx.Err() != nil {
 			return
 		}
@@ -466,6 +470,10 @@ func (c *Client) roundTrip(ctx context.Context, kind callKind, prio Priority, fn
 			break
 		}
 		// Never written: the connection was dead already. Try the next one.
+		if err := ctx.Err(); err != nil {
+			<-c.sem
+			return nil, err
+		}
 	}
 	select {
 	case <-cl.done:

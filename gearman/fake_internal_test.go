@@ -542,3 +542,30 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 		t.Errorf("after reset: %v", d)
 	}
 }
+
+// TestClientForgetsAConnectionThatDiesAtOnce: a connection that dies right
+// after its handshake, before the client has made it the current one, must
+// not stay current: requests would get it again and again, and spin.
+func TestClientForgetsAConnectionThatDiesAtOnce(t *testing.T) {
+	for i := range 1000 {
+		srv := newFakeServer(t, func(f *fakeConn) { f.handshake(t) }) // then close
+		srv.maxDials = 1
+		c := NewClient([]string{"fake"}, ClientOptions{Dialer: srv.dial, BackoffMin: time.Hour, BackoffMax: time.Hour})
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			_, err := c.Echo(ctx, []byte("x"))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("round %d: echo on a dead connection succeeded", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: echo still running 10s after the connection died (spinning on it?)", i)
+		}
+		c.Close()
+	}
+}

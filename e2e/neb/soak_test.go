@@ -415,8 +415,10 @@ func (s *soak) setup() {
 		s.baddr, cfg.workers, cfg.slots)
 
 	s.n = startNagiosOn(t, s.srv, soakObjects(cfg),
-		"hosts=yes\nservices=yes\ninternal_check_dummy=no\nresult_workers=2\ngearmand_down_hold=30s\nlog_stats_interval=10\n",
-		"service_check_timeout=30", "host_check_timeout=30", "log_passive_checks=1",
+		"hosts=yes\nservices=yes\ninternal_check_dummy=no\nresult_workers=6\ngearmand_down_hold=30s\nlog_stats_interval=10\n",
+		// Nagios' default timeouts: the bridge answers a job its worker
+		// never returns after the timeout plus --timeout-grace.
+		"service_check_timeout=60", "host_check_timeout=30", "log_passive_checks=1",
 		"service_inter_check_delay_method=s", fmt.Sprintf("max_service_check_spread=%d", cfg.interval),
 		"host_inter_check_delay_method=s", "max_host_check_spread=10", "status_update_interval=2")
 	s.logf("nagios 4.4.6 with the module: %d services every %ds (%d checks/s), %d passive services",

@@ -551,6 +551,7 @@ type usage struct {
 	rssKB, fds, goroutines int
 	pid                    int
 	cpu                    float64 // seconds of CPU, the process's and its reaped children's (plugins)
+	age                    float64 // seconds since the process started
 }
 
 func procUsage(pid int) usage {
@@ -576,6 +577,11 @@ func procUsage(pid int) usage {
 					v, _ := strconv.ParseFloat(f[k], 64)
 					u.cpu += v / 100
 				}
+			}
+			if up, err := os.ReadFile("/proc/uptime"); err == nil && len(f) > 19 {
+				start, _ := strconv.ParseFloat(f[19], 64)
+				now, _ := strconv.ParseFloat(strings.Fields(string(up))[0], 64)
+				u.age = now - start/100
 			}
 		}
 	}
@@ -637,6 +643,39 @@ func (s *soak) snapshot() map[string]usage {
 	return out
 }
 
+// bridgeMetrics returns the bridge's session gauges and job counters
+// (since its last start) in one line.
+func bridgeMetrics(addr string) string {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return "unreachable"
+	}
+	defer resp.Body.Close()
+	rx := regexp.MustCompile(`^gearbridge_bridge_(sessions\{state="(attached|detached)"\}|jobs_(dispatched|completed|timed_out|requeued|resent)_total\{[^}]*queue="(service|host)"\}|jobs_(timed_out|requeued|resent)_total) (\S+)$`)
+	sums := map[string]float64{}
+	var order []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := rx.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		k := m[2] + m[3] + m[5]
+		if _, ok := sums[k]; !ok {
+			order = append(order, k)
+		}
+		v, _ := strconv.ParseFloat(m[6], 64)
+		sums[k] += v
+	}
+	var out []string
+	for _, k := range order {
+		out = append(out, fmt.Sprintf("%s=%.0f", k, sums[k]))
+	}
+	return strings.Join(out, ",")
+}
+
 var statsRx = regexp.MustCompile(`statistics: (\d+) jobs submitted in \d+s \([\d.]+/s\), (\d+) results received(.*)`)
 
 // moduleStats sums the module's statistics lines in nagios.log.
@@ -682,6 +721,20 @@ func (s *soak) run() {
 				return
 			case <-tk.C:
 				mon.sample(nagios.ReadStatus(statusPath), time.Now())
+			}
+		}
+	}()
+
+	// The bridge's sessions every 15s, to see how fast they come back.
+	go func() {
+		tk := time.NewTicker(15 * time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stopMon:
+				return
+			case <-tk.C:
+				s.logf("bridge: %s", bridgeMetrics(s.bridge.metrics))
 			}
 		}
 	}()
@@ -796,6 +849,7 @@ func (s *soak) run() {
 		time.Sleep(time.Second)
 	}
 	s.logf("passive results: %d sent, %d arrived; gearmand queues: %s", total, arrived, s.queues())
+	bridgeEnd := bridgeMetrics(s.bridge.metrics)
 	// Let the last fault's window close.
 	time.Sleep(3 * time.Second)
 	close(stopMon)
@@ -839,8 +893,11 @@ func (s *soak) run() {
 			part += "(GREW)"
 		}
 		res = append(res, part)
-		if a.pid == b.pid || name == "workers" {
+		switch {
+		case a.pid == b.pid || name == "workers":
 			cpu = append(cpu, fmt.Sprintf("%s:%.0f%%", name, 100*(b.cpu-a.cpu)/span))
+		case b.age > 0:
+			cpu = append(cpu, fmt.Sprintf("%s:%.0f%%(since_restart)", name, 100*b.cpu/b.age))
 		}
 	}
 	if !flat {
@@ -855,11 +912,11 @@ func (s *soak) run() {
 	summary := fmt.Sprintf("summary minutes=%.1f services=%d interval=%ds target=%d/s sustained=%.0f/s "+
 		"scheduled=%d submitted=%d results_injected=%d active_results=%d checks_seen=%d given_back=%d held=%d not_submitted=%d submit_failed=%d orphaned=%d bad_results=%d "+
 		"no_result_after_fault=%d%s max_gap=%ds(%s) extra_results=%d passive_sent=%d passive_arrived=%d passive_dup=%d "+
-		"latency_p50=%.3fs latency_p99=%.3fs false_alerts=%d orphan_lines=%d faults=%s resources=%s cpu_between_samples=%s load=%s verdict=%s",
+		"latency_p50=%.3fs latency_p99=%.3fs false_alerts=%d orphan_lines=%d faults=%s resources=%s cpu_between_samples=%s load=%s bridge_end=%s gearmand_end=%q verdict=%s",
 		elapsed.Minutes(), cfg.services, cfg.interval, cfg.services/cfg.interval, rate,
 		ms["submitted"]+ms["not_submitted"], ms["submitted"], results, active, mon.checks, ms["given_back"], ms["held"], ms["not_submitted"], ms["submit_failed"], ms["orphaned"], ms["bad_results"],
 		staleN, bracket(staleParts), mon.maxGap, mon.gapName, max(active-ms["submitted"], 0), total, arrived, dup,
-		pctl(mon.latencies, 50), pctl(mon.latencies, 99), len(alerts), orphans, strings.Join(done, ","), strings.Join(res, ";"), strings.Join(cpu, ","), loadavg(),
+		pctl(mon.latencies, 50), pctl(mon.latencies, 99), len(alerts), orphans, strings.Join(done, ","), strings.Join(res, ";"), strings.Join(cpu, ","), loadavg(), bridgeEnd, s.queues(),
 		map[bool]string{true: "PASS", false: "FAIL"}[!t.Failed()])
 	fmt.Println(summary)
 	t.Log(summary)

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -151,6 +152,42 @@ type soakProc struct {
 	stdin         io.WriteCloser
 	started       time.Time
 	restarts      int
+	stopped       atomic.Bool // by the soak (a fault or the end), not by itself
+	reported      bool        // its unexpected exit is logged; under soak.crashMu
+}
+
+// exited returns how p ended when it exited by itself, or "".
+func (p *soakProc) exited() string {
+	if p.stopped.Load() || p.done == nil {
+		return ""
+	}
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.String()
+	default:
+		return ""
+	}
+}
+
+// crashes logs every process that exited by itself since the last call
+// and returns all of them.
+func (s *soak) crashes() []string {
+	s.crashMu.Lock()
+	defer s.crashMu.Unlock()
+	s.mu.Lock()
+	procs := slices.Clone(s.procs)
+	s.mu.Unlock()
+	var out []string
+	for _, p := range procs {
+		if how := p.exited(); how != "" {
+			out = append(out, p.name+"("+how+")")
+			if !p.reported {
+				p.reported = true
+				s.logf("CRASH: %s exited by itself: %s; see %s.log", p.name, how, p.name)
+			}
+		}
+	}
+	return out
 }
 
 type soak struct {
@@ -170,6 +207,7 @@ type soak struct {
 	sender *soakProc
 
 	mu      sync.Mutex
+	crashMu sync.Mutex
 	workers []*soakProc
 	procs   []*soakProc
 	events  []string // what happened when, for the report
@@ -212,7 +250,10 @@ func (s *soak) launch(p *soakProc) {
 		f.Close()
 		close(done)
 	}()
-	p.cmd, p.done, p.started = cmd, done, time.Now()
+	s.crashMu.Lock()
+	p.cmd, p.done, p.started, p.reported = cmd, done, time.Now(), false
+	p.stopped.Store(false)
+	s.crashMu.Unlock()
 }
 
 func (s *soak) startProc(name, metrics string, args ...string) *soakProc {
@@ -233,6 +274,7 @@ func (p *soakProc) stop(sig syscall.Signal, grace time.Duration) {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
+	p.stopped.Store(true)
 	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
 	select {
 	case <-p.done:
@@ -735,6 +777,7 @@ func (s *soak) run() {
 				return
 			case <-tk.C:
 				s.logf("bridge: %s", bridgeMetrics(s.bridge.metrics))
+				s.crashes()
 			}
 		}
 	}()
@@ -850,6 +893,10 @@ func (s *soak) run() {
 	}
 	s.logf("passive results: %d sent, %d arrived; gearmand queues: %s", total, arrived, s.queues())
 	bridgeEnd := bridgeMetrics(s.bridge.metrics)
+	crashed := s.crashes()
+	if len(crashed) > 0 {
+		t.Errorf("processes exited by themselves: %v", crashed)
+	}
 	// Let the last fault's window close.
 	time.Sleep(3 * time.Second)
 	close(stopMon)
@@ -912,11 +959,11 @@ func (s *soak) run() {
 	summary := fmt.Sprintf("summary minutes=%.1f services=%d interval=%ds target=%d/s sustained=%.0f/s "+
 		"scheduled=%d submitted=%d results_injected=%d active_results=%d checks_seen=%d given_back=%d held=%d not_submitted=%d submit_failed=%d orphaned=%d bad_results=%d "+
 		"no_result_after_fault=%d%s max_gap=%ds(%s) extra_results=%d passive_sent=%d passive_arrived=%d passive_dup=%d "+
-		"latency_p50=%.3fs latency_p99=%.3fs false_alerts=%d orphan_lines=%d faults=%s resources=%s cpu_between_samples=%s load=%s bridge_end=%s gearmand_end=%q verdict=%s",
+		"latency_p50=%.3fs latency_p99=%.3fs false_alerts=%d orphan_lines=%d faults=%s resources=%s cpu_between_samples=%s load=%s bridge_end=%s gearmand_end=%q crashed=%s verdict=%s",
 		elapsed.Minutes(), cfg.services, cfg.interval, cfg.services/cfg.interval, rate,
 		ms["submitted"]+ms["not_submitted"], ms["submitted"], results, active, mon.checks, ms["given_back"], ms["held"], ms["not_submitted"], ms["submit_failed"], ms["orphaned"], ms["bad_results"],
 		staleN, bracket(staleParts), mon.maxGap, mon.gapName, max(active-ms["submitted"], 0), total, arrived, dup,
-		pctl(mon.latencies, 50), pctl(mon.latencies, 99), len(alerts), orphans, strings.Join(done, ","), strings.Join(res, ";"), strings.Join(cpu, ","), loadavg(), bridgeEnd, s.queues(),
+		pctl(mon.latencies, 50), pctl(mon.latencies, 99), len(alerts), orphans, strings.Join(done, ","), strings.Join(res, ";"), strings.Join(cpu, ","), loadavg(), bridgeEnd, s.queues(), strings.Join(append(crashed, "none")[:max(len(crashed), 1)], ","),
 		map[bool]string{true: "PASS", false: "FAIL"}[!t.Failed()])
 	fmt.Println(summary)
 	t.Log(summary)

@@ -10,7 +10,7 @@ LDFLAGS := $(EXTRA_LDFLAGS) -X $(PKG)/internal/buildinfo.Version=$(VERSION) -X $
 # The whole test suite; integration tests start their own gearmand.
 TESTFLAGS ?= -race -timeout 40m
 
-.PHONY: all build neb test deps demo proto proto-check lint bench man completions install install-classic-links deb pkg-smoke clean
+.PHONY: all build neb test deps demo proto proto-check lint bench soak man completions install install-classic-links deb pkg-smoke clean
 
 all: build
 
@@ -55,6 +55,16 @@ lint: proto-check
 
 bench: deps bin/gearbridge
 	@scripts/bench.sh
+
+# The soak (not part of make test): the real Nagios 4.4.6 with the module and
+# 3,000 check_dummy services, gearmand with its persistent queue, a bridge with
+# 100 remote workers, a gearman-transport worker and a sender, with faults at
+# random times, for SOAK_MINUTES (default 10). Prints one "summary ..." line.
+SOAK_MINUTES ?= 10
+SOAK_TIMEOUT ?= 90m
+soak: deps
+	@test -x /usr/lib/nagios/plugins/check_dummy || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq monitoring-plugins-basic >/dev/null; } || { echo "soak: needs check_dummy: apt-get install -y monitoring-plugins-basic"; exit 1; }
+	SOAK_MINUTES=$(SOAK_MINUTES) $(GO) test -tags soak -run '^TestSoak$$' -count=1 -v -timeout $(SOAK_TIMEOUT) ./e2e/neb/
 
 # Man pages for every command, generated from the command tree.
 MANDIR ?= bin/man

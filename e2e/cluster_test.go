@@ -72,7 +72,13 @@ type proc struct {
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), gm: gearmantest.Start(t)}
+	return newClusterWith(t)
+}
+
+// newClusterWith is newCluster with gearmand started with opts.
+func newClusterWith(t *testing.T, opts ...gearmantest.Option) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: t.TempDir(), gm: gearmantest.Start(t, opts...)}
 	c.ca = filepath.Join(c.dir, "ca")
 	c.gb("certs", "init", "--dir", c.ca)
 	c.gb("certs", "issue", "--dir", c.ca, "--role", "bridge", "--name", "bridge", "--san", "localhost,127.0.0.1")

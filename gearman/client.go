@@ -2,6 +2,7 @@ package gearman
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,6 +90,13 @@ type ClientOptions struct {
 	// block. A caller uses it to learn of a server restart that happened
 	// between two of its own requests.
 	OnConnectionLost func(addr string, err error)
+	// NewUnique makes the unique key of a background job submitted with
+	// none. Default: a random UUID, as libgearman does. gearmand's
+	// persistent queues (libsqlite3 and the others) store a job under its
+	// function and unique key, so with an empty key every background job of
+	// a function replaces the stored one before it, and after a crash only
+	// the last would come back.
+	NewUnique func() string
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -113,7 +121,19 @@ func (o ClientOptions) withDefaults() ClientOptions {
 	if o.MaxPacketSize <= 0 {
 		o.MaxPacketSize = DefaultMaxPacketSize
 	}
+	if o.NewUnique == nil {
+		o.NewUnique = randomUUID
+	}
 	return o
+}
+
+// randomUUID returns a version 4 UUID (RFC 9562).
+func randomUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // Client submits jobs to one of several gearmand servers over one pipelined
@@ -358,7 +378,8 @@ func (c *Client) connDied(cc *clientConn) {
 // With background false it is a foreground job whose result is discarded;
 // use Do to wait for the result. A non-empty unique key makes gearmand
 // coalesce the job with a queued or running job of the same function and
-// unique key, returning that job's handle.
+// unique key, returning that job's handle. A background job submitted
+// without a unique key gets a fresh one (ClientOptions.NewUnique).
 //
 // A refusal by gearmand (e.g. a full queue) returns a *ServerError at once.
 // If ctx ends before the reply, Submit returns ctx.Err(); the job may still
@@ -367,6 +388,10 @@ func (c *Client) Submit(ctx context.Context, fn, unique string, data []byte, pri
 	kind := kindSubmitBg
 	if !background {
 		kind = kindSubmitFg
+	} else if unique == "" {
+		// Stored jobs need distinct keys (see ClientOptions.NewUnique);
+		// a fresh key coalesces with nothing, like an empty one.
+		unique = c.opts.NewUnique()
 	}
 	cl, err := c.roundTrip(ctx, kind, prio, fn, unique, data)
 	if err != nil {

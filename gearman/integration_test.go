@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -717,4 +719,42 @@ func TestConnectionLostHook(t *testing.T) {
 		return err == nil
 	})
 	c.Close()
+}
+
+// TestPersistentQueueKeepsJobsWithoutUnique: background jobs submitted
+// without a unique key get distinct keys, so that gearmand's libsqlite3
+// queue keeps every one of them (it stores a job under function and unique
+// key) and gives them all back after a SIGKILL and a restart.
+func TestPersistentQueueKeepsJobsWithoutUnique(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "queue.sqlite")
+	srv := gearmantest.Start(t, gearmantest.WithArgs("--queue-type=libsqlite3", "--libsqlite3-db="+db))
+	ctx := testContext(t)
+	fn := funcName(t, "durable")
+	c := newClient(t, []string{srv.Addr()}, gearman.ClientOptions{})
+	const n = 20
+	for i := range n {
+		if _, err := c.Submit(ctx, fn, "", []byte(strconv.Itoa(i)), gearman.PriorityNormal, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Kill()
+	srv.Restart(t)
+	if st := status(t, newAdmin(t, srv.Addr()), fn); st.Total != n {
+		t.Fatalf("after SIGKILL and restart: %+v, want %d jobs", st, n)
+	}
+	wc := dialWorker(t, srv.Addr(), fn)
+	seen, uniques := map[string]bool{}, map[string]bool{}
+	for range n {
+		job, err := wc.Grab(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wc.Complete(job.Handle, nil); err != nil {
+			t.Fatal(err)
+		}
+		seen[string(job.Data)], uniques[string(job.Unique)] = true, true
+	}
+	if len(seen) != n || len(uniques) != n || uniques[""] {
+		t.Fatalf("payloads %v, uniques %v: want %d distinct of each, no empty unique", seen, uniques, n)
+	}
 }

@@ -38,9 +38,14 @@ func startSmallNagios(t *testing.T, nebConf string, extra ...string) *smallNagio
 // extra lines for nagios.cfg.
 func startNagiosWith(t *testing.T, objects func(dir string) string, nebConf string, extra ...string) *smallNagios {
 	t.Helper()
+	return startNagiosOn(t, gearmantest.Start(t), objects, nebConf, extra...)
+}
+
+// startNagiosOn is startNagiosWith on the gearmand srv.
+func startNagiosOn(t *testing.T, srv *gearmantest.Server, objects func(dir string) string, nebConf string, extra ...string) *smallNagios {
+	t.Helper()
 	nagiosBin := installNagios(t)
 	mod := filepath.Join(artifacts(t), "mod_nagios4.so")
-	srv := gearmantest.Start(t)
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "check_e2e"), []byte(nagiosCheck), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "objects.cfg"), []byte(objects(dir)), 0o644))

@@ -296,9 +296,12 @@ func (s *session) attach(st workStream, capacity, free, maxRecv int, held []stri
 	}
 	s.wakeLocked()
 	s.b.wg.Add(1)
+	// The pump gets this stream's outbox: s.out may be cleared by a detach
+	// or replaced by a newer attach before the goroutine runs.
+	out := s.out
 	go func() {
 		defer s.b.wg.Done()
-		s.pump(actx, s.out, stop)
+		s.pump(actx, out, stop)
 	}()
 	return actx, nil
 }

@@ -1,12 +1,15 @@
 package bridge
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/gearbridge/gearbridge/certs"
@@ -211,5 +214,41 @@ func TestHelloRefusesIdentifiersGearmandCannotTake(t *testing.T) {
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "client id") {
 			t.Fatalf("identifier %q: err = %v, want InvalidArgument about the client id", id, err)
 		}
+	}
+}
+
+// nullStream is a worker stream that takes every message and never sends.
+type nullStream struct{ ctx context.Context }
+
+func (n nullStream) SetHeader(metadata.MD) error  { return nil }
+func (n nullStream) SendHeader(metadata.MD) error { return nil }
+func (n nullStream) SetTrailer(metadata.MD)       {}
+func (n nullStream) Context() context.Context     { return n.ctx }
+func (n nullStream) SendMsg(any) error            { return nil }
+func (n nullStream) RecvMsg(any) error            { <-n.ctx.Done(); return n.ctx.Err() }
+
+// TestAttachDetachRace: a stream that detaches right after it attached
+// (a worker whose link breaks at once) must not take the bridge down: the
+// stream's sender works on that stream's own queue, whatever the session
+// holds by the time it runs.
+func TestAttachDetachRace(t *testing.T) {
+	e := newTestEnv(t, nil)
+	_, w, cancel := e.session(e.dial(certs.RoleWorker, "w1"), hello(1, "service"))
+	if w == nil {
+		t.Fatal("no welcome")
+	}
+	s := onlySession(t, e.b)
+	cancel()
+	eventually(t, 5*time.Second, "worker detached", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.stream == nil
+	})
+	for i := range 300 {
+		st := nullStream{ctx: t.Context()}
+		if _, err := s.attach(st, 1, 1, 1<<20, nil, &pb.Welcome{}); err != nil {
+			t.Fatalf("attach %d: %v", i, err)
+		}
+		s.detach(st, errors.New("link broke"))
 	}
 }

@@ -321,24 +321,37 @@ func TestGearmandBackWithinHold(t *testing.T) {
 	}
 }
 
-// TestCloseGivesBackHeldChecks: a reload while gearmand hangs turns no
-// queued check into a result; each goes back to the scheduler.
-func TestCloseGivesBackHeldChecks(t *testing.T) {
+// silentServer returns the address of a server that accepts connections
+// and never answers, like a hung gearmand.
+func silentServer(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			defer c.Close()
+			conns = append(conns, c)
 		}
 	}()
-	h := newModule(t, "server="+ln.Addr().String()+" encryption=no result_workers=0",
+	return ln.Addr().String()
+}
+
+// TestCloseGivesBackHeldChecks: a reload while gearmand hangs turns no
+// queued check into a result; each goes back to the scheduler.
+func TestCloseGivesBackHeldChecks(t *testing.T) {
+	h := newModule(t, "server="+silentServer(t)+" encryption=no result_workers=0",
 		Options{CancelHonoured: false, Submitters: 2, SubmitTimeout: 30 * time.Second})
 	for i := range 6 {
 		h.m.Check(&Check{Kind: KindService, HostName: "h", ServiceDescription: fmt.Sprint("s", i), CommandLine: "/bin/x"}, fakeObjects{})
@@ -368,21 +381,7 @@ func TestCloseGivesBackHeldChecks(t *testing.T) {
 func TestQueueFullNeverBlocks(t *testing.T) {
 	// A server that accepts and never answers: submitters hang, the queue
 	// fills, Check keeps returning at once.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	h := newModule(t, "server="+ln.Addr().String()+" encryption=no result_workers=0",
+	h := newModule(t, "server="+silentServer(t)+" encryption=no result_workers=0",
 		Options{CancelHonoured: true, QueueSize: 4, Submitters: 2, SubmitTimeout: 2 * time.Second})
 	start := time.Now()
 	var cancelled int

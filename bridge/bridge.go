@@ -547,6 +547,13 @@ wait:
 	for {
 		busy := 0
 		for _, s := range sessions {
+			if s.detached() {
+				// A stopping bridge cannot take the worker back, so its jobs
+				// go back to gearmand now: waiting would only turn them into
+				// timeout results for plugins that may never have run.
+				s.close("the bridge is shutting down and the worker is away")
+				continue
+			}
 			busy += s.inFlight()
 		}
 		if busy == 0 {

@@ -461,6 +461,13 @@ func (s *session) drain(reason string) {
 	s.send(&pb.WorkResponse{Msg: &pb.WorkResponse_Drain{Drain: &pb.Drain{Reason: reason}}})
 }
 
+// detached reports whether the session waits for its worker to resume.
+func (s *session) detached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stream == nil && !s.closed
+}
+
 func (s *session) inFlight() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

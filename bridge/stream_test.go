@@ -252,3 +252,37 @@ func TestAttachDetachRace(t *testing.T) {
 		s.detach(st, errors.New("link broke"))
 	}
 }
+
+// TestShutdownRequeuesDetachedSessions: a bridge that stops while a worker
+// is away (its link broke after a job went out) cannot take the worker
+// back: the job goes back to gearmand at once, with no timeout result for
+// a plugin that may never have run, and the stop does not wait for it.
+func TestShutdownRequeuesDetachedSessions(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.TimeoutGrace = 50 * time.Millisecond
+		c.ResumeGrace = 30 * time.Second
+		c.DrainTimeout = 10 * time.Second
+	})
+	st, w, cancel := e.session(e.dial(certs.RoleWorker, "w1"), hello(1, "service"))
+	if w == nil {
+		t.Fatal("no welcome")
+	}
+	e.fake.add("service", serviceJob(t, "h", "s", time.Second))
+	if m := recvMsg(t, st, 5*time.Second); m.GetJob() == nil {
+		t.Fatalf("want a job, got %v", m)
+	}
+	s := onlySession(t, e.b)
+	cancel() // the link breaks with the job at the worker
+	eventually(t, 5*time.Second, "worker detached", func() bool { return s.detached() })
+	start := time.Now()
+	e.stop()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("stop took %v with only a detached session", d)
+	}
+	if _, _, results := e.fake.snapshot(); len(results) != 0 {
+		t.Fatalf("%d results written for a job of an absent worker; want none", len(results))
+	}
+	if n := e.fake.queued("service"); n != 1 {
+		t.Fatalf("%d jobs back in gearmand, want 1", n)
+	}
+}

@@ -63,7 +63,6 @@ type Decision struct {
 // Errors of the submit path, wrapped in Decision reasons and results.
 var (
 	ErrQueueFull     = errors.New("submit queue full")
-	ErrGearmandDown  = errors.New("gearmand unreachable")
 	ErrNotRunning    = errors.New("module not running")
 	ErrInvalidTarget = errors.New("invalid job")
 )
@@ -675,9 +674,7 @@ func (m *Module) expireHeld(now time.Time) {
 			s.since = now
 			m.c.held.Add(1)
 		}
-		// Notifications wait for gearmand as long as the module runs: a
-		// late notification is better than none.
-		if !s.notify && now.Sub(s.since) >= m.cfg.GearmandDownHold {
+		if m.holdExpired(&s, now) {
 			expired = append(expired, s)
 			continue
 		}
@@ -687,8 +684,19 @@ func (m *Module) expireHeld(now time.Time) {
 	m.pending = keep
 	m.pendMu.Unlock()
 	for i := range expired {
-		m.giveBack(&expired[i], fmt.Sprintf("gearmand unreachable for gearmand_down_hold (%v)", m.cfg.GearmandDownHold))
+		m.giveBack(&expired[i], m.holdReason())
 	}
+}
+
+// holdExpired reports whether s has waited for gearmand longer than
+// gearmand_down_hold. Notifications wait as long as the module runs: a
+// late notification is better than none.
+func (m *Module) holdExpired(s *submission, now time.Time) bool {
+	return !s.notify && now.Sub(s.since) >= m.cfg.GearmandDownHold
+}
+
+func (m *Module) holdReason() string {
+	return fmt.Sprintf("gearmand unreachable for gearmand_down_hold (%v)", m.cfg.GearmandDownHold)
 }
 
 // requeue puts a submission that failed for a temporary reason back into
@@ -763,8 +771,8 @@ func (m *Module) submitOne(ctx context.Context, s submission) {
 		s.since = now
 		m.c.held.Add(1)
 	}
-	if !s.notify && now.Sub(s.since) >= m.cfg.GearmandDownHold {
-		m.giveBack(&s, fmt.Sprintf("gearmand unreachable for gearmand_down_hold (%v)", m.cfg.GearmandDownHold))
+	if m.holdExpired(&s, now) {
+		m.giveBack(&s, m.holdReason())
 		return
 	}
 	m.requeue(s)

@@ -15,7 +15,6 @@
 #include "shim.h"
 #include "_cgo_export.h"
 
-#define GB_WEAK __attribute__((weak))
 extern void *find_host(const char *name) GB_WEAK;
 extern void *find_service(const char *host, const char *svc) GB_WEAK;
 extern void schedule_service_check(void *svc, time_t when, int options) GB_WEAK;

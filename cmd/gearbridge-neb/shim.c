@@ -27,7 +27,6 @@ int __neb_api_version = GB_NEB_API_VERSION;
  * ordinary executable (go build ./...), and nebmodule_init refuses to load,
  * with a message, in a core that lacks one, instead of crashing.
  */
-#define GB_WEAK __attribute__((weak))
 typedef int (*gb_callback)(int, void *);
 extern int neb_register_callback(int type, void *handle, int priority, gb_callback cb) GB_WEAK;
 extern int neb_deregister_callback(int type, gb_callback cb) GB_WEAK;
@@ -361,12 +360,12 @@ int nebmodule_init(int flags, char *args, void *handle) {
 	gb_notifications = 0;
 	if (want & 16) {
 		const char *nm = gb_notify_missing();
-		if (nm != NULL)
-			gb_log(GB_LOG_ERROR, "notifications=yes, but this core does not provide the macro functions "
-					     "(missing one is named below); the core sends notifications itself");
-		if (nm != NULL)
-			gb_log(GB_LOG_ERROR, nm);
-		else if (&event_broker_options != NULL && !(event_broker_options & GB_BROKER_NOTIFICATIONS))
+		char msg[256];
+		if (nm != NULL) {
+			snprintf(msg, sizeof msg, "notifications=yes, but this core does not provide %s; "
+						  "the core sends notifications itself", nm);
+			gb_log(GB_LOG_ERROR, msg);
+		} else if (&event_broker_options != NULL && !(event_broker_options & GB_BROKER_NOTIFICATIONS))
 			gb_log(GB_LOG_ERROR, "notifications=yes, but event_broker_options lacks the notification bit (64); "
 					     "the core sends notifications itself (set event_broker_options=-1)");
 		else

@@ -4,6 +4,9 @@
 #define GEARBRIDGE_SHIM_H
 #include "layout.h"
 
+/* Every core symbol is a weak reference (see shim.c). */
+#define GB_WEAK __attribute__((weak))
+
 void gb_log(int level, const char *msg);
 void gb_inject(struct gb_result *r);
 const char *gb_custom_var(void *obj, int is_service, const char *name);

@@ -19,6 +19,13 @@ echo
 echo "== gearbridge bench bridge"
 bin/gearbridge bench bridge --server 127.0.0.1:"$port" --log-level warn
 echo
+# Real processes (bridge, remote worker, direct worker) and a real plugin.
+plugins=/usr/lib/nagios/plugins
+[ -x "$plugins/check_dummy" ] || plugins=/usr/lib/monitoring-plugins
+echo "== gearbridge bench bridge --exec check_dummy"
+bin/gearbridge bench bridge --server 127.0.0.1:"$port" --gearmand-pid "$gpid" --log-level warn \
+  --exec "$plugins/check_dummy 0"
+echo
 echo "== gearbridge bench send"
 bin/gearbridge bench send --server 127.0.0.1:"$port" --log-level warn
 echo

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -46,21 +47,54 @@ func benchTarget(s streams, g *globals) (string, *slog.Logger, error) {
 
 func newBenchBridgeCmd(s streams, g *globals) *cobra.Command {
 	var o bridgebench.Options
+	var x bridgebench.ExecOptions
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bridge",
 		Short: "Checks/s through the bridge against a direct Gearman worker",
-		Args:  cobra.NoArgs,
+		Long: `Checks/s through the bridge against a direct Gearman worker on the same gearmand.
+
+With --exec CMD every part is a process of its own: a bridge, a remote worker
+and a direct (--transport=gearman) worker, each running CMD as a real plugin
+for every check with --slots slots. A pre-queued phase queues --checks checks
+while the path's processes are stopped and times the drain; a steady phase
+submits at a fixed rate and measures the latency. Both report the CPU each
+process used per check, read from /proc/PID/stat (gearmand must run on this
+machine for its figures).
+
+Without --exec the older in-process benchmark runs: workers and the direct
+worker in this process, check_dummy answered without starting a process.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			server, log, err := benchTarget(s, g)
 			if err != nil {
 				return err
+			}
+			if x.Exec != "" {
+				x.Server, x.Logger, x.Bin, x.Slots = server, log, o.Bin, o.Slots
+				x.Checks = o.Checks
+				if !cmd.Flags().Changed("checks") {
+					x.Checks = 4000
+				}
+				if cpuProfile != "" {
+					x.BridgeArgs = append(x.BridgeArgs, "--cpuprofile", cpuProfile)
+				}
+				if err := x.Validate(); err != nil {
+					return usageError(err)
+				}
+				return bridgebench.RunExec(cmd.Context(), x, s.out)
 			}
 			o.Server, o.Logger = server, log
 			return bridgebench.Run(cmd.Context(), o, s.out)
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.Checks, "checks", 20000, "checks per throughput phase")
+	f.IntVar(&o.Checks, "checks", 20000, "checks per throughput phase (with --exec: checks queued per path, default 4000)")
+	f.StringVar(&x.Exec, "exec", "", "run real processes, each check running this plugin `COMMAND` line")
+	f.Float64Var(&x.Rate, "rate", 0, "with --exec: checks/s of the steady phase (0: half the lower pre-queued rate)")
+	f.DurationVar(&x.Steady, "steady", 5*time.Second, "with --exec: length of the steady phase (0 skips it)")
+	f.IntVar(&x.GearmandPID, "gearmand-pid", 0, "with --exec: pid of gearmand for its CPU figures (default: ask gearmand)")
+	f.StringVar(&cpuProfile, "bridge-cpuprofile", "", "with --exec: the bridge writes a CPU profile to `FILE`")
 	f.IntVar(&o.Sessions, "sessions", 4, "bridge sessions (remote workers); also direct worker connections")
 	f.IntVar(&o.Slots, "slots", 32, "slots per session")
 	f.IntVar(&o.IdleSessions, "idle-sessions", 1000, "idle sessions for the memory figure (0 skips it)")

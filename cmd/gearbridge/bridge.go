@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +28,9 @@ import (
 // bridgeOptions is the bridge's YAML configuration; keys are spelled like
 // the flags.
 type bridgeOptions struct {
+	// CPUProfile is a hidden flag for benchmarks: write a pprof CPU
+	// profile of the whole run to this file.
+	CPUProfile      string        `mapstructure:"cpuprofile"`
 	Servers         []string      `mapstructure:"server"`
 	DupServers      []string      `mapstructure:"dupserver"`
 	WorkersMaySend  bool          `mapstructure:"workers-may-send"`
@@ -136,10 +141,19 @@ certificate and logs why.`,
 	f.Int("max-sessions", d.MaxSessions, "most worker sessions the bridge holds at once (each holds two gearmand connections per server)")
 	f.Int("max-sessions-per-identity", d.MaxSessionsPerIdentity, "most worker sessions of one certificate identity, disconnected ones waiting to resume included")
 	f.String("metrics-listen", "", "serve Prometheus metrics on `ADDR` (/metrics)")
+	f.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (for benchmarks)")
+	_ = f.MarkHidden("cpuprofile")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		opts, err := loadBridgeOptions(cmd.Flags(), g.configFile)
 		if err != nil {
 			return usageError(err)
+		}
+		if opts.CPUProfile != "" {
+			stop, err := startCPUProfile(opts.CPUProfile)
+			if err != nil {
+				return err
+			}
+			defer stop()
 		}
 		log, err := (&globals{logLevel: opts.LogLevel, logFormat: opts.LogFormat}).logger(s.err)
 		if err != nil {
@@ -244,6 +258,22 @@ func (o bridgeOptions) bridgeConfig() (bridge.Config, error) {
 	cfg.RevocationsFile = o.Revocations
 	cfg.CertLifetime = o.CertLifetime
 	return cfg, nil
+}
+
+// startCPUProfile writes a CPU profile to file until stop is called.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // processRegistry is the Prometheus registry of a long-running command,

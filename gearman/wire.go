@@ -29,6 +29,35 @@ type wire struct {
 	pw        *PacketWriter
 	err       error // first write error; sticky
 	wantFlush bool  // some buffered packet asked to be flushed
+	// soon flushes bytes buffered by sendSoon that no later send flushed;
+	// created on first use, armed while such bytes wait.
+	soon      *time.Timer
+	soonArmed bool
+}
+
+// sendSoon buffers like send with flush false, and makes sure the bytes
+// leave within d: with the next send that flushes (so that a completion
+// rides along with the next GRAB in one write), or else by a timer.
+func (w *wire) sendSoon(d time.Duration, write func(pw *PacketWriter) error) error {
+	err := w.send(false, write)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil && w.pw.Buffered() > 0 && !w.soonArmed {
+		w.soonArmed = true
+		if w.soon == nil {
+			w.soon = time.AfterFunc(d, w.flushSoon)
+		} else {
+			w.soon.Reset(d)
+		}
+	}
+	return err
+}
+
+func (w *wire) flushSoon() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.soonArmed = false
+	w.flushLocked()
 }
 
 func newWire(nc net.Conn, writeTimeout time.Duration) *wire {
@@ -87,6 +116,10 @@ func (w *wire) send(flush bool, write func(pw *PacketWriter) error) error {
 
 // flushLocked writes the buffer out; w.mu is held.
 func (w *wire) flushLocked() {
+	if w.soonArmed && w.soon != nil {
+		w.soon.Stop()
+		w.soonArmed = false
+	}
 	if w.err == nil && w.pw.Buffered() > 0 {
 		if err := w.pw.Flush(); err != nil {
 			w.err = fmt.Errorf("write: %w", err)

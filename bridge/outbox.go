@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,11 +34,11 @@ type outMsg struct {
 const (
 	// maxJobsBatch bounds the jobs and acks of one Jobs message.
 	maxJobsBatch = 128
-	// ackDelay is how long the pump holds acks that have no job to ride
-	// with. An ack is not urgent (the worker only forgets a result it
-	// keeps for a resend), and the job taking the freed slot usually
-	// follows within a gearmand round trip: sent together, they cost one
-	// write. Short, so that a draining worker is not kept waiting.
+	// ackDelay is how long an ack waits for a job to ride with. An ack
+	// is not urgent (the worker only forgets a result it keeps for a
+	// resend), and the job taking the freed slot usually follows within a
+	// gearmand round trip: sent together, they cost one write. Short, so
+	// that a draining worker is not kept waiting.
 	ackDelay = 2 * time.Millisecond
 	// batchOverhead is room left in a Jobs message for its framing.
 	batchOverhead = 1024
@@ -54,10 +55,71 @@ type outbox struct {
 	batches bool         // the worker understands Jobs messages
 	maxRecv int          // the worker's receive limit
 	since   atomic.Int64 // UnixNano when the Send in progress began; 0 when idle
+
+	// Acks of a batching worker wait here, not in ch, so that an ack wakes
+	// nobody: the pump takes them with the next job it sends, or when
+	// ackTimer says they have waited ackDelay.
+	ackMu    sync.Mutex
+	acks     []string
+	ackTimer *time.Timer
+	ackArmed bool
+	ackDue   chan struct{} // capacity 1
 }
 
 func newOutbox(st workStream, size int, batches bool, maxRecv int) *outbox {
-	return &outbox{st: st, ch: make(chan outMsg, size), batches: batches, maxRecv: maxRecv}
+	return &outbox{st: st, ch: make(chan outMsg, size), batches: batches, maxRecv: maxRecv, ackDue: make(chan struct{}, 1)}
+}
+
+// putAck queues the ack of job id for a batching worker; it reports false
+// when too many wait (the worker stopped reading; see sendLocked).
+func (o *outbox) putAck(id string) bool {
+	o.ackMu.Lock()
+	defer o.ackMu.Unlock()
+	if len(o.acks) >= maxJobsBatch {
+		return false
+	}
+	o.acks = append(o.acks, id)
+	if !o.ackArmed {
+		o.ackArmed = true
+		if o.ackTimer == nil {
+			o.ackTimer = time.AfterFunc(ackDelay, o.acksDue)
+		} else {
+			o.ackTimer.Reset(ackDelay)
+		}
+	}
+	return true
+}
+
+func (o *outbox) acksDue() {
+	select {
+	case o.ackDue <- struct{}{}:
+	default:
+	}
+}
+
+// takeAcks returns the waiting acks as messages.
+func (o *outbox) takeAcks(batch []outMsg) []outMsg {
+	o.ackMu.Lock()
+	defer o.ackMu.Unlock()
+	for _, id := range o.acks {
+		batch = append(batch, outMsg{m: ackMsg(id)})
+	}
+	o.acks = o.acks[:0]
+	if o.ackArmed {
+		o.ackTimer.Stop()
+		o.ackArmed = false
+	}
+	return batch
+}
+
+// stopAcks stops the ack timer of a pump that ends.
+func (o *outbox) stopAcks() {
+	o.ackMu.Lock()
+	defer o.ackMu.Unlock()
+	if o.ackTimer != nil {
+		o.ackTimer.Stop()
+	}
+	o.ackArmed = false
 }
 
 // put queues m without blocking; it reports false when the queue is full.
@@ -86,47 +148,24 @@ func (o *outbox) blockedFor(now time.Time) time.Duration {
 // Send fails, but a message that cannot be marshalled is a failure of that
 // message alone, handled by unsendable while the stream goes on.
 func (s *session) pump(ctx context.Context, o *outbox, stop context.CancelCauseFunc) {
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	defer o.stopAcks()
 	batch := make([]outMsg, 0, maxJobsBatch)
 	for {
-		var om outMsg
+		batch = batch[:0]
 		select {
 		case <-ctx.Done():
 			return
-		case om = <-o.ch:
+		case om := <-o.ch:
+			batch = append(batch, om)
+		case <-o.ackDue:
 		}
 		if !o.batches {
-			if !s.write(o, om, stop) {
+			if !s.write(o, batch[0], stop) {
 				return
 			}
 			continue
 		}
-		batch = append(batch[:0], om)
-		batch = takeQueued(o.ch, batch)
-		if onlyAcks(batch) {
-			if timer == nil {
-				timer = time.NewTimer(ackDelay)
-			} else {
-				timer.Reset(ackDelay)
-			}
-		wait:
-			for onlyAcks(batch) && len(batch) < maxJobsBatch {
-				select {
-				case <-ctx.Done():
-					return
-				case m := <-o.ch:
-					batch = takeQueued(o.ch, append(batch, m))
-				case <-timer.C:
-					break wait
-				}
-			}
-			timer.Stop()
-		}
+		batch = o.takeAcks(takeQueued(o.ch, batch))
 		if !s.writeBatch(o, batch, stop) {
 			return
 		}
@@ -144,15 +183,6 @@ func takeQueued(ch chan outMsg, batch []outMsg) []outMsg {
 		}
 	}
 	return batch
-}
-
-func onlyAcks(batch []outMsg) bool {
-	for _, om := range batch {
-		if om.m.GetAck() == nil {
-			return false
-		}
-	}
-	return true
 }
 
 // writeBatch writes batch in order: runs of acks and jobs as Jobs

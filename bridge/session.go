@@ -774,6 +774,16 @@ func (s *session) send(m *pb.WorkResponse) bool {
 	return s.sendLocked(outMsg{m: m})
 }
 
+// ack queues the ack of job id for the attached stream.
+func (s *session) ack(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.out != nil && s.out.batches && s.out.putAck(id) {
+		return
+	}
+	s.sendLocked(outMsg{m: ackMsg(id)})
+}
+
 // sendLocked queues om without blocking. A full queue means the worker
 // stopped reading: the stream is detached, and the session waits for the
 // worker to resume like after any other disconnect.
@@ -816,7 +826,7 @@ func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
 			}
 			// Sent again after a reconnect, or late: acknowledge so the
 			// worker forgets it.
-			s.send(ackMsg(r.GetJobId()))
+			s.ack(r.GetJobId())
 			return
 		}
 		s.b.m.refused.WithLabelValues("unknown_job").Inc()
@@ -941,7 +951,7 @@ func (s *session) finish(ij *inflightJob, res modgearman.Result, how outcome) {
 	if how == outcomeWorker {
 		s.b.m.completed.WithLabelValues(ij.queue).Inc()
 		s.b.m.jobDuration.WithLabelValues(ij.queue).Observe(time.Since(ij.dispatched).Seconds())
-		s.send(ackMsg(ij.id))
+		s.ack(ij.id)
 	}
 }
 

@@ -61,6 +61,8 @@ type session struct {
 	inflight    map[string]*inflightJob
 	completed   map[string]bool // finished job ids → answered by a timeout
 	completedQ  []string
+	finishQ     chan finishReq // to idle finishers (see goFinish)
+	finishIdle  int            // idle finishers not yet handed a request
 	nextJob     uint64
 	jobsDone    uint64
 	graceTimer  *time.Timer
@@ -196,6 +198,7 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string, peer 
 		cancel:      cancel,
 		creditWake:  make(chan struct{}),
 		inflight:    map[string]*inflightJob{},
+		finishQ:     make(chan finishReq, 64),
 		completed:   map[string]bool{},
 		serial:      id.Serial,
 		notAfter:    id.NotAfter,
@@ -717,10 +720,7 @@ func (s *session) refuseJob(ij *inflightJob, why, reason string) {
 	now := time.Now()
 	text := fmt.Sprintf("(gearbridge: check not sent to worker %s: %s)", s.identifier, why)
 	res := ij.job.Answer(3, text, now, now, s.source())
-	go func() {
-		defer s.wg.Done()
-		s.finish(ij, res, outcomeRefused)
-	}()
+	s.goFinish(finishReq{ij: ij, res: res, how: outcomeRefused})
 }
 
 // answerStatus answers a ping on the status queue as a classic worker
@@ -839,11 +839,7 @@ func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
 	s.mu.Unlock()
 
 	res := s.workerResult(ij, r)
-	go func() {
-		defer s.wg.Done()
-		defer s.creditAfter(gen)
-		s.finish(ij, res, outcomeWorker)
-	}()
+	s.goFinish(finishReq{ij: ij, res: res, how: outcomeWorker, gen: gen})
 }
 
 // creditAfter grants one credit held back for a result (gen set), unless
@@ -879,10 +875,7 @@ func (s *session) expire(id string) {
 		ij.dispatched, now, s.source())
 	s.b.m.timedOut.WithLabelValues(ij.queue).Inc()
 	s.log.Warn("job timed out on the worker; wrote the timeout result", "job_id", id, "host", ij.job.HostName, "service", ij.job.ServiceDescription)
-	go func() {
-		defer s.wg.Done()
-		s.finish(ij, res, outcomeTimeout)
-	}()
+	s.goFinish(finishReq{ij: ij, res: res, how: outcomeTimeout})
 }
 
 // outcome is how a job of a session ended.

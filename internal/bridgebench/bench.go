@@ -89,7 +89,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	br, err := bridgeproc.Start(ctx, dir, bridgeproc.Options{
 		Bin: o.Bin, Server: o.Server, Key: benchKey,
 		ClientRole: certs.RoleWorker, ClientName: "bench",
-		AuthzYAML: "rules:\n  - {identity: \"*\", role: worker, queues: [\"bench_*\"]}\n",
+		AuthzYAML: "rules:\n  - {identity: \"*\", role: worker, queues: [\"bench_*\"], identifiers: [\"bench-*\", \"idle-*\"]}\n",
+		// Every session has the one client certificate.
+		ExtraArgs: []string{"--max-sessions-per-identity", strconv.Itoa(o.Sessions + o.IdleSessions + 8),
+			"--max-sessions", strconv.Itoa(o.Sessions + o.IdleSessions + 8)},
 	})
 	if err != nil {
 		return err
@@ -336,7 +339,7 @@ func directHandler(codec *modgearman.Codec, c *gearman.Client) gearman.Handler {
 
 // idleRSS opens n idle sessions on the bridge and reads its resident memory.
 func idleRSS(ctx context.Context, br *bridgeproc.Proc, n int, queue string) (float64, error) {
-	const perConn = 100 // sessions per HTTP/2 connection
+	const perConn = 8 // sessions per HTTP/2 connection, within the bridge's stream limit
 	var conns []*grpc.ClientConn
 	defer func() {
 		for _, c := range conns {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/gearbridge/gearbridge/gearman"
 )
@@ -116,10 +117,26 @@ func (c realWorkerConn) TryGrab(ctx context.Context) (*GrabbedJob, error) {
 	return &GrabbedJob{Handle: j.Handle, Queue: j.Function, Data: j.Data}, nil
 }
 
+func (c realWorkerConn) TryGrabN(ctx context.Context, n int) ([]*GrabbedJob, error) {
+	js, err := c.wc.TryGrabN(ctx, n)
+	if err != nil || len(js) == 0 {
+		return nil, err
+	}
+	out := make([]*GrabbedJob, len(js))
+	for i, j := range js {
+		out[i] = &GrabbedJob{Handle: j.Handle, Queue: j.Function, Data: j.Data}
+	}
+	return out, nil
+}
+
 func (c realWorkerConn) Sleep(ctx context.Context) error { return c.wc.Sleep(ctx) }
 
 func (c realWorkerConn) Complete(_ context.Context, handle string, data []byte) error {
 	return c.wc.Complete(handle, data)
+}
+
+func (c realWorkerConn) CompleteSoon(handle string, d time.Duration) error {
+	return c.wc.CompleteSoon(handle, d)
 }
 
 func (c realWorkerConn) Fail(_ context.Context, handle string) error { return c.wc.Fail(handle) }

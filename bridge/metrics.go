@@ -27,6 +27,7 @@ type metrics struct {
 	dupErrors       prometheus.Counter
 	jobDuration     *prometheus.HistogramVec
 	dispatchLatency prometheus.Histogram
+	batches         prometheus.Histogram
 
 	sessionsRefused   *prometheus.CounterVec
 	handshakeFailures *prometheus.CounterVec
@@ -136,6 +137,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time the bridge adds between receiving a job from gearmand and sending it to the worker.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 		}),
+		batches: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gearbridge_bridge_stream_batch_messages",
+			Help:    "Jobs and acks per batched message to a worker (workers that announce batches).",
+			Buckets: prometheus.ExponentialBuckets(2, 2, 7),
+		}),
 		sessionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gearbridge_bridge_sessions_refused_total",
 			Help: "Worker sessions refused after the certificate was accepted, by reason: invalid hello, queue or identifier not allowed, session of another identity, per-identity or total session limit.",
@@ -175,7 +181,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.credit, m.dispatched, m.completed, m.timedOut, m.requeued,
-			m.invalidJobs, m.refusedJobs, m.failedJobs, m.stalled, m.unsendable, m.queuesRevoked, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency,
+			m.invalidJobs, m.refusedJobs, m.failedJobs, m.stalled, m.unsendable, m.queuesRevoked, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency, m.batches,
 			m.sessionsRefused, m.handshakeFailures, m.tlsReloadsRefused, m.gearmandUp)
 	}
 	return m

@@ -92,8 +92,9 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 		Queues:      s.currentQueues(),
 		Resumed:     resumed,
 		ResumeGrace: durationpb.New(b.cfg.ResumeGrace),
+		Batches:     true,
 	}
-	actx, err := s.attach(stream, int(capacity(hello)), int(hello.GetSlots()), maxReceive(hello), hello.GetHeldJobIds(), welcome)
+	actx, err := s.attach(stream, int(capacity(hello)), int(hello.GetSlots()), maxReceive(hello), hello.GetBatches(), hello.GetHeldJobIds(), welcome)
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "session %s: %v", s.id, err)
 	}
@@ -101,7 +102,7 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 		s.log.Info("worker session resumed", "slots", hello.GetSlots(), "held", len(hello.GetHeldJobIds()), "peer", peer)
 	} else {
 		s.log.Info("worker session started", "queues", queues, "slots", hello.GetSlots(), "peer", peer)
-		s.start(int(capacity(hello)))
+		s.start()
 	}
 
 	recvErr := make(chan error, 1)
@@ -184,6 +185,24 @@ func (w *workerService) recvLoop(s *session, stream pb.WorkerService_WorkServer)
 			s.addCredit(m.Credit.GetSlots())
 		case *pb.WorkRequest_Result:
 			s.handleResult(m.Result)
+		case *pb.WorkRequest_Results:
+			// The results first: each frees the slot its credit is for.
+			// A credit that came with a result is granted once that job
+			// is completed towards gearmand, so that the GRAB it causes
+			// carries the completion in the same write (see finish).
+			rs, credit := m.Results.GetResults(), m.Results.GetCredit()
+			tied := min(int(credit), len(rs))
+			gen := s.generation()
+			for i, r := range rs {
+				if i < tied {
+					s.handleResultCredit(r, gen)
+				} else {
+					s.handleResult(r)
+				}
+			}
+			if rest := int(credit) - tied; rest > 0 {
+				s.addCredit(uint32(rest))
+			}
 		case *pb.WorkRequest_Drain:
 			s.mu.Lock()
 			s.draining = true

@@ -61,6 +61,8 @@ type session struct {
 	inflight    map[string]*inflightJob
 	completed   map[string]bool // finished job ids → answered by a timeout
 	completedQ  []string
+	finishQ     chan finishReq // to idle finishers (see goFinish)
+	finishIdle  int            // idle finishers not yet handed a request
 	nextJob     uint64
 	jobsDone    uint64
 	graceTimer  *time.Timer
@@ -196,6 +198,7 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string, peer 
 		cancel:      cancel,
 		creditWake:  make(chan struct{}),
 		inflight:    map[string]*inflightJob{},
+		finishQ:     make(chan finishReq, 64),
 		completed:   map[string]bool{},
 		serial:      id.Serial,
 		notAfter:    id.NotAfter,
@@ -208,15 +211,12 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string, peer 
 	return s
 }
 
-// maxGrabbers bounds the grab loops per gearmand connection. Several loops
-// keep several GRAB requests in flight, so one busy session is not limited
-// to one job per round trip; each still holds a credit for its request, so
-// nothing is grabbed ahead of need.
-const maxGrabbers = 4
+// maxGrabWindow bounds the GRAB_JOB_UNIQ a grab loop sends in one write.
+// Each still holds a credit, so nothing is grabbed ahead of need.
+const maxGrabWindow = 32
 
-// start launches the grab loops and the status loop for every gearmand.
-func (s *session) start(slots int) {
-	n := min(max(slots, 1), maxGrabbers)
+// start launches the grab loop and the status loop for every gearmand.
+func (s *session) start() {
 	run := func(loop func()) {
 		s.wg.Add(1)
 		s.b.wg.Add(1)
@@ -227,9 +227,7 @@ func (s *session) start(slots int) {
 		}()
 	}
 	for i, c := range s.conns {
-		for range n {
-			run(func() { s.grabLoop(c) })
-		}
+		run(func() { s.grabLoop(c) })
 		sc := s.statusConns[i]
 		run(func() { s.statusLoop(sc) })
 	}
@@ -237,7 +235,7 @@ func (s *session) start(slots int) {
 
 // attach binds a stream to the session; the returned context ends when the
 // stream is replaced or the session closes.
-func (s *session) attach(st workStream, capacity, free, maxRecv int, held []string, welcome *pb.Welcome) (context.Context, error) {
+func (s *session) attach(st workStream, capacity, free, maxRecv int, batches bool, held []string, welcome *pb.Welcome) (context.Context, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -280,12 +278,13 @@ func (s *session) attach(st workStream, capacity, free, maxRecv int, held []stri
 	// The queue holds every job the session may have out at once, their
 	// acks and cancels, and the resends: only a worker that stops reading
 	// fills it.
-	s.out = newOutbox(st, 2*capacity+len(resend)+16)
+	s.out = newOutbox(st, 2*capacity+len(resend)+16, batches, maxRecv)
 	s.out.put(outMsg{m: &pb.WorkResponse{Msg: &pb.WorkResponse_Welcome{Welcome: welcome}}})
 	for _, ij := range resend {
 		s.b.m.resent.Inc()
 		ij.sent.Store(false)
-		s.out.put(outMsg{m: jobResponse(ij.msg), job: ij})
+		resp := jobResponse(ij.msg)
+		s.out.put(outMsg{m: resp, job: ij, size: proto.Size(resp)})
 	}
 	now := time.Now()
 	for _, ij := range s.inflight {
@@ -493,59 +492,102 @@ func (s *session) wakeLocked() {
 	s.creditWake = make(chan struct{})
 }
 
-// takeCredit blocks until the session may take one more job, and takes it.
-func (s *session) takeCredit() bool {
-	return s.waitFor(func() bool {
+// takeCredits blocks until the session may take more jobs, and takes up
+// to most of its credit; it returns 0 when the session closed.
+func (s *session) takeCredits(most int) int {
+	k := 0
+	s.waitFor(func() bool {
 		if s.stream == nil || s.draining || s.credit <= 0 {
 			return false
 		}
-		s.credit--
-		s.b.m.credit.Dec()
+		k = min(s.credit, most)
+		s.credit -= k
+		s.b.m.credit.Sub(float64(k))
 		return true
 	})
+	return k
 }
 
-func (s *session) returnCredit() {
+func (s *session) returnCredit() { s.returnCredits(1) }
+
+func (s *session) returnCredits(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.stream == nil {
+	if s.closed || s.stream == nil || n <= 0 {
 		return
 	}
-	s.credit++
-	s.b.m.credit.Inc()
+	s.credit += n
+	s.b.m.credit.Add(float64(n))
 	s.wakeLocked()
 }
 
 // grabLoop takes jobs from one gearmand while the session has credit. It
-// holds a credit only for the GRAB round trip; when gearmand has nothing it
-// sleeps without credit until gearmand wakes it.
+// holds credits only for the GRAB round trip, and asks for as many jobs
+// in one write as it holds credits, up to a window that doubles while
+// gearmand has jobs and falls back to one when it has none: a wake-up on
+// a quiet queue costs one GRAB, not one per free slot. When gearmand has
+// nothing it sleeps (PRE_SLEEP) without credit until gearmand wakes it.
 func (s *session) grabLoop(c *serverConn) {
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	window := 1
 	for {
 		wc := s.connect(c, backoff)
-		if wc == nil || !s.takeCredit() {
+		if wc == nil {
 			return
 		}
-		job, err := wc.TryGrab(s.ctx)
+		k := s.takeCredits(window)
+		if k == 0 {
+			return
+		}
+		jobs, err := grabN(s.ctx, wc, k)
 		if err != nil {
-			s.returnCredit()
+			s.returnCredits(k)
 			if s.ctx.Err() != nil {
 				return
 			}
 			s.log.Warn("gearmand connection lost; reconnecting", "server", c.server, "err", err)
 			c.drop(wc)
+			window = 1
 			continue
 		}
-		if job == nil {
-			s.returnCredit()
-			if err := wc.Sleep(s.ctx); err != nil && s.ctx.Err() == nil {
-				s.log.Warn("gearmand connection lost while sleeping; reconnecting", "server", c.server, "err", err)
-				c.drop(wc)
-			}
+		s.returnCredits(k - len(jobs))
+		for _, job := range jobs {
+			s.dispatch(c, wc, job)
+		}
+		if len(jobs) == k {
+			window = min(window*2, maxGrabWindow)
 			continue
 		}
-		s.dispatch(c, wc, job)
+		window = 1
+		if err := wc.Sleep(s.ctx); err != nil && s.ctx.Err() == nil {
+			s.log.Warn("gearmand connection lost while sleeping; reconnecting", "server", c.server, "err", err)
+			c.drop(wc)
+		}
 	}
+}
+
+// batchGrabber is a WorkerConn that asks for several jobs in one write.
+type batchGrabber interface {
+	TryGrabN(ctx context.Context, n int) ([]*GrabbedJob, error)
+}
+
+// grabN asks wc for up to n jobs; fewer mean gearmand has no more.
+func grabN(ctx context.Context, wc WorkerConn, n int) ([]*GrabbedJob, error) {
+	if bg, ok := wc.(batchGrabber); ok {
+		return bg.TryGrabN(ctx, n)
+	}
+	var jobs []*GrabbedJob
+	for range n {
+		j, err := wc.TryGrab(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if j == nil {
+			break
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
 }
 
 // statusLoop answers pings on the classic worker_<identifier> queue on a
@@ -648,7 +690,8 @@ func (s *session) dispatch(c *serverConn, wc WorkerConn, g *GrabbedJob) {
 	ij := &inflightJob{id: id, conn: c, handle: g.Handle, queue: g.Queue, job: job, msg: msg, dispatched: received, timeout: timeout}
 	s.inflight[id] = ij
 	resp := jobResponse(msg)
-	if size, limit := proto.Size(resp), s.maxRecv; size > limit {
+	size, limit := proto.Size(resp), s.maxRecv
+	if size > limit {
 		s.mu.Unlock()
 		s.refuseJob(ij, fmt.Sprintf("its message of %d bytes exceeds the worker's receive limit of %d bytes", size, limit), "too_large")
 		return
@@ -661,7 +704,7 @@ func (s *session) dispatch(c *serverConn, wc WorkerConn, g *GrabbedJob) {
 		return
 	}
 	s.startTimerLocked(ij, deadline)
-	s.sendLocked(outMsg{m: resp, job: ij})
+	s.sendLocked(outMsg{m: resp, job: ij, size: size})
 	s.mu.Unlock()
 	s.b.m.dispatched.WithLabelValues(g.Queue).Inc()
 	s.b.m.dispatchLatency.Observe(time.Since(received).Seconds())
@@ -687,10 +730,7 @@ func (s *session) refuseJob(ij *inflightJob, why, reason string) {
 	now := time.Now()
 	text := fmt.Sprintf("(gearbridge: check not sent to worker %s: %s)", s.identifier, why)
 	res := ij.job.Answer(3, text, now, now, s.source())
-	go func() {
-		defer s.wg.Done()
-		s.finish(ij, res, outcomeRefused)
-	}()
+	s.goFinish(finishReq{ij: ij, res: res, how: outcomeRefused})
 }
 
 // answerStatus answers a ping on the status queue as a classic worker
@@ -744,6 +784,16 @@ func (s *session) send(m *pb.WorkResponse) bool {
 	return s.sendLocked(outMsg{m: m})
 }
 
+// ack queues the ack of job id for the attached stream.
+func (s *session) ack(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.out != nil && s.out.batches && s.out.putAck(id) {
+		return
+	}
+	s.sendLocked(outMsg{m: ackMsg(id)})
+}
+
 // sendLocked queues om without blocking. A full queue means the worker
 // stopped reading: the stream is detached, and the session waits for the
 // worker to resume like after any other disconnect.
@@ -760,12 +810,24 @@ func (s *session) sendLocked(om outMsg) bool {
 }
 
 // handleResult accepts a worker's result for a job of this session.
-func (s *session) handleResult(r *pb.JobResult) {
+func (s *session) handleResult(r *pb.JobResult) { s.handleResultCredit(r, 0) }
+
+// generation identifies the current attachment.
+func (s *session) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attachGen
+}
+
+// handleResultCredit accepts a result; with gen set, one credit the worker
+// sent with it is granted when the job is done (see creditAfter).
+func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
 	s.mu.Lock()
 	ij, ok := s.inflight[r.GetJobId()]
 	if !ok {
 		timedOut, done := s.completed[r.GetJobId()]
 		s.mu.Unlock()
+		s.creditAfter(gen)
 		if done {
 			if timedOut {
 				// Too late: the bridge already wrote the timeout result.
@@ -774,7 +836,7 @@ func (s *session) handleResult(r *pb.JobResult) {
 			}
 			// Sent again after a reconnect, or late: acknowledge so the
 			// worker forgets it.
-			s.send(ackMsg(r.GetJobId()))
+			s.ack(r.GetJobId())
 			return
 		}
 		s.b.m.refused.WithLabelValues("unknown_job").Inc()
@@ -787,10 +849,21 @@ func (s *session) handleResult(r *pb.JobResult) {
 	s.mu.Unlock()
 
 	res := s.workerResult(ij, r)
-	go func() {
-		defer s.wg.Done()
-		s.finish(ij, res, outcomeWorker)
-	}()
+	s.goFinish(finishReq{ij: ij, res: res, how: outcomeWorker, gen: gen})
+}
+
+// creditAfter grants one credit held back for a result (gen set), unless
+// the worker has attached again since: its hello counted the slot.
+func (s *session) creditAfter(gen uint64) {
+	if gen == 0 {
+		return
+	}
+	s.mu.Lock()
+	same := s.attachGen == gen && s.stream != nil && !s.closed
+	s.mu.Unlock()
+	if same {
+		s.addCredit(1)
+	}
 }
 
 // expire writes the classic timeout result for a job whose worker did not
@@ -812,10 +885,7 @@ func (s *session) expire(id string) {
 		ij.dispatched, now, s.source())
 	s.b.m.timedOut.WithLabelValues(ij.queue).Inc()
 	s.log.Warn("job timed out on the worker; wrote the timeout result", "job_id", id, "host", ij.job.HostName, "service", ij.job.ServiceDescription)
-	go func() {
-		defer s.wg.Done()
-		s.finish(ij, res, outcomeTimeout)
-	}()
+	s.goFinish(finishReq{ij: ij, res: res, how: outcomeTimeout})
 }
 
 // outcome is how a job of a session ended.
@@ -862,7 +932,7 @@ func (s *session) finish(ij *inflightJob, res modgearman.Result, how outcome) {
 	if wc := ij.conn.get(); wc != nil {
 		// After a gearmand restart the handle is unknown; the result is
 		// already on the result queue, which is what counts.
-		if err := wc.Complete(s.ctx, ij.handle, nil); err != nil {
+		if err := completeJob(s.ctx, wc, ij.handle); err != nil {
 			s.log.Debug("complete job", "handle", ij.handle, "err", err)
 		}
 	}
@@ -884,8 +954,29 @@ func (s *session) finish(ij *inflightJob, res modgearman.Result, how outcome) {
 	if how == outcomeWorker {
 		s.b.m.completed.WithLabelValues(ij.queue).Inc()
 		s.b.m.jobDuration.WithLabelValues(ij.queue).Observe(time.Since(ij.dispatched).Seconds())
-		s.send(ackMsg(ij.id))
+		s.ack(ij.id)
 	}
+}
+
+// completeDelay bounds how long a completion waits for a GRAB to ride
+// along with (see completeJob).
+const completeDelay = time.Millisecond
+
+// softCompleter is a WorkerConn that can send a completion with the next
+// request instead of on its own.
+type softCompleter interface {
+	CompleteSoon(handle string, d time.Duration) error
+}
+
+// completeJob completes a job whose result is on its result queue. The
+// WORK_COMPLETE goes out with the next request on the connection, within
+// completeDelay: the GRAB for the slot the job freed usually follows at
+// once, and both then cost one write.
+func completeJob(ctx context.Context, wc WorkerConn, handle string) error {
+	if sc, ok := wc.(softCompleter); ok {
+		return sc.CompleteSoon(handle, completeDelay)
+	}
+	return wc.Complete(ctx, handle, nil)
 }
 
 // submit puts one result on queue, retrying temporary errors with backoff

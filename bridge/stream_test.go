@@ -246,7 +246,7 @@ func TestAttachDetachRace(t *testing.T) {
 	})
 	for i := range 300 {
 		st := nullStream{ctx: t.Context()}
-		if _, err := s.attach(st, 1, 1, 1<<20, nil, &pb.Welcome{}); err != nil {
+		if _, err := s.attach(st, 1, 1, 1<<20, false, nil, &pb.Welcome{}); err != nil {
 			t.Fatalf("attach %d: %v", i, err)
 		}
 		s.detach(st, errors.New("link broke"))

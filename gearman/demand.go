@@ -1,6 +1,9 @@
 package gearman
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // TryGrab sends one GRAB_JOB_UNIQ and returns the job, or nil when gearmand
 // has none queued for this connection (NO_JOB). Unlike Grab it never
@@ -33,4 +36,93 @@ func (wc *WorkerConn) Sleep(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// TryGrabN sends n GRAB_JOB_UNIQ in one write and returns the jobs
+// gearmand assigned for them, in order; NO_JOB answers are left out, so
+// fewer than n jobs mean the queues ran dry. On an error the jobs already
+// assigned are not returned: the connection is failed and gearmand
+// requeues them when it closes. When ctx ends first, jobs assigned later
+// are kept for the next grab, as with TryGrab.
+func (wc *WorkerConn) TryGrabN(ctx context.Context, n int) ([]*Job, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if n <= 1 {
+		j, err := wc.grabOnce(ctx)
+		if err != nil || j == nil {
+			return nil, err
+		}
+		return []*Job{j}, nil
+	}
+	var jobs []*Job
+	wc.mu.Lock()
+	if wc.err != nil {
+		err := wc.err
+		wc.mu.Unlock()
+		return nil, fmt.Errorf("grab from %s: %w", wc.addr, connLost(err))
+	}
+	for len(wc.orphans) > 0 && n > 0 {
+		jobs = append(jobs, wc.orphans[0])
+		wc.orphans = wc.orphans[1:]
+		n--
+	}
+	wc.mu.Unlock()
+	if n == 0 {
+		return jobs, nil
+	}
+	calls := make([]*grabCall, n)
+	for i := range calls {
+		calls[i] = &grabCall{done: make(chan struct{})}
+	}
+	queued := false
+	err := wc.w.send(true, func(pw *PacketWriter) error {
+		wc.mu.Lock()
+		if wc.err != nil {
+			err := wc.err
+			wc.mu.Unlock()
+			return err
+		}
+		wc.grabs = append(wc.grabs, calls...)
+		wc.mu.Unlock()
+		queued = true
+		for range calls {
+			if err := pw.writeStrings(PktGrabJobUniq, nil, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		wc.fail(err)
+		if !queued {
+			return nil, fmt.Errorf("grab from %s: %w", wc.addr, connLost(wc.Err()))
+		}
+	}
+	for i, g := range calls {
+		select {
+		case <-g.done:
+			if g.err != nil {
+				return nil, fmt.Errorf("grab from %s: %w", wc.addr, g.err)
+			}
+			if g.job != nil {
+				jobs = append(jobs, g.job)
+			}
+		case <-ctx.Done():
+			// Jobs already handed out, and those assigned later, wait
+			// for the next grab.
+			wc.mu.Lock()
+			wc.orphans = append(wc.orphans, jobs...)
+			for _, g := range calls[i:] {
+				if !g.delivered {
+					g.abandoned = true
+				} else if g.job != nil {
+					wc.orphans = append(wc.orphans, g.job)
+				}
+			}
+			wc.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+	return jobs, nil
 }

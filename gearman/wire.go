@@ -29,28 +29,64 @@ type wire struct {
 	pw        *PacketWriter
 	err       error // first write error; sticky
 	wantFlush bool  // some buffered packet asked to be flushed
+	// soon flushes bytes buffered by sendSoon that no later send flushed;
+	// created on first use, armed while such bytes wait.
+	soon      *time.Timer
+	soonArmed bool
+}
+
+// sendSoon buffers like send with flush false, and makes sure the bytes
+// leave within d: with the next send that flushes (so that a completion
+// rides along with the next GRAB in one write), or else by a timer.
+func (w *wire) sendSoon(d time.Duration, write func(pw *PacketWriter) error) error {
+	err := w.send(false, write)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil && w.pw.Buffered() > 0 && !w.soonArmed {
+		w.soonArmed = true
+		if w.soon == nil {
+			w.soon = time.AfterFunc(d, w.flushSoon)
+		} else {
+			w.soon.Reset(d)
+		}
+	}
+	return err
+}
+
+func (w *wire) flushSoon() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.soonArmed = false
+	w.flushLocked()
 }
 
 func newWire(nc net.Conn, writeTimeout time.Duration) *wire {
-	return &wire{pw: NewPacketWriter(deadlineWriter{nc: nc, timeout: writeTimeout}, writeBufSize)}
+	return &wire{pw: NewPacketWriter(&deadlineWriter{nc: nc, timeout: writeTimeout}, writeBufSize)}
 }
 
-// deadlineWriter is what a wire's buffer writes to. Every Write sets its
-// own write deadline first, so that bytes reaching the socket other than by
-// a flush (a packet larger than the buffer goes straight through, a full
+// deadlineWriter is what a wire's buffer writes to. Every Write is bounded
+// by a fresh write deadline, so that bytes reaching the socket other than
+// by a flush (a packet larger than the buffer goes straight through, a full
 // buffer is written out mid-packet) are bounded like a flush and never by
 // the long-expired deadline of an earlier one: after an idle spell that
 // stale deadline failed the write, and with it every request pipelined on
-// the connection.
+// the connection. Setting a deadline costs a runtime timer update, so a
+// deadline that still has more than half the timeout to run is kept: each
+// write then has between half and all of the timeout. Writes happen under
+// the wire's lock, one at a time.
 type deadlineWriter struct {
-	nc      net.Conn
-	timeout time.Duration
+	nc       net.Conn
+	timeout  time.Duration
+	deadline time.Time // the one set last
 }
 
-func (d deadlineWriter) Write(p []byte) (int, error) {
+func (d *deadlineWriter) Write(p []byte) (int, error) {
 	if d.timeout > 0 {
-		if err := d.nc.SetWriteDeadline(time.Now().Add(d.timeout)); err != nil {
-			return 0, err
+		if now := time.Now(); d.deadline.Sub(now) < d.timeout/2 {
+			d.deadline = now.Add(d.timeout)
+			if err := d.nc.SetWriteDeadline(d.deadline); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return d.nc.Write(p)
@@ -87,6 +123,10 @@ func (w *wire) send(flush bool, write func(pw *PacketWriter) error) error {
 
 // flushLocked writes the buffer out; w.mu is held.
 func (w *wire) flushLocked() {
+	if w.soonArmed && w.soon != nil {
+		w.soon.Stop()
+		w.soonArmed = false
+	}
 	if w.err == nil && w.pw.Buffered() > 0 {
 		if err := w.pw.Flush(); err != nil {
 			w.err = fmt.Errorf("write: %w", err)

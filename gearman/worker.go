@@ -161,6 +161,10 @@ func (wc *WorkerConn) Addr() string { return wc.addr }
 // Jobs grabbed and not completed are requeued by gearmand. Close may be
 // called more than once.
 func (wc *WorkerConn) Close() error {
+	if wc.Err() == nil {
+		// Completions buffered by CompleteSoon go out first.
+		_ = wc.flush()
+	}
 	wc.fail(ErrClosed)
 	<-wc.readerDone
 	return nil
@@ -208,6 +212,27 @@ func (wc *WorkerConn) ResetAbilities() error {
 // Complete sends WORK_COMPLETE with the result data.
 func (wc *WorkerConn) Complete(handle string, data []byte) error {
 	return wc.result(true, PktWorkComplete, handle, data)
+}
+
+// CompleteSoon sends WORK_COMPLETE without data within d: together with
+// the next request written on the connection (typically the GRAB for the
+// slot the job freed), or on its own when none comes in time. Close sends
+// it before closing.
+func (wc *WorkerConn) CompleteSoon(handle string, d time.Duration) error {
+	if !validArg(handle) {
+		return fmt.Errorf("%w: %s argument %q", ErrInvalidArgument, PktWorkComplete, handle)
+	}
+	err := wc.w.sendSoon(d, func(pw *PacketWriter) error {
+		if err := wc.Err(); err != nil {
+			return err
+		}
+		return pw.writeStrings(PktWorkComplete, nil, true, handle)
+	})
+	if err != nil {
+		wc.fail(err)
+		return fmt.Errorf("send %s to %s: %w", PktWorkComplete, wc.addr, connLost(wc.Err()))
+	}
+	return nil
 }
 
 // Fail sends WORK_FAIL.

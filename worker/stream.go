@@ -22,6 +22,7 @@ func (l *loop) runStream(c *conn, hello *pb.Hello) error {
 	}
 	defer cc.Close()
 
+	hello.Batches = true // this worker reads Jobs messages
 	timer := time.AfterFunc(handshakeTimeout, func() { c.cancel(errHandshakeTimeout) })
 	wel, st, err := handshake(c, pb.NewWorkerServiceClient(cc), hello)
 	if !timer.Stop() && err == nil {
@@ -33,7 +34,13 @@ func (l *loop) runStream(c *conn, hello *pb.Hello) error {
 		}
 		return fmt.Errorf("bridge %s: %w", c.addr, err)
 	}
-	if !l.post(c, streamEvent{c: c, kind: evWelcome, stream: st, welcome: wel}) {
+	var ws workStream = st
+	if wel.GetBatches() {
+		bs := newBatchSender(st)
+		defer bs.stop()
+		ws = bs
+	}
+	if !l.post(c, streamEvent{c: c, kind: evWelcome, stream: ws, welcome: wel}) {
 		return contextCause(c)
 	}
 	if l.w.renew != nil {
@@ -47,6 +54,21 @@ func (l *loop) runStream(c *conn, hello *pb.Hello) error {
 		}
 		if err != nil {
 			return fmt.Errorf("bridge %s: receive: %w", c.addr, err)
+		}
+		if jobs := msg.GetJobs(); jobs != nil {
+			// The loop handles one message at a time: the acks, then the
+			// jobs, as if each had come alone.
+			for _, id := range jobs.GetAckedJobIds() {
+				if !l.post(c, streamEvent{c: c, kind: evMessage, msg: &pb.WorkResponse{Msg: &pb.WorkResponse_Ack{Ack: &pb.Ack{JobId: id}}}}) {
+					return contextCause(c)
+				}
+			}
+			for _, j := range jobs.GetJobs() {
+				if !l.post(c, streamEvent{c: c, kind: evMessage, msg: &pb.WorkResponse{Msg: &pb.WorkResponse_Job{Job: j}}}) {
+					return contextCause(c)
+				}
+			}
+			continue
 		}
 		if !l.post(c, streamEvent{c: c, kind: evMessage, msg: msg}) {
 			return contextCause(c)

@@ -88,6 +88,7 @@ type WorkRequest struct {
 	//	*WorkRequest_Credit
 	//	*WorkRequest_Result
 	//	*WorkRequest_Drain
+	//	*WorkRequest_Results
 	Msg           isWorkRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -166,6 +167,15 @@ func (x *WorkRequest) GetDrain() *Drain {
 	return nil
 }
 
+func (x *WorkRequest) GetResults() *Results {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkRequest_Results); ok {
+			return x.Results
+		}
+	}
+	return nil
+}
+
 type isWorkRequest_Msg interface {
 	isWorkRequest_Msg()
 }
@@ -186,6 +196,10 @@ type WorkRequest_Drain struct {
 	Drain *Drain `protobuf:"bytes,4,opt,name=drain,proto3,oneof"`
 }
 
+type WorkRequest_Results struct {
+	Results *Results `protobuf:"bytes,5,opt,name=results,proto3,oneof"`
+}
+
 func (*WorkRequest_Hello) isWorkRequest_Msg() {}
 
 func (*WorkRequest_Credit) isWorkRequest_Msg() {}
@@ -193,6 +207,8 @@ func (*WorkRequest_Credit) isWorkRequest_Msg() {}
 func (*WorkRequest_Result) isWorkRequest_Msg() {}
 
 func (*WorkRequest_Drain) isWorkRequest_Msg() {}
+
+func (*WorkRequest_Results) isWorkRequest_Msg() {}
 
 // WorkResponse is one message from the bridge to the worker.
 type WorkResponse struct {
@@ -204,6 +220,7 @@ type WorkResponse struct {
 	//	*WorkResponse_Drain
 	//	*WorkResponse_Cancel
 	//	*WorkResponse_Ack
+	//	*WorkResponse_Jobs
 	Msg           isWorkResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -291,6 +308,15 @@ func (x *WorkResponse) GetAck() *Ack {
 	return nil
 }
 
+func (x *WorkResponse) GetJobs() *Jobs {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkResponse_Jobs); ok {
+			return x.Jobs
+		}
+	}
+	return nil
+}
+
 type isWorkResponse_Msg interface {
 	isWorkResponse_Msg()
 }
@@ -315,6 +341,10 @@ type WorkResponse_Ack struct {
 	Ack *Ack `protobuf:"bytes,5,opt,name=ack,proto3,oneof"`
 }
 
+type WorkResponse_Jobs struct {
+	Jobs *Jobs `protobuf:"bytes,6,opt,name=jobs,proto3,oneof"`
+}
+
 func (*WorkResponse_Welcome) isWorkResponse_Msg() {}
 
 func (*WorkResponse_Job) isWorkResponse_Msg() {}
@@ -324,6 +354,120 @@ func (*WorkResponse_Drain) isWorkResponse_Msg() {}
 func (*WorkResponse_Cancel) isWorkResponse_Msg() {}
 
 func (*WorkResponse_Ack) isWorkResponse_Msg() {}
+
+func (*WorkResponse_Jobs) isWorkResponse_Msg() {}
+
+// Results carries several results and the credit freed with them in one
+// message. A worker sends it only to a bridge whose welcome says batches;
+// the bridge handles the results in order, then the credit.
+type Results struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*JobResult           `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// Slots freed, as in Credit; zero for none.
+	Credit        uint32 `protobuf:"varint,2,opt,name=credit,proto3" json:"credit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Results) Reset() {
+	*x = Results{}
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Results) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Results) ProtoMessage() {}
+
+func (x *Results) ProtoReflect() protoreflect.Message {
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Results.ProtoReflect.Descriptor instead.
+func (*Results) Descriptor() ([]byte, []int) {
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Results) GetResults() []*JobResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *Results) GetCredit() uint32 {
+	if x != nil {
+		return x.Credit
+	}
+	return 0
+}
+
+// Jobs carries acknowledgements and jobs in one message. The bridge sends it
+// only to a worker whose hello says batches; the worker handles the acks
+// first, then the jobs in order.
+type Jobs struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Job ids whose results are on their result queue, as in Ack.
+	AckedJobIds   []string `protobuf:"bytes,1,rep,name=acked_job_ids,json=ackedJobIds,proto3" json:"acked_job_ids,omitempty"`
+	Jobs          []*Job   `protobuf:"bytes,2,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Jobs) Reset() {
+	*x = Jobs{}
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Jobs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Jobs) ProtoMessage() {}
+
+func (x *Jobs) ProtoReflect() protoreflect.Message {
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Jobs.ProtoReflect.Descriptor instead.
+func (*Jobs) Descriptor() ([]byte, []int) {
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Jobs) GetAckedJobIds() []string {
+	if x != nil {
+		return x.AckedJobIds
+	}
+	return nil
+}
+
+func (x *Jobs) GetJobs() []*Job {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
 
 // Hello opens (or resumes) a session. It must be the first message.
 type Hello struct {
@@ -353,13 +497,16 @@ type Hello struct {
 	// with an explicit result instead of sending it; zero means the gRPC
 	// default of 4 MiB.
 	MaxReceiveBytes uint32 `protobuf:"varint,8,opt,name=max_receive_bytes,json=maxReceiveBytes,proto3" json:"max_receive_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The worker understands Jobs messages from the bridge. Older workers do
+	// not set it and get one Job or Ack per message.
+	Batches       bool `protobuf:"varint,9,opt,name=batches,proto3" json:"batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[2]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +518,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[2]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +531,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{2}
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Hello) GetIdentifier() string {
@@ -443,6 +590,13 @@ func (x *Hello) GetMaxReceiveBytes() uint32 {
 	return 0
 }
 
+func (x *Hello) GetBatches() bool {
+	if x != nil {
+		return x.Batches
+	}
+	return false
+}
+
 // Credit grants the bridge more jobs: the number of slots freed since the
 // last credit (or hello). A worker holds credit back while it is over its
 // load limits.
@@ -455,7 +609,7 @@ type Credit struct {
 
 func (x *Credit) Reset() {
 	*x = Credit{}
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[3]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +621,7 @@ func (x *Credit) String() string {
 func (*Credit) ProtoMessage() {}
 
 func (x *Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[3]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +634,7 @@ func (x *Credit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credit.ProtoReflect.Descriptor instead.
 func (*Credit) Descriptor() ([]byte, []int) {
-	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{3}
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Credit) GetSlots() uint32 {
@@ -513,7 +667,7 @@ type JobResult struct {
 
 func (x *JobResult) Reset() {
 	*x = JobResult{}
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[4]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +679,7 @@ func (x *JobResult) String() string {
 func (*JobResult) ProtoMessage() {}
 
 func (x *JobResult) ProtoReflect() protoreflect.Message {
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[4]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +692,7 @@ func (x *JobResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobResult.ProtoReflect.Descriptor instead.
 func (*JobResult) Descriptor() ([]byte, []int) {
-	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{4}
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JobResult) GetJobId() string {
@@ -637,7 +791,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[5]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +803,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[5]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +816,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{5}
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Job) GetJobId() string {
@@ -808,14 +962,17 @@ type Welcome struct {
 	// True when an earlier session was resumed.
 	Resumed bool `protobuf:"varint,3,opt,name=resumed,proto3" json:"resumed,omitempty"`
 	// How long the bridge keeps the session after a disconnect.
-	ResumeGrace   *durationpb.Duration `protobuf:"bytes,4,opt,name=resume_grace,json=resumeGrace,proto3" json:"resume_grace,omitempty"`
+	ResumeGrace *durationpb.Duration `protobuf:"bytes,4,opt,name=resume_grace,json=resumeGrace,proto3" json:"resume_grace,omitempty"`
+	// The bridge understands Results messages from the worker. Older bridges
+	// do not set it and need one JobResult or Credit per message.
+	Batches       bool `protobuf:"varint,5,opt,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[6]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +984,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[6]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +997,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{6}
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Welcome) GetSessionId() string {
@@ -871,6 +1028,13 @@ func (x *Welcome) GetResumeGrace() *durationpb.Duration {
 	return nil
 }
 
+func (x *Welcome) GetBatches() bool {
+	if x != nil {
+		return x.Batches
+	}
+	return false
+}
+
 // Drain, from the bridge, asks the worker to finish running jobs, send their
 // results and close; no more jobs will come. From the worker, it tells the
 // bridge to send no more jobs because the worker is shutting down.
@@ -883,7 +1047,7 @@ type Drain struct {
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[7]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1059,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[7]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1072,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{7}
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Drain) GetReason() string {
@@ -930,7 +1094,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[8]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1106,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[8]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1119,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{8}
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Ack) GetJobId() string {
@@ -977,7 +1141,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[9]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1153,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_gearbridge_v1_worker_proto_msgTypes[9]
+	mi := &file_gearbridge_v1_worker_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1166,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{9}
+	return file_gearbridge_v1_worker_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Cancel) GetJobId() string {
@@ -1023,20 +1187,28 @@ var File_gearbridge_v1_worker_proto protoreflect.FileDescriptor
 
 const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"\n" +
-	"\x1agearbridge/v1/worker.proto\x12\rgearbridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n" +
+	"\x1agearbridge/v1/worker.proto\x12\rgearbridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x02\n" +
 	"\vWorkRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.gearbridge.v1.HelloH\x00R\x05hello\x12/\n" +
 	"\x06credit\x18\x02 \x01(\v2\x15.gearbridge.v1.CreditH\x00R\x06credit\x122\n" +
 	"\x06result\x18\x03 \x01(\v2\x18.gearbridge.v1.JobResultH\x00R\x06result\x12,\n" +
-	"\x05drain\x18\x04 \x01(\v2\x14.gearbridge.v1.DrainH\x00R\x05drainB\x05\n" +
-	"\x03msg\"\xf8\x01\n" +
+	"\x05drain\x18\x04 \x01(\v2\x14.gearbridge.v1.DrainH\x00R\x05drain\x122\n" +
+	"\aresults\x18\x05 \x01(\v2\x16.gearbridge.v1.ResultsH\x00R\aresultsB\x05\n" +
+	"\x03msg\"\xa3\x02\n" +
 	"\fWorkResponse\x122\n" +
 	"\awelcome\x18\x01 \x01(\v2\x16.gearbridge.v1.WelcomeH\x00R\awelcome\x12&\n" +
 	"\x03job\x18\x02 \x01(\v2\x12.gearbridge.v1.JobH\x00R\x03job\x12,\n" +
 	"\x05drain\x18\x03 \x01(\v2\x14.gearbridge.v1.DrainH\x00R\x05drain\x12/\n" +
 	"\x06cancel\x18\x04 \x01(\v2\x15.gearbridge.v1.CancelH\x00R\x06cancel\x12&\n" +
-	"\x03ack\x18\x05 \x01(\v2\x12.gearbridge.v1.AckH\x00R\x03ackB\x05\n" +
-	"\x03msg\"\xf8\x01\n" +
+	"\x03ack\x18\x05 \x01(\v2\x12.gearbridge.v1.AckH\x00R\x03ack\x12)\n" +
+	"\x04jobs\x18\x06 \x01(\v2\x13.gearbridge.v1.JobsH\x00R\x04jobsB\x05\n" +
+	"\x03msg\"U\n" +
+	"\aResults\x122\n" +
+	"\aresults\x18\x01 \x03(\v2\x18.gearbridge.v1.JobResultR\aresults\x12\x16\n" +
+	"\x06credit\x18\x02 \x01(\rR\x06credit\"R\n" +
+	"\x04Jobs\x12\"\n" +
+	"\racked_job_ids\x18\x01 \x03(\tR\vackedJobIds\x12&\n" +
+	"\x04jobs\x18\x02 \x03(\v2\x12.gearbridge.v1.JobR\x04jobs\"\x92\x02\n" +
 	"\x05Hello\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
@@ -1049,7 +1221,8 @@ const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"\fheld_job_ids\x18\x06 \x03(\tR\n" +
 	"heldJobIds\x12\x1a\n" +
 	"\bcapacity\x18\a \x01(\rR\bcapacity\x12*\n" +
-	"\x11max_receive_bytes\x18\b \x01(\rR\x0fmaxReceiveBytes\"\x1e\n" +
+	"\x11max_receive_bytes\x18\b \x01(\rR\x0fmaxReceiveBytes\x12\x18\n" +
+	"\abatches\x18\t \x01(\bR\abatches\"\x1e\n" +
 	"\x06Credit\x12\x14\n" +
 	"\x05slots\x18\x01 \x01(\rR\x05slots\"\x95\x02\n" +
 	"\tJobResult\x12\x15\n" +
@@ -1085,13 +1258,14 @@ const file_gearbridge_v1_worker_proto_rawDesc = "" +
 	"next_check\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tnextCheck\x12#\n" +
 	"\rcheck_options\x18\x11 \x01(\x05R\fcheckOptions\x12'\n" +
 	"\x0fscheduled_check\x18\x12 \x01(\bR\x0escheduledCheck\x123\n" +
-	"\alatency\x18\x13 \x01(\v2\x19.google.protobuf.DurationR\alatency\"\x98\x01\n" +
+	"\alatency\x18\x13 \x01(\v2\x19.google.protobuf.DurationR\alatency\"\xb2\x01\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
 	"\x06queues\x18\x02 \x03(\tR\x06queues\x12\x18\n" +
 	"\aresumed\x18\x03 \x01(\bR\aresumed\x12<\n" +
-	"\fresume_grace\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vresumeGrace\"\x1f\n" +
+	"\fresume_grace\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vresumeGrace\x12\x18\n" +
+	"\abatches\x18\x05 \x01(\bR\abatches\"\x1f\n" +
 	"\x05Drain\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x1c\n" +
 	"\x03Ack\x12\x15\n" +
@@ -1121,49 +1295,55 @@ func file_gearbridge_v1_worker_proto_rawDescGZIP() []byte {
 }
 
 var file_gearbridge_v1_worker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gearbridge_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_gearbridge_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_gearbridge_v1_worker_proto_goTypes = []any{
 	(JobType)(0),                  // 0: gearbridge.v1.JobType
 	(*WorkRequest)(nil),           // 1: gearbridge.v1.WorkRequest
 	(*WorkResponse)(nil),          // 2: gearbridge.v1.WorkResponse
-	(*Hello)(nil),                 // 3: gearbridge.v1.Hello
-	(*Credit)(nil),                // 4: gearbridge.v1.Credit
-	(*JobResult)(nil),             // 5: gearbridge.v1.JobResult
-	(*Job)(nil),                   // 6: gearbridge.v1.Job
-	(*Welcome)(nil),               // 7: gearbridge.v1.Welcome
-	(*Drain)(nil),                 // 8: gearbridge.v1.Drain
-	(*Ack)(nil),                   // 9: gearbridge.v1.Ack
-	(*Cancel)(nil),                // 10: gearbridge.v1.Cancel
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
+	(*Results)(nil),               // 3: gearbridge.v1.Results
+	(*Jobs)(nil),                  // 4: gearbridge.v1.Jobs
+	(*Hello)(nil),                 // 5: gearbridge.v1.Hello
+	(*Credit)(nil),                // 6: gearbridge.v1.Credit
+	(*JobResult)(nil),             // 7: gearbridge.v1.JobResult
+	(*Job)(nil),                   // 8: gearbridge.v1.Job
+	(*Welcome)(nil),               // 9: gearbridge.v1.Welcome
+	(*Drain)(nil),                 // 10: gearbridge.v1.Drain
+	(*Ack)(nil),                   // 11: gearbridge.v1.Ack
+	(*Cancel)(nil),                // 12: gearbridge.v1.Cancel
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
 }
 var file_gearbridge_v1_worker_proto_depIdxs = []int32{
-	3,  // 0: gearbridge.v1.WorkRequest.hello:type_name -> gearbridge.v1.Hello
-	4,  // 1: gearbridge.v1.WorkRequest.credit:type_name -> gearbridge.v1.Credit
-	5,  // 2: gearbridge.v1.WorkRequest.result:type_name -> gearbridge.v1.JobResult
-	8,  // 3: gearbridge.v1.WorkRequest.drain:type_name -> gearbridge.v1.Drain
-	7,  // 4: gearbridge.v1.WorkResponse.welcome:type_name -> gearbridge.v1.Welcome
-	6,  // 5: gearbridge.v1.WorkResponse.job:type_name -> gearbridge.v1.Job
-	8,  // 6: gearbridge.v1.WorkResponse.drain:type_name -> gearbridge.v1.Drain
-	10, // 7: gearbridge.v1.WorkResponse.cancel:type_name -> gearbridge.v1.Cancel
-	9,  // 8: gearbridge.v1.WorkResponse.ack:type_name -> gearbridge.v1.Ack
-	11, // 9: gearbridge.v1.JobResult.start_time:type_name -> google.protobuf.Timestamp
-	11, // 10: gearbridge.v1.JobResult.finish_time:type_name -> google.protobuf.Timestamp
-	11, // 11: gearbridge.v1.Job.deadline:type_name -> google.protobuf.Timestamp
-	0,  // 12: gearbridge.v1.Job.type:type_name -> gearbridge.v1.JobType
-	11, // 13: gearbridge.v1.Job.core_time:type_name -> google.protobuf.Timestamp
-	12, // 14: gearbridge.v1.Job.timeout:type_name -> google.protobuf.Duration
-	11, // 15: gearbridge.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	11, // 16: gearbridge.v1.Job.next_check:type_name -> google.protobuf.Timestamp
-	12, // 17: gearbridge.v1.Job.latency:type_name -> google.protobuf.Duration
-	12, // 18: gearbridge.v1.Welcome.resume_grace:type_name -> google.protobuf.Duration
-	1,  // 19: gearbridge.v1.WorkerService.Work:input_type -> gearbridge.v1.WorkRequest
-	2,  // 20: gearbridge.v1.WorkerService.Work:output_type -> gearbridge.v1.WorkResponse
-	20, // [20:21] is the sub-list for method output_type
-	19, // [19:20] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	5,  // 0: gearbridge.v1.WorkRequest.hello:type_name -> gearbridge.v1.Hello
+	6,  // 1: gearbridge.v1.WorkRequest.credit:type_name -> gearbridge.v1.Credit
+	7,  // 2: gearbridge.v1.WorkRequest.result:type_name -> gearbridge.v1.JobResult
+	10, // 3: gearbridge.v1.WorkRequest.drain:type_name -> gearbridge.v1.Drain
+	3,  // 4: gearbridge.v1.WorkRequest.results:type_name -> gearbridge.v1.Results
+	9,  // 5: gearbridge.v1.WorkResponse.welcome:type_name -> gearbridge.v1.Welcome
+	8,  // 6: gearbridge.v1.WorkResponse.job:type_name -> gearbridge.v1.Job
+	10, // 7: gearbridge.v1.WorkResponse.drain:type_name -> gearbridge.v1.Drain
+	12, // 8: gearbridge.v1.WorkResponse.cancel:type_name -> gearbridge.v1.Cancel
+	11, // 9: gearbridge.v1.WorkResponse.ack:type_name -> gearbridge.v1.Ack
+	4,  // 10: gearbridge.v1.WorkResponse.jobs:type_name -> gearbridge.v1.Jobs
+	7,  // 11: gearbridge.v1.Results.results:type_name -> gearbridge.v1.JobResult
+	8,  // 12: gearbridge.v1.Jobs.jobs:type_name -> gearbridge.v1.Job
+	13, // 13: gearbridge.v1.JobResult.start_time:type_name -> google.protobuf.Timestamp
+	13, // 14: gearbridge.v1.JobResult.finish_time:type_name -> google.protobuf.Timestamp
+	13, // 15: gearbridge.v1.Job.deadline:type_name -> google.protobuf.Timestamp
+	0,  // 16: gearbridge.v1.Job.type:type_name -> gearbridge.v1.JobType
+	13, // 17: gearbridge.v1.Job.core_time:type_name -> google.protobuf.Timestamp
+	14, // 18: gearbridge.v1.Job.timeout:type_name -> google.protobuf.Duration
+	13, // 19: gearbridge.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	13, // 20: gearbridge.v1.Job.next_check:type_name -> google.protobuf.Timestamp
+	14, // 21: gearbridge.v1.Job.latency:type_name -> google.protobuf.Duration
+	14, // 22: gearbridge.v1.Welcome.resume_grace:type_name -> google.protobuf.Duration
+	1,  // 23: gearbridge.v1.WorkerService.Work:input_type -> gearbridge.v1.WorkRequest
+	2,  // 24: gearbridge.v1.WorkerService.Work:output_type -> gearbridge.v1.WorkResponse
+	24, // [24:25] is the sub-list for method output_type
+	23, // [23:24] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_gearbridge_v1_worker_proto_init() }
@@ -1176,6 +1356,7 @@ func file_gearbridge_v1_worker_proto_init() {
 		(*WorkRequest_Credit)(nil),
 		(*WorkRequest_Result)(nil),
 		(*WorkRequest_Drain)(nil),
+		(*WorkRequest_Results)(nil),
 	}
 	file_gearbridge_v1_worker_proto_msgTypes[1].OneofWrappers = []any{
 		(*WorkResponse_Welcome)(nil),
@@ -1183,6 +1364,7 @@ func file_gearbridge_v1_worker_proto_init() {
 		(*WorkResponse_Drain)(nil),
 		(*WorkResponse_Cancel)(nil),
 		(*WorkResponse_Ack)(nil),
+		(*WorkResponse_Jobs)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1190,7 +1372,7 @@ func file_gearbridge_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gearbridge_v1_worker_proto_rawDesc), len(file_gearbridge_v1_worker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -35,8 +36,17 @@ type batchSender struct {
 	quit chan struct{} // closed by stop
 	done chan struct{} // closed when the writer has returned
 
+	// wait, flushAt: see Config.ResultBatchWait. A writer woken by a result
+	// waits up to wait for flushAt results, a Flush, or anything but results
+	// and credit.
+	wait    time.Duration
+	flushAt int
+
 	mu        sync.Mutex
 	pending   []*pb.WorkRequest
+	results   int  // results in pending
+	urgent    bool // pending holds a message that is not to wait
+	flush     bool // Flush was called
 	closeSend bool
 	err       error
 }
@@ -44,8 +54,9 @@ type batchSender struct {
 func newBatchSender(st interface {
 	Send(*pb.WorkRequest) error
 	CloseSend() error
-}) *batchSender {
-	b := &batchSender{st: st, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+}, wait time.Duration, flushAt int) *batchSender {
+	b := &batchSender{st: st, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		wait: wait, flushAt: max(flushAt, 1)}
 	go b.run()
 	return b
 }
@@ -59,9 +70,33 @@ func (b *batchSender) Send(req *pb.WorkRequest) error {
 		return err
 	}
 	b.pending = append(b.pending, req)
+	switch req.GetMsg().(type) {
+	case *pb.WorkRequest_Result:
+		b.results++
+	case *pb.WorkRequest_Credit:
+	default:
+		b.urgent = true
+	}
 	b.mu.Unlock()
 	b.signal()
 	return nil
+}
+
+// Flush sends what is queued without waiting for more results: the loop
+// calls it when no plugin is running, so no result is coming.
+func (b *batchSender) Flush() {
+	b.mu.Lock()
+	b.flush = true
+	b.mu.Unlock()
+	b.signal()
+}
+
+// ready reports whether the writer should send now rather than wait for
+// more results to join the batch.
+func (b *batchSender) ready() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.results == 0 || b.results >= b.flushAt || b.urgent || b.flush || b.closeSend
 }
 
 // CloseSend half-closes the stream after everything queued.
@@ -104,9 +139,12 @@ func (b *batchSender) run() {
 		case <-b.quit:
 			return
 		}
+		if b.wait > 0 && !b.ready() && !b.linger() {
+			return
+		}
 		b.mu.Lock()
 		pending, closeSend := b.pending, b.closeSend
-		b.pending = nil
+		b.pending, b.results, b.urgent, b.flush = nil, 0, false, false
 		b.mu.Unlock()
 		for _, m := range coalesce(pending) {
 			if err := b.st.Send(m); err != nil {
@@ -119,6 +157,25 @@ func (b *batchSender) run() {
 		if closeSend && !closed {
 			closed = true
 			_ = b.st.CloseSend()
+		}
+	}
+}
+
+// linger waits until the batch is ready or b.wait has passed; false when
+// the sender was stopped.
+func (b *batchSender) linger() bool {
+	t := time.NewTimer(b.wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-b.wake:
+			if b.ready() {
+				return true
+			}
+		case <-b.quit:
+			return false
 		}
 	}
 }

@@ -135,7 +135,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // write is reported by the next Send, and Send fails after stop.
 func TestBatchSender(t *testing.T) {
 	st := &recordingStream{block: make(chan struct{})}
-	b := newBatchSender(st)
+	b := newBatchSender(st, 0, 1)
 	_ = b.Send(result("a")) // the writer takes it and blocks in Send
 	time.Sleep(20 * time.Millisecond)
 	_ = b.Send(credit(1))
@@ -153,8 +153,65 @@ func TestBatchSender(t *testing.T) {
 	}
 
 	st2 := &recordingStream{err: errors.New("broken")}
-	b2 := newBatchSender(st2)
+	b2 := newBatchSender(st2, 0, 1)
 	defer b2.stop()
 	_ = b2.Send(result("a"))
 	waitUntil(t, "the write error to stick", func() bool { return b2.Send(credit(1)) != nil })
+}
+
+// TestBatchSenderWaitsForMoreResults: with a wait, a result waits for
+// others until flushAt results are queued, a Flush, or something that is
+// not a result; credit alone and the end of the wait send at once.
+func TestBatchSenderWaitsForMoreResults(t *testing.T) {
+	quiet := func(st *recordingStream, what, before string) {
+		t.Helper()
+		time.Sleep(100 * time.Millisecond)
+		if got, _ := st.snapshot(); got != before {
+			t.Fatalf("%s: sent %q before the batch was ready", what, got)
+		}
+	}
+	sent := func(st *recordingStream, want string) {
+		t.Helper()
+		waitUntil(t, want, func() bool { got, _ := st.snapshot(); return got == want })
+	}
+
+	// flushAt results.
+	st := &recordingStream{}
+	b := newBatchSender(st, time.Hour, 3)
+	_ = b.Send(result("a"))
+	_ = b.Send(credit(1))
+	_ = b.Send(result("b"))
+	quiet(st, "two of three results", "")
+	_ = b.Send(result("c"))
+	sent(st, "R(a,b,c)+1 ")
+	b.stop()
+
+	// A Flush, and credit alone.
+	st = &recordingStream{}
+	b = newBatchSender(st, time.Hour, 3)
+	_ = b.Send(credit(2))
+	sent(st, "c2 ")
+	_ = b.Send(result("a"))
+	quiet(st, "one result", "c2 ")
+	b.Flush()
+	sent(st, "c2 r(a) ")
+	b.stop()
+
+	// The end of the wait.
+	st = &recordingStream{}
+	b = newBatchSender(st, 50*time.Millisecond, 100)
+	_ = b.Send(result("a"))
+	sent(st, "r(a) ")
+	b.stop()
+
+	// CloseSend does not wait.
+	st = &recordingStream{}
+	b = newBatchSender(st, time.Hour, 100)
+	_ = b.Send(result("a"))
+	_ = b.CloseSend()
+	waitUntil(t, "the close", func() bool { _, c := st.snapshot(); return c })
+	if got, _ := st.snapshot(); got != "r(a) " {
+		t.Errorf("sent %q before the close, want %q", got, "r(a) ")
+	}
+	b.stop()
 }

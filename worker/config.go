@@ -36,6 +36,10 @@ const (
 	// finish, short enough for a service manager's stop timeout (systemd
 	// waits 90 s by default).
 	DefaultDrainTimeout = 30 * time.Second
+	// DefaultResultBatchWait lets the results of a busy worker share
+	// messages, which takes most of the bridge's cost per check away, for at
+	// most this much delay of a result (a check's own latency is unchanged).
+	DefaultResultBatchWait = 50 * time.Millisecond
 	// DefaultBackoffMin and DefaultBackoffMax bound the jittered pause
 	// between connection attempts. The cap is low on purpose: a restarted
 	// bridge should see its workers back within a few seconds, and a dial
@@ -118,6 +122,11 @@ type Config struct {
 	// acknowledgement of their results, at shutdown and when a bridge asks
 	// for it. Plugins still running after it are killed.
 	DrainTimeout time.Duration
+	// ResultBatchWait is how long a busy worker holds a finished result for
+	// others to go with it in one message to a bridge that takes batches.
+	// A batch goes out earlier when half the slots' results are in it or
+	// when no plugin is running any more. 0 sends each result at once.
+	ResultBatchWait time.Duration
 	// BackoffMin and BackoffMax bound the jittered exponential pause
 	// between connection attempts.
 	BackoffMin, BackoffMax time.Duration
@@ -148,6 +157,7 @@ func DefaultConfig() Config {
 		PerlCache:          true,
 		PerlInterpreter:    "perl",
 		DrainTimeout:       DefaultDrainTimeout,
+		ResultBatchWait:    DefaultResultBatchWait,
 		BackoffMin:         DefaultBackoffMin,
 		BackoffMax:         DefaultBackoffMax,
 		RefusedBackoffMax:  DefaultRefusedBackoffMax,
@@ -229,6 +239,9 @@ func (c Config) validate(needBridges bool) error {
 	case "", plugin.WorkerNameOff, plugin.WorkerNameOn, plugin.WorkerNamePrePerfdata:
 	default:
 		errs = append(errs, fmt.Errorf("worker-name-in-result: %q: want off, on or pre_perfdata", c.WorkerNameInResult))
+	}
+	if c.ResultBatchWait < 0 || c.ResultBatchWait > time.Second {
+		errs = append(errs, fmt.Errorf("result-batch-wait: must be between 0 and 1s, got %v", c.ResultBatchWait))
 	}
 	if c.DrainTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("drain-timeout: must be positive, got %v", c.DrainTimeout))

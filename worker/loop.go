@@ -579,6 +579,11 @@ func (l *loop) handleCompletion(c completion) {
 		}
 	}
 	l.schedule()
+	if c := l.conn; l.busy == 0 && c != nil {
+		if f, ok := c.stream.(interface{ Flush() }); ok {
+			f.Flush() // no plugin is running: no result will join the batch
+		}
+	}
 	l.maybeDone()
 }
 

@@ -36,7 +36,7 @@ func (l *loop) runStream(c *conn, hello *pb.Hello) error {
 	}
 	var ws workStream = st
 	if wel.GetBatches() {
-		bs := newBatchSender(st)
+		bs := newBatchSender(st, l.cfg.ResultBatchWait, l.cfg.Slots/2)
 		defer bs.stop()
 		ws = bs
 	}

@@ -84,6 +84,7 @@ type workerOptions struct {
 	RestrictPath              []string      `mapstructure:"restrict-path"`
 	RestrictCommandCharacters string        `mapstructure:"restrict-command-characters"`
 	DrainTimeout              time.Duration `mapstructure:"drain-timeout"`
+	ResultBatchWait           time.Duration `mapstructure:"result-batch-wait"`
 	StateDir                  string        `mapstructure:"state-dir"`
 	Renew                     bool          `mapstructure:"renew"`
 	RenewInterval             time.Duration `mapstructure:"renew-check-interval"`
@@ -120,6 +121,7 @@ func defaultWorkerOptions() workerOptions {
 		PerlCache:            d.PerlCache,
 		Perl:                 d.PerlInterpreter,
 		DrainTimeout:         d.DrainTimeout,
+		ResultBatchWait:      d.ResultBatchWait,
 		LogLevel:             "info",
 		LogFormat:            "text",
 		LogMode:              classicconf.LogModeAutomatic,
@@ -202,6 +204,7 @@ with the reason.`,
 	f.Bool("perl-cache", d.PerlCache, "with --embedded-perl: keep compiled plugins until their file changes (off: compile for every check)")
 	f.String("perl", d.Perl, "with --embedded-perl: the Perl interpreter `PATH` that runs the Perl server")
 	f.Duration("drain-timeout", d.DrainTimeout, "bound on finishing running checks at shutdown")
+	f.Duration("result-batch-wait", d.ResultBatchWait, "hold a finished result up to this long for others to share its message to the bridge (0 = send at once)")
 	f.String("state-dir", "", "state `DIR` from gearbridge worker enroll: certificate, key and CA, renewed automatically")
 	f.Bool("renew", false, "renew the certificate of --tls-cert and --tls-key over the bridge connection, as an enrolled worker does (their directory must be writable)")
 	f.Duration("renew-check-interval", enroll.DefaultRenewInterval, "with --state-dir or --renew: how often the certificate's remaining lifetime is checked")
@@ -493,6 +496,7 @@ func (o workerOptions) workerConfig(hostname func() (string, error)) (worker.Con
 	cfg.RestrictPath = o.RestrictPath
 	cfg.RestrictCommandCharacters = o.RestrictCommandCharacters
 	cfg.DrainTimeout = o.DrainTimeout
+	cfg.ResultBatchWait = o.ResultBatchWait
 	switch o.Transport {
 	case transportBridge:
 	case transportGearman:

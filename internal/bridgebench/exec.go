@@ -47,6 +47,8 @@ type ExecOptions struct {
 	GearmandPID int
 	// BridgeArgs are extra flags for the bridge, e.g. --cpuprofile FILE.
 	BridgeArgs []string
+	// RemoteWorkerArgs are extra flags for the remote worker.
+	RemoteWorkerArgs []string
 	// Timeout bounds waiting for the results of one phase after the last
 	// result came in (no progress).
 	Timeout time.Duration
@@ -276,7 +278,7 @@ func (e *execBench) start(ctx context.Context) error {
 	remote, err := e.spawn("remote-worker", append([]string{"worker",
 		"--bridge", br.Addr, "--tls-ca", filepath.Join(e.dir, "ca", certs.CACertFile),
 		"--tls-cert", filepath.Join(e.dir, "bench.crt"), "--tls-key", filepath.Join(e.dir, "bench.key"),
-		"--identifier", "bench", "--hostgroups", strings.TrimPrefix(e.bridgeQ, "hostgroup_")}, common...))
+		"--identifier", "bench", "--hostgroups", strings.TrimPrefix(e.bridgeQ, "hostgroup_")}, append(common, o.RemoteWorkerArgs...)...))
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,9 @@ func NewGearman(servers []string, log *slog.Logger) Gearman {
 	return &realGearman{
 		servers: servers,
 		log:     log,
-		client:  gearman.NewClient(servers, gearman.ClientOptions{Logger: log}),
+		// Results of a batch from a worker are submitted together: one
+		// write to gearmand per batch (resultFlushDelay).
+		client: gearman.NewClient(servers, gearman.ClientOptions{Logger: log, FlushDelay: resultFlushDelay}),
 	}
 }
 
@@ -144,3 +146,8 @@ func (c realWorkerConn) Fail(_ context.Context, handle string) error { return c.
 func (c realWorkerConn) CantDo(queue string) error { return c.wc.CantDo(queue) }
 
 func (c realWorkerConn) Close() error { return c.wc.Close() }
+
+// resultFlushDelay is how long a result submitted to gearmand waits for
+// the others of its batch to share a write: nothing next to a check's
+// own latency, and long enough for a batch's results to be finished.
+const resultFlushDelay = time.Millisecond

@@ -84,6 +84,11 @@ type ClientOptions struct {
 	// a whole connection round failed returns ErrNoServer at once; calls
 	// made while the first round is still running always wait for it.
 	WaitForReady bool
+	// FlushDelay, when set, writes a request up to this long after it is
+	// made, with every request made meanwhile: a burst of submits from
+	// many goroutines then costs one write and one wake-up of gearmand
+	// instead of one each. Zero writes each request at once.
+	FlushDelay time.Duration
 	// OnConnectionLost, when set, is called from the client's connection
 	// goroutine whenever an established connection dies or a whole
 	// connection round fails (not when the client is closed). It must not
@@ -536,7 +541,7 @@ func (cc *clientConn) cause() error {
 // is finished by the reader or by fail, even if writing fails.
 func (cc *clientConn) send(cl *call, t PacketType, fn, unique string, data []byte) bool {
 	queued := false
-	err := cc.w.send(true, func(pw *PacketWriter) error {
+	write := func(pw *PacketWriter) error {
 		cc.mu.Lock()
 		if cc.err != nil {
 			cc.mu.Unlock()
@@ -550,7 +555,13 @@ func (cc *clientConn) send(cl *call, t PacketType, fn, unique string, data []byt
 			return pw.writeStrings(t, data, true)
 		}
 		return pw.writeStrings(t, data, true, fn, unique)
-	})
+	}
+	var err error
+	if d := cc.c.opts.FlushDelay; d > 0 {
+		err = cc.w.sendSoon(d, write)
+	} else {
+		err = cc.w.send(true, write)
+	}
 	if err != nil {
 		cc.fail(err)
 	}

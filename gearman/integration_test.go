@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -757,4 +758,71 @@ func TestPersistentQueueKeepsJobsWithoutUnique(t *testing.T) {
 	if len(seen) != n || len(uniques) != n || uniques[""] {
 		t.Fatalf("payloads %v, uniques %v: want %d distinct of each, no empty unique", seen, uniques, n)
 	}
+}
+
+// TestFlushDelayBatchesSubmits: with FlushDelay, a lone submit still goes
+// out (after the delay), and submits made one after another within the
+// delay (not overlapping, so not merged by the wire's group flush) are
+// written in far fewer writes than submits, each one created on gearmand.
+func TestFlushDelayBatchesSubmits(t *testing.T) {
+	checkGoroutines(t)
+	srv := gearmantest.Start(t)
+	var writes atomic.Int64
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &writeCounter{Conn: nc, n: &writes}, nil
+	}
+	c := newClient(t, []string{srv.Addr()}, gearman.ClientOptions{FlushDelay: 20 * time.Millisecond, Dialer: dial})
+	ctx := testContext(t)
+	if _, err := c.Submit(ctx, "flushdelay", "", []byte("one"), gearman.PriorityNormal, true); err != nil {
+		t.Fatalf("lone submit: %v", err)
+	}
+	before := writes.Load()
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 500 * time.Microsecond)
+			if _, err := c.Submit(ctx, "flushdelay", "", []byte(strconv.Itoa(i)), gearman.PriorityNormal, true); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("submit: %v", err)
+	}
+	if w := writes.Load() - before; w > n/4 {
+		t.Errorf("%d submits within the delay took %d writes, want at most %d", n, w, n/4)
+	}
+	a := gearman.NewAdmin(srv.Addr(), gearman.AdminOptions{})
+	defer a.Close()
+	st, err := a.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, s := range st {
+		if s.Name == "flushdelay" {
+			held = s.Total
+		}
+	}
+	if held != n+1 {
+		t.Errorf("gearmand holds %d jobs, want %d", held, n+1)
+	}
+}
+
+type writeCounter struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.n.Add(1)
+	return w.Conn.Write(p)
 }

@@ -60,6 +60,7 @@ type session struct {
 	closed      bool
 	inflight    map[string]*inflightJob
 	completed   map[string]bool // finished job ids → answered by a timeout
+	finishing   map[string]bool // ids whose answer is being submitted → answered by a timeout
 	completedQ  []string
 	finishQ     chan finishReq // to idle finishers (see goFinish)
 	finishIdle  int            // idle finishers not yet handed a request
@@ -200,6 +201,7 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string, peer 
 		inflight:    map[string]*inflightJob{},
 		finishQ:     make(chan finishReq, 64),
 		completed:   map[string]bool{},
+		finishing:   map[string]bool{},
 		serial:      id.Serial,
 		notAfter:    id.NotAfter,
 		peer:        peer,
@@ -720,6 +722,7 @@ func (s *session) refuseJob(ij *inflightJob, why, reason string) {
 		return
 	}
 	delete(s.inflight, ij.id)
+	s.finishing[ij.id] = true
 	ij.stopTimer()
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -826,6 +829,17 @@ func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
 	ij, ok := s.inflight[r.GetJobId()]
 	if !ok {
 		timedOut, done := s.completed[r.GetJobId()]
+		if t, busy := s.finishing[r.GetJobId()]; busy {
+			if !t {
+				// A copy of this result, sent again on a resumed stream
+				// (or on the old one, delivered late), is being submitted:
+				// this one is the same result, and the ack follows.
+				s.mu.Unlock()
+				s.log.Debug("result received again while it is being submitted; the ack follows", "job_id", r.GetJobId())
+				return
+			}
+			timedOut, done = true, true // the bridge is writing its own answer
+		}
 		s.mu.Unlock()
 		s.creditAfter(gen)
 		if done {
@@ -844,6 +858,7 @@ func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
 		return
 	}
 	delete(s.inflight, r.GetJobId())
+	s.finishing[r.GetJobId()] = false
 	ij.stopTimer()
 	s.wg.Add(1) // under mu, so that close (which sets closed under mu) waits for it
 	s.mu.Unlock()
@@ -876,6 +891,7 @@ func (s *session) expire(id string) {
 		return
 	}
 	delete(s.inflight, id)
+	s.finishing[id] = true
 	s.wg.Add(1)
 	s.sendLocked(outMsg{m: &pb.WorkResponse{Msg: &pb.WorkResponse_Cancel{Cancel: &pb.Cancel{JobId: id, Reason: "timed out; the bridge answered it"}}}})
 	s.mu.Unlock()
@@ -912,6 +928,13 @@ func (o outcome) String() string {
 // is submitted or the session closes (then gearmand requeues the job and
 // it runs again); a permanent one fails the job at once.
 func (s *session) finish(ij *inflightJob, res modgearman.Result, how outcome) {
+	defer func() {
+		// After completed is set (or the job went back to gearmand, or
+		// failed): a result that comes now is answered from there.
+		s.mu.Lock()
+		delete(s.finishing, ij.id)
+		s.mu.Unlock()
+	}()
 	if ij.job.Type.HasResult() {
 		payload := s.b.codec.Encode(res.Marshal())
 		queue := ij.job.ResultQueue

@@ -371,3 +371,44 @@ func TestHelloRefusesControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestResultResentWhileSubmittingIsNotRefused: a worker's result reaches
+// the bridge on its old stream (say held back by a cut network link), and
+// the worker, which never saw the ack, sends it again on the stream that
+// resumed the session while the bridge is still submitting the first copy.
+// The copy must be neither refused nor submitted twice, and the worker
+// gets its ack.
+func TestResultResentWhileSubmittingIsNotRefused(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.ResumeGrace = 5 * time.Second })
+	e.fake.failSubmit = 4 // the first copy takes a while (backoff) to get through
+	e.fake.add("service", serviceJob(t, "h", "s", time.Minute))
+	cc := e.dial(certs.RoleWorker, "w1")
+	st, w, _ := e.session(cc, hello(1, "service"))
+	job := recvMsg(t, st, 5*time.Second).GetJob()
+	res := &pb.WorkRequest{Msg: &pb.WorkRequest_Result{Result: &pb.JobResult{JobId: job.GetJobId(), Output: []byte("OK"), ExitedOk: true}}}
+	if err := st.Send(res); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "first copy being submitted", func() bool {
+		return testutil.ToFloat64(e.b.m.submitErrors) >= 1
+	})
+	h := hello(1, "service")
+	h.SessionId, h.HeldJobIds = w.GetSessionId(), []string{job.GetJobId()}
+	st2, w2, _ := e.session(cc, h)
+	if !w2.GetResumed() {
+		t.Fatal("session not resumed")
+	}
+	if err := st2.Send(res); err != nil {
+		t.Fatal(err)
+	}
+	if ack := recvMsg(t, st2, 10*time.Second).GetAck(); ack.GetJobId() != job.GetJobId() {
+		t.Fatalf("want ack for %s, got %v", job.GetJobId(), ack)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := testutil.ToFloat64(e.b.m.refused.WithLabelValues("unknown_job")); got != 0 {
+		t.Fatalf("refused %v result(s) as unknown_job; the job was still being answered", got)
+	}
+	if _, _, results := e.fake.snapshot(); len(results) != 1 {
+		t.Fatalf("%d results submitted, want 1", len(results))
+	}
+}

@@ -23,13 +23,20 @@ func (l *loop) runStream(c *conn, hello *pb.Hello) error {
 	defer cc.Close()
 
 	hello.Batches = true // this worker reads Jobs messages
-	timer := time.AfterFunc(handshakeTimeout, func() { c.cancel(errHandshakeTimeout) })
-	wel, st, err := handshake(c, pb.NewWorkerServiceClient(cc), hello)
+	// The handshake timer ends the stream through a context of its own:
+	// c.ctx is ended only by the loop, once it has given up c, so the
+	// report that this attempt failed always reaches the loop. (Ending
+	// c.ctx here let post drop that report, and the worker waited for an
+	// attempt that was over, never trying again.)
+	sctx, scancel := context.WithCancelCause(c.ctx)
+	defer scancel(errSessionDone)
+	timer := time.AfterFunc(handshakeTimeout, func() { scancel(errHandshakeTimeout) })
+	wel, st, err := handshake(sctx, pb.NewWorkerServiceClient(cc), hello)
 	if !timer.Stop() && err == nil {
 		err = errHandshakeTimeout
 	}
 	if err != nil {
-		if cause := contextCause(c); cause != nil {
+		if cause := context.Cause(sctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", cause, err)
 		}
 		return fmt.Errorf("bridge %s: %w", c.addr, err)
@@ -77,8 +84,8 @@ func (l *loop) runStream(c *conn, hello *pb.Hello) error {
 }
 
 // handshake opens the stream, sends hello and reads the welcome.
-func handshake(c *conn, client pb.WorkerServiceClient, hello *pb.Hello) (*pb.Welcome, pb.WorkerService_WorkClient, error) {
-	st, err := client.Work(c.ctx)
+func handshake(ctx context.Context, client pb.WorkerServiceClient, hello *pb.Hello) (*pb.Welcome, pb.WorkerService_WorkClient, error) {
+	st, err := client.Work(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open session stream: %w", err)
 	}

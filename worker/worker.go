@@ -32,13 +32,15 @@ const (
 	// (which would break the stream on every reconnect). Jobs are command
 	// lines and, for notifications, plugin output: 16 MiB is plenty.
 	maxReceiveBytes = 16 << 20
-	// handshakeTimeout bounds dialling, the TLS handshake, the hello and the
-	// bridge's welcome. It matches the bridge's own wait for a hello.
-	handshakeTimeout = 10 * time.Second
 	// closeTimeout bounds the wait for the bridge to end a stream the worker
 	// half-closed.
 	closeTimeout = 2 * time.Second
 )
+
+// handshakeTimeout bounds dialling, the TLS handshake, the hello and the
+// bridge's welcome. It matches the bridge's own wait for a hello. A
+// variable only so that tests can make attempts time out quickly.
+var handshakeTimeout = 10 * time.Second
 
 // Worker runs jobs from a bridge. Create it with [New] and start it with
 // [Worker.Run].

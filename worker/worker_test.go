@@ -570,3 +570,25 @@ func TestRunTwice(t *testing.T) {
 		t.Fatal("second Run succeeded")
 	}
 }
+
+// TestTimedOutAttemptsAreRetried: a bridge that takes the hello but never
+// answers it (as behind a black-holed link) makes every attempt run into
+// the handshake timeout. Each timed-out attempt must lead to the next one,
+// however many there are, until a bridge welcomes the worker.
+func TestTimedOutAttemptsAreRetried(t *testing.T) {
+	old := handshakeTimeout
+	handshakeTimeout = 250 * time.Millisecond
+	t.Cleanup(func() { handshakeTimeout = old })
+	b := newBridges(t, "a")
+	rw := startWorker(t, testConfig("a"), b.deps())
+	for range 10 {
+		b.accept("a") // never welcomed
+	}
+	fs := b.accept("a")
+	checkHello(t, fs.hello, "", 2)
+	fs.welcome("s1", false)
+	waitFor(t, "session attached", func() bool { return rw.w.m.sessionUp.Load() })
+	if got := testutil.ToFloat64(rw.w.m.connectFailures); got != 10 {
+		t.Errorf("connect failures = %v, want 10", got)
+	}
+}

@@ -588,7 +588,9 @@ func TestTimedOutAttemptsAreRetried(t *testing.T) {
 	checkHello(t, fs.hello, "", 2)
 	fs.welcome("s1", false)
 	waitFor(t, "session attached", func() bool { return rw.w.m.sessionUp.Load() })
-	if got := testutil.ToFloat64(rw.w.m.connectFailures); got != 10 {
-		t.Errorf("connect failures = %v, want 10", got)
+	// At least the ten: on a loaded machine the welcomed attempt may time
+	// out too before the welcome is read, and is then retried as well.
+	if got := testutil.ToFloat64(rw.w.m.connectFailures); got < 10 {
+		t.Errorf("connect failures = %v, want at least 10", got)
 	}
 }

@@ -257,6 +257,7 @@ type Bridge struct {
 	revoked *certs.Revocations               // with CertsDir or RevocationsFile
 	tokens  *certs.Tokens                    // with CertsDir
 	limiter *rateLimiter
+	gates   sleepGates // sessions asleep on gearmand, by queue set
 
 	mu       sync.Mutex
 	sessions map[string]*session

@@ -21,6 +21,7 @@ type metrics struct {
 	queuesRevoked   prometheus.Counter
 	statusReplies   prometheus.Counter
 	resent          prometheus.Counter
+	wakeups         prometheus.Counter
 	refused         *prometheus.CounterVec
 	submitErrors    prometheus.Counter
 	passiveAccepted prometheus.Counter
@@ -119,6 +120,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gearbridge_bridge_result_submit_failures_total",
 			Help: "Failed attempts to submit a result to gearmand (temporary errors are retried).",
 		}),
+		wakeups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gearbridge_bridge_gearmand_wakeups_total",
+			Help: "Times a session asleep on gearmand (PRE_SLEEP) was woken; only a few sessions per queue set sleep there at once.",
+		}),
 		passiveAccepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gearbridge_bridge_passive_results_accepted_total",
 			Help: "Passive results from senders that gearmand accepted.",
@@ -181,7 +186,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.sessions, m.credit, m.dispatched, m.completed, m.timedOut, m.requeued,
-			m.invalidJobs, m.refusedJobs, m.failedJobs, m.stalled, m.unsendable, m.queuesRevoked, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency, m.batches,
+			m.invalidJobs, m.refusedJobs, m.failedJobs, m.stalled, m.unsendable, m.queuesRevoked, m.statusReplies, m.resent, m.refused, m.submitErrors, m.passiveAccepted, m.dupErrors, m.jobDuration, m.dispatchLatency, m.batches, m.wakeups,
 			m.sessionsRefused, m.handshakeFailures, m.tlsReloadsRefused, m.gearmandUp)
 	}
 	return m

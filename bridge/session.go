@@ -553,6 +553,10 @@ func (s *session) grabLoop(c *serverConn) {
 			continue
 		}
 		s.returnCredits(k - len(jobs))
+		gate := s.b.gates.get(c.server, s.currentQueues())
+		if len(jobs) > 0 {
+			gate.letIn() // there may be more: one more session looks
+		}
 		for _, job := range jobs {
 			s.dispatch(c, wc, job)
 		}
@@ -561,7 +565,19 @@ func (s *session) grabLoop(c *serverConn) {
 			continue
 		}
 		window = 1
-		if err := wc.Sleep(s.ctx); err != nil && s.ctx.Err() == nil {
+		sleep, err := gate.acquire(s.ctx)
+		if err != nil {
+			return
+		}
+		if !sleep {
+			continue // let in by another session: grab again
+		}
+		err = wc.Sleep(s.ctx)
+		gate.leave()
+		if err == nil {
+			s.b.m.wakeups.Inc()
+		}
+		if err != nil && s.ctx.Err() == nil {
 			s.log.Warn("gearmand connection lost while sleeping; reconnecting", "server", c.server, "err", err)
 			c.drop(wc)
 		}

@@ -61,6 +61,7 @@ type session struct {
 	inflight    map[string]*inflightJob
 	completed   map[string]bool // finished job ids → answered by a timeout
 	finishing   map[string]bool // ids whose answer is being submitted → answered by a timeout
+	tied        int             // credits of this attachment held back until their result's job is done (creditAfter)
 	completedQ  []string
 	finishQ     chan finishReq // to idle finishers (see goFinish)
 	finishIdle  int            // idle finishers not yet handed a request
@@ -262,6 +263,7 @@ func (s *session) attach(st workStream, capacity, free, maxRecv int, batches boo
 	s.detachStop = stop
 	s.maxRecv = maxRecv
 	s.attachGen++
+	s.tied = 0 // credits tied to results of older streams are not granted
 	s.b.m.credit.Add(float64(free - s.credit))
 	s.slots = capacity
 	s.credit = free
@@ -480,8 +482,10 @@ func (s *session) addCredit(n uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	add := int(n)
-	// A worker cannot have more free slots than it announced.
-	if room := s.slots - len(s.inflight) - s.credit; add > room {
+	// A worker cannot have more free slots than it announced. A slot whose
+	// credit came with a result is still taken until that credit is
+	// granted (tied).
+	if room := s.slots - len(s.inflight) - s.credit - s.tied; add > room {
 		add = max(room, 0)
 	}
 	s.credit += add
@@ -842,6 +846,9 @@ func (s *session) generation() uint64 {
 // sent with it is granted when the job is done (see creditAfter).
 func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
 	s.mu.Lock()
+	if gen != 0 && gen == s.attachGen {
+		s.tied++ // until creditAfter(gen), which every path below calls
+	}
 	ij, ok := s.inflight[r.GetJobId()]
 	if !ok {
 		timedOut, done := s.completed[r.GetJobId()]
@@ -851,6 +858,7 @@ func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
 				// (or on the old one, delivered late), is being submitted:
 				// this one is the same result, and the ack follows.
 				s.mu.Unlock()
+				s.creditAfter(gen)
 				s.log.Debug("result received again while it is being submitted; the ack follows", "job_id", r.GetJobId())
 				return
 			}
@@ -890,6 +898,9 @@ func (s *session) creditAfter(gen uint64) {
 		return
 	}
 	s.mu.Lock()
+	if s.attachGen == gen && s.tied > 0 {
+		s.tied--
+	}
 	same := s.attachGen == gen && s.stream != nil && !s.closed
 	s.mu.Unlock()
 	if same {

@@ -898,19 +898,16 @@ func (s *soak) run() {
 	for deadline := time.Now().Add(45 * time.Second); ; {
 		seen := map[string]int{}
 		lines := passiveRx.FindAllStringSubmatch(s.n.log(), -1)
-		dup, arrived = 0, 0
+		dup = 0
 		for _, m := range lines {
-			// Only the sender's results: the core logs others, e.g. the
-			// "(null)" of each passive service's state at its start.
 			if strings.HasPrefix(m[1], "OK soak seq=") {
 				seen[m[1]]++
 				if seen[m[1]] > 1 {
 					dup++
-				} else {
-					arrived++
 				}
 			}
 		}
+		arrived = len(lines) - dup
 		if arrived >= total || time.Now().After(deadline) {
 			break
 		}

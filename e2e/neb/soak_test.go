@@ -907,6 +907,11 @@ func (s *soak) run() {
 				}
 			}
 		}
+		// Each line is one passive result processed. Nagios 4.4 logs the
+		// service's output from before the result (so after a reload, which
+		// resets it, the first line of each service shows "(null)", and the
+		// last result before a reload or the end never shows its own
+		// output): count lines, not the sequence numbers they show.
 		arrived = len(lines) - dup
 		if arrived >= total || time.Now().After(deadline) {
 			break

@@ -153,8 +153,10 @@ func TestFakeCoreOrphanWaitsForResultBacklog(t *testing.T) {
 			if n, _ := st.Module["WatchdogOrphans"].(float64); n != 1 {
 				t.Errorf("WatchdogOrphans = %v, want 1", st.Module["WatchdogOrphans"])
 			}
-			if n, _ := st.Module["OrphansDeferred"].(float64); n != 2 {
-				t.Errorf("OrphansDeferred = %v, want 2", st.Module["OrphansDeferred"])
+			// "answered" was deferred; "silent", whose deadline is a little
+			// later, may have expired only once the module caught up.
+			if n, _ := st.Module["OrphansDeferred"].(float64); n < 1 || n > 2 {
+				t.Errorf("OrphansDeferred = %v, want 1 or 2", st.Module["OrphansDeferred"])
 			}
 			fc.do("BYE", "quit")
 		})

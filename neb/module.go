@@ -504,7 +504,7 @@ func (m *Module) watchLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		m.sweepOrphans(m.now())
+		m.sweepOrphans(ctx, m.now())
 	}
 }
 
@@ -517,7 +517,7 @@ func (m *Module) watchLoop(ctx context.Context) {
 // module then has been read and taken (see caughtUp). Until then it stays
 // in flight, so that a result sitting unread in a backlog is never
 // overtaken by an orphan result: our own delay must not become an alert.
-func (m *Module) sweepOrphans(now time.Time) {
+func (m *Module) sweepOrphans(ctx context.Context, now time.Time) {
 	var pending []Expired
 	for _, e := range m.watch.Expired(now) {
 		if !m.health.LostSince(e.Submitted) {
@@ -540,7 +540,7 @@ func (m *Module) sweepOrphans(now time.Time) {
 	}
 	// Every pending deadline is at or before now, and now is taken before
 	// gearmand is asked: "caught up" covers each of them.
-	if ok, backlog := m.caughtUp(); !ok {
+	if ok, backlog := m.caughtUp(ctx); !ok {
 		for _, e := range pending {
 			if m.watch.Defer(e) {
 				m.c.orphansDeferred.Add(1)
@@ -580,7 +580,7 @@ const backlogTimeout = 2 * time.Second
 //
 // With no result workers the module reads no results, so none can be
 // waiting for it.
-func (m *Module) caughtUp() (ok bool, backlog string) {
+func (m *Module) caughtUp(ctx context.Context) (ok bool, backlog string) {
 	if len(m.admins) == 0 {
 		return true, ""
 	}
@@ -593,7 +593,7 @@ func (m *Module) caughtUp() (ok bool, backlog string) {
 	var wg sync.WaitGroup
 	for i, a := range m.admins {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), backlogTimeout)
+			ctx, cancel := context.WithTimeout(ctx, backlogTimeout)
 			defer cancel()
 			answers[i].addr = m.cfg.Servers[i]
 			st, err := a.Status(ctx)

@@ -2,6 +2,7 @@ package neb
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -293,7 +294,7 @@ func TestWatchdogGivesBackChecksLostWithGearmand(t *testing.T) {
 // result for the service "block" until release is closed: the result
 // worker stops reading, as when the core's main thread falls behind, and
 // the results behind it wait in gearmand.
-func backlogModule(t *testing.T, args string, release chan struct{}) (*harness, *fakeClock) {
+func backlogModule(t *testing.T, args string, release chan struct{}, logs *lockedBuffer) (*harness, *fakeClock) {
 	t.Helper()
 	c, err := ParseBrokerArgs(args, t.TempDir())
 	if err != nil {
@@ -301,7 +302,7 @@ func backlogModule(t *testing.T, args string, release chan struct{}) (*harness, 
 	}
 	clk := newFakeClock()
 	h := &harness{out: NewOutbox(0, nil)}
-	h.m, err = New(c, Options{Now: clk.Now, WatchdogPeriod: 5 * time.Millisecond, Sink: func(r CheckResult) bool {
+	h.m, err = New(c, Options{Now: clk.Now, WatchdogPeriod: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil)), Sink: func(r CheckResult) bool {
 		if r.ServiceDescription == "block" {
 			<-release
 		}
@@ -328,7 +329,8 @@ func TestWatchdogWaitsForResultBacklog(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
-	h, clk := backlogModule(t, "server="+srv.Addr()+" encryption=no orphan_grace=2s result_workers=1 accept_clear_results=yes", release)
+	var logs lockedBuffer
+	h, clk := backlogModule(t, "server="+srv.Addr()+" encryption=no orphan_grace=2s result_workers=1 accept_clear_results=yes", release, &logs)
 	t.Cleanup(unblock) // before the module's Close: cleanups run last first
 	answered := &Check{Kind: KindService, HostName: "h", ServiceDescription: "answered", CommandLine: "/bin/x", Timeout: 5 * time.Second}
 	silent := &Check{Kind: KindHost, HostName: "silent", CommandLine: "/bin/x", Timeout: 5 * time.Second}
@@ -362,6 +364,11 @@ func TestWatchdogWaitsForResultBacklog(t *testing.T) {
 	h.quiet(t, 100*time.Millisecond)
 	if st := h.m.Stats(); st.WatchdogOrphans != 0 || h.m.watch.Len() != 2 {
 		t.Fatalf("behind the result queue: stats %+v, in flight %d", st, h.m.watch.Len())
+	}
+	// Dozens of sweeps were behind: one log line, naming the backlog.
+	if n := strings.Count(logs.String(), "not declared orphaned yet"); n != 1 ||
+		!strings.Contains(logs.String(), srv.Addr()+": 2 results in queue 'check_results'") {
+		t.Errorf("%d lines about deferred orphans, want 1 naming the backlog:\n%s", n, logs.String())
 	}
 
 	// The module catches up: the real result, then the orphan result of

@@ -117,7 +117,13 @@ type Stats struct {
 	// WatchdogOrphans are submitted checks that had no result by their
 	// timeout plus orphan_grace; each got the orphan result unless
 	// orphan_host_checks/orphan_service_checks is off.
-	WatchdogOrphans  uint64
+	WatchdogOrphans uint64
+	// OrphansDeferred are submitted checks past their deadline that were
+	// not declared orphaned at once because the module was behind reading
+	// its result queue (results queued in gearmand or being handled): a
+	// real result may be waiting there. Each counts once; it is orphaned
+	// when the module has caught up and its result still did not come.
+	OrphansDeferred  uint64
 	Results          uint64 // results received from the result queue
 	BadResults       uint64 // undecodable or unparsable result workloads
 	LatencyDiscarded uint64 // absurd latencies replaced by 0
@@ -150,6 +156,7 @@ type counters struct {
 	intercepted, local, submitted, notSubmitted, queueFull, down, submitFailed,
 	explicit, dummy, orphans, watchdogOrphans, results, bad, latencyDiscarded, pings, sinkFull, perfdata atomic.Uint64
 	held, givenBack, outageOrphans, handlersLost, notifications, notificationsLocal, notificationsLost atomic.Uint64
+	orphansDeferred                                                                                    atomic.Uint64
 	submitNanos                                                                                        atomic.Uint64
 }
 
@@ -197,13 +204,18 @@ type Module struct {
 	c          counters
 	started    time.Time
 
-	mu       sync.Mutex
-	state    int // 0 new, 1 running, 2 closed
-	client   *gearman.Client
-	worker   *gearman.Worker
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	closeErr error
+	mu     sync.Mutex
+	state  int // 0 new, 1 running, 2 closed
+	client *gearman.Client
+	worker *gearman.Worker
+	// admins ask every gearmand how many results wait for the result
+	// workers before a check is declared orphaned (see caughtUp).
+	admins []*gearman.Admin
+	// lastDeferLog rate-limits the line about deferred orphans.
+	lastDeferLog atomic.Int64
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+	closeErr     error
 }
 
 // New returns a module for cfg. It starts nothing; call Start when the
@@ -285,6 +297,9 @@ func (m *Module) Start() {
 	if m.cfg.ResultWorkers > 0 {
 		m.worker = gearman.NewWorker(m.cfg.Servers, []string{m.cfg.ResultQueue}, m.handleResult,
 			gearman.WorkerOptions{Logger: m.log, Connections: m.cfg.ResultWorkers, ClientID: "gearbridge-neb"})
+		for _, addr := range m.cfg.Servers {
+			m.admins = append(m.admins, gearman.NewAdmin(addr, gearman.AdminOptions{DialTimeout: m.opts.SubmitTimeout}))
+		}
 	}
 	m.running.Store(true)
 	m.log.Info("gearbridge neb started", "servers", m.cfg.Servers, "result_queue", m.cfg.ResultQueue,
@@ -325,6 +340,9 @@ func (m *Module) Close(ctx context.Context) error {
 		m.giveBack(&left[i], "the module stopped before gearmand took it")
 	}
 	_ = m.client.Close()
+	for _, a := range m.admins {
+		_ = a.Close()
+	}
 	return m.closeErr
 }
 
@@ -335,7 +353,7 @@ func (m *Module) Stats() Stats {
 		Intercepted: c.intercepted.Load(), Local: c.local.Load(), Submitted: c.submitted.Load(),
 		NotSubmitted: c.notSubmitted.Load(), QueueFull: c.queueFull.Load(), GearmandDown: c.down.Load(),
 		SubmitFailed: c.submitFailed.Load(), ExplicitResults: c.explicit.Load(), DummyAnswered: c.dummy.Load(),
-		Orphans: c.orphans.Load(), WatchdogOrphans: c.watchdogOrphans.Load(), Results: c.results.Load(), BadResults: c.bad.Load(),
+		Orphans: c.orphans.Load(), WatchdogOrphans: c.watchdogOrphans.Load(), OrphansDeferred: c.orphansDeferred.Load(), Results: c.results.Load(), BadResults: c.bad.Load(),
 		LatencyDiscarded: c.latencyDiscarded.Load(), Pings: c.pings.Load(), SinkFull: c.sinkFull.Load(),
 		Perfdata: c.perfdata.Load(), Held: c.held.Load(), GivenBack: c.givenBack.Load(),
 		OutageOrphans: c.outageOrphans.Load(), HandlersLost: c.handlersLost.Load(),
@@ -486,24 +504,54 @@ func (m *Module) watchLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		m.sweepOrphans(m.now())
+		m.sweepOrphans(ctx, m.now())
 	}
 }
 
 // sweepOrphans answers every expired check with the orphan result, or, when
 // orphan results are off for its kind, only forgets it (as the classic
 // module, which leaves it to the core's orphan check).
-func (m *Module) sweepOrphans(now time.Time) {
-	for _, e := range m.watch.Sweep(now) {
-		if m.health.LostSince(e.Submitted) {
-			// The job may have died with gearmand: our outage, not the
-			// check's. The core schedules it again; no alert.
-			m.c.outageOrphans.Add(1)
-			m.c.givenBack.Add(1)
-			m.warnLimited("check without result after a gearmand outage given back to the core's scheduler",
-				"queue", e.Queue, "host", e.HostName, "service", e.ServiceDescription)
-			m.deliver(CheckResult{HostName: e.HostName, ServiceDescription: e.ServiceDescription, GiveBack: true, Received: now})
+//
+// A check is declared orphaned only once the module has caught up with its
+// results since the check's deadline: every result that was waiting for the
+// module then has been read and taken (see caughtUp). Until then it stays
+// in flight, so that a result sitting unread in a backlog is never
+// overtaken by an orphan result: our own delay must not become an alert.
+func (m *Module) sweepOrphans(ctx context.Context, now time.Time) {
+	var pending []Expired
+	for _, e := range m.watch.Expired(now) {
+		if !m.health.LostSince(e.Submitted) {
+			pending = append(pending, e)
 			continue
+		}
+		if !m.watch.Take(e) {
+			continue // its result came meanwhile
+		}
+		// The job may have died with gearmand: our outage, not the
+		// check's. The core schedules it again; no alert.
+		m.c.outageOrphans.Add(1)
+		m.c.givenBack.Add(1)
+		m.warnLimited("check without result after a gearmand outage given back to the core's scheduler",
+			"queue", e.Queue, "host", e.HostName, "service", e.ServiceDescription)
+		m.deliver(CheckResult{HostName: e.HostName, ServiceDescription: e.ServiceDescription, GiveBack: true, Received: now})
+	}
+	if len(pending) == 0 {
+		return
+	}
+	// Every pending deadline is at or before now, and now is taken before
+	// gearmand is asked: "caught up" covers each of them.
+	if ok, backlog := m.caughtUp(ctx); !ok {
+		for _, e := range pending {
+			if m.watch.Defer(e) {
+				m.c.orphansDeferred.Add(1)
+			}
+		}
+		m.logDeferred(len(pending), backlog)
+		return
+	}
+	for _, e := range pending {
+		if !m.watch.Take(e) {
+			continue // its result came while gearmand was asked
 		}
 		m.c.watchdogOrphans.Add(1)
 		m.warnLimited("check orphaned: no result by its timeout plus orphan_grace", "queue", e.Queue,
@@ -512,6 +560,84 @@ func (m *Module) sweepOrphans(now time.Time) {
 			m.orphanResult(e.Kind, e.HostName, e.ServiceDescription, e.Queue, now)
 		}
 	}
+}
+
+// backlogTimeout bounds asking one gearmand for its result backlog.
+const backlogTimeout = 2 * time.Second
+
+// caughtUp reports whether every result that was waiting for the module
+// when it was called has been read and taken, so that a check without a
+// result by then really has none. It asks every configured gearmand for the
+// result queue's jobs, queued plus being handled: a result handler marks
+// its check answered (Watchdog.Done) before it completes the job, so a
+// count of zero, read after the call began, means that every result
+// submitted before the call reached the watchdog. What the handlers passed
+// on and still waits in the sink for the core's main thread has already
+// answered its check. A gearmand that cannot be asked may hold results: the
+// module is not caught up (an outage's checks are given back, see
+// sweepOrphans, and the core's own orphan check still exists). backlog
+// names what is waiting, for the log.
+//
+// With no result workers the module reads no results, so none can be
+// waiting for it.
+func (m *Module) caughtUp(ctx context.Context) (ok bool, backlog string) {
+	if len(m.admins) == 0 {
+		return true, ""
+	}
+	type answer struct {
+		addr  string
+		total int
+		err   error
+	}
+	answers := make([]answer, len(m.admins))
+	var wg sync.WaitGroup
+	for i, a := range m.admins {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+			defer cancel()
+			answers[i].addr = m.cfg.Servers[i]
+			st, err := a.Status(ctx)
+			if err != nil {
+				answers[i].err = err
+				return
+			}
+			for _, f := range st {
+				if f.Name == m.cfg.ResultQueue {
+					answers[i].total = f.Total
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ok = true
+	var b []byte
+	for _, a := range answers {
+		switch {
+		case a.err != nil:
+			b = fmt.Appendf(b, "%s: not answering (%v); ", a.addr, a.err)
+		case a.total > 0:
+			b = fmt.Appendf(b, "%s: %d results in queue '%s'; ", a.addr, a.total, m.cfg.ResultQueue)
+		default:
+			continue
+		}
+		ok = false
+	}
+	if len(b) > 2 {
+		b = b[:len(b)-2]
+	}
+	return ok, string(b)
+}
+
+// logDeferred says, at most once per warnInterval, that n checks past their
+// deadline wait because results are still waiting for the module.
+func (m *Module) logDeferred(n int, backlog string) {
+	now := time.Now().UnixNano()
+	last := m.lastDeferLog.Load()
+	if now-last < int64(warnInterval) || !m.lastDeferLog.CompareAndSwap(last, now) {
+		return
+	}
+	m.log.Warn("checks past their deadline not declared orphaned yet: the module is behind reading its results",
+		"checks", n, "backlog", backlog, "orphans_deferred", m.c.orphansDeferred.Load())
 }
 
 func (m *Module) explicitResult(c *Check, reason string, now time.Time) {
@@ -802,6 +928,7 @@ func (m *Module) statsLoop(ctx context.Context, every time.Duration) {
 			"local", cur.Local-prev.Local, "not_submitted", cur.NotSubmitted-prev.NotSubmitted,
 			"submit_failed", cur.SubmitFailed-prev.SubmitFailed, "explicit_results", cur.ExplicitResults-prev.ExplicitResults,
 			"bad_results", cur.BadResults-prev.BadResults, "orphaned", cur.WatchdogOrphans-prev.WatchdogOrphans,
+			"orphans_deferred", cur.OrphansDeferred-prev.OrphansDeferred,
 			"held", cur.Held-prev.Held, "given_back", cur.GivenBack-prev.GivenBack,
 			"notifications", cur.Notifications-prev.Notifications,
 			"in_flight", m.watch.Len(), "queued", m.queued())

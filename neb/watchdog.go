@@ -24,6 +24,9 @@ type inflight struct {
 	queue     string
 	submitted time.Time
 	deadline  time.Time
+	// deferred: its orphaning was put off at least once because the
+	// module was behind reading its results.
+	deferred bool
 }
 
 // Expired is a submitted check that had no result by its deadline.
@@ -85,6 +88,52 @@ func (w *Watchdog) Sweep(now time.Time) []Expired {
 	}
 	w.mu.Unlock()
 	return out
+}
+
+// Expired returns every check whose deadline is before or at now without
+// removing it: the caller settles each with Take, or leaves it for a later
+// sweep.
+func (w *Watchdog) Expired(now time.Time) []Expired {
+	var out []Expired
+	w.mu.Lock()
+	for k, it := range w.items {
+		if !it.deadline.After(now) {
+			out = append(out, Expired{Kind: it.kind, HostName: k.host, ServiceDescription: k.service,
+				Queue: it.queue, Submitted: it.submitted, Deadline: it.deadline})
+		}
+	}
+	w.mu.Unlock()
+	return out
+}
+
+// Take removes e if it is still in flight as Expired returned it (no
+// result came and it was not submitted again since); it reports whether it
+// did, so that each expired check is settled once.
+func (w *Watchdog) Take(e Expired) bool {
+	k := checkKey{e.HostName, e.ServiceDescription}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	it, ok := w.items[k]
+	if !ok || !it.submitted.Equal(e.Submitted) || !it.deadline.Equal(e.Deadline) {
+		return false
+	}
+	delete(w.items, k)
+	return true
+}
+
+// Defer marks e, still in flight, as kept past its deadline; it reports
+// whether this is the first time for this submission.
+func (w *Watchdog) Defer(e Expired) bool {
+	k := checkKey{e.HostName, e.ServiceDescription}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	it, ok := w.items[k]
+	if !ok || it.deferred || !it.submitted.Equal(e.Submitted) || !it.deadline.Equal(e.Deadline) {
+		return false
+	}
+	it.deferred = true
+	w.items[k] = it
+	return true
 }
 
 // Len returns the number of checks in flight.

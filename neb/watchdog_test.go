@@ -2,6 +2,7 @@ package neb
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -286,5 +287,109 @@ func TestWatchdogGivesBackChecksLostWithGearmand(t *testing.T) {
 	}
 	if st := h.m.Stats(); st.OutageOrphans != 1 || st.WatchdogOrphans != 1 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// backlogModule starts a module on a fake clock whose sink blocks on a
+// result for the service "block" until release is closed: the result
+// worker stops reading, as when the core's main thread falls behind, and
+// the results behind it wait in gearmand.
+func backlogModule(t *testing.T, args string, release chan struct{}, logs *lockedBuffer) (*harness, *fakeClock) {
+	t.Helper()
+	c, err := ParseBrokerArgs(args, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	h := &harness{out: NewOutbox(0, nil)}
+	h.m, err = New(c, Options{Now: clk.Now, WatchdogPeriod: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil)), Sink: func(r CheckResult) bool {
+		if r.ServiceDescription == "block" {
+			<-release
+		}
+		return h.out.Push(r)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.m.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.m.Close(ctx)
+	})
+	return h, clk
+}
+
+// TestWatchdogWaitsForResultBacklog: a check whose result waits unread in
+// the result queue past the check's deadline gets that result, not the
+// orphan result; a check whose result never comes is orphaned once the
+// module has read everything that was waiting.
+func TestWatchdogWaitsForResultBacklog(t *testing.T) {
+	srv := gearmantest.Start(t)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	var logs lockedBuffer
+	h, clk := backlogModule(t, "server="+srv.Addr()+" encryption=no orphan_grace=2s result_workers=1 accept_clear_results=yes", release, &logs)
+	t.Cleanup(unblock) // before the module's Close: cleanups run last first
+	answered := &Check{Kind: KindService, HostName: "h", ServiceDescription: "answered", CommandLine: "/bin/x", Timeout: 5 * time.Second}
+	silent := &Check{Kind: KindHost, HostName: "silent", CommandLine: "/bin/x", Timeout: 5 * time.Second}
+	h.m.Check(answered, fakeObjects{})
+	h.m.Check(silent, fakeObjects{})
+	waitFor(t, func() bool { return h.m.Stats().Submitted == 2 })
+
+	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	clearCodec, _ := modgearman.NewCodec("", false)
+	send := func(r modgearman.Result) {
+		t.Helper()
+		payload := r.Marshal()
+		if r.IsPassive() {
+			payload = r.MarshalPassive()
+		}
+		if _, err := client.Submit(ctx, "check_results", "", clearCodec.Encode(payload), gearman.PriorityNormal, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The reader takes this one and hangs in the sink ...
+	send(modgearman.Result{Type: "passive", HostName: "h", ServiceDescription: "block", Output: "first"})
+	waitFor(t, func() bool { return h.m.Stats().Results == 1 })
+	// ... so the real result of "answered" waits in gearmand, in time.
+	send(modgearman.Result{Type: "active", HostName: "h", ServiceDescription: "answered", Output: "real", ExitedOK: true})
+
+	clk.Advance(8 * time.Second) // both deadlines (7s) passed
+	waitFor(t, func() bool { return h.m.Stats().OrphansDeferred == 2 })
+	h.quiet(t, 100*time.Millisecond)
+	if st := h.m.Stats(); st.WatchdogOrphans != 0 || h.m.watch.Len() != 2 {
+		t.Fatalf("behind the result queue: stats %+v, in flight %d", st, h.m.watch.Len())
+	}
+	// Dozens of sweeps were behind: one log line, naming the backlog.
+	if n := strings.Count(logs.String(), "not declared orphaned yet"); n != 1 ||
+		!strings.Contains(logs.String(), srv.Addr()+": 2 results in queue 'check_results'") {
+		t.Errorf("%d lines about deferred orphans, want 1 naming the backlog:\n%s", n, logs.String())
+	}
+
+	// The module catches up: the real result, then the orphan result of
+	// the check that never had one.
+	unblock()
+	got := map[string]CheckResult{}
+	for len(got) < 3 {
+		r := h.next(t)
+		if _, dup := got[r.HostName+"/"+r.ServiceDescription]; dup {
+			t.Fatalf("second result %+v", r)
+		}
+		got[r.HostName+"/"+r.ServiceDescription] = r
+	}
+	if r := got["h/answered"]; r.Output != "real" {
+		t.Errorf("answered check got %+v, want its real result", r)
+	}
+	if r := got["silent/"]; r.ReturnCode != 2 || !strings.Contains(r.Output, "host check orphaned") {
+		t.Errorf("silent check got %+v, want the orphan result", r)
+	}
+	h.quiet(t, 100*time.Millisecond)
+	if st := h.m.Stats(); st.WatchdogOrphans != 1 || st.OrphansDeferred != 2 || h.m.watch.Len() != 0 {
+		t.Errorf("stats %+v, in flight %d", st, h.m.watch.Len())
 	}
 }

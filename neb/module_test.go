@@ -278,6 +278,9 @@ func TestGearmandDownHold(t *testing.T) {
 		if !got["a"] || !got["b"] {
 			t.Errorf("given back %v", got)
 		}
+		// The handler was queued after the checks: it is settled after
+		// their give-backs were delivered.
+		waitFor(t, func() bool { return h.m.Stats().HandlersLost == 1 })
 		st := h.m.Stats()
 		if st.GivenBack != 2 || st.Held != 3 || st.HandlersLost != 1 || st.ExplicitResults != 0 {
 			t.Errorf("stats %+v", st)

@@ -21,8 +21,8 @@ import (
 // keepalive has noticed, restores it right then (the workers' reconnects
 // are under way, the bridge has not noticed the old streams are dead) and
 // keeps submitting across that moment. Every check must get exactly one
-// result within 60 s of the link coming back (the backlog of the cut
-// drains in a fraction of that); the test names the ones that did not,
+// result within 90 s of the link coming back (the backlog of the cut
+// drains in 15-45 s on a loaded two-core machine); the test names the ones that did not,
 // with what the bridge and the workers logged of them. GB_E2E_KEEP names a
 // directory to copy the processes' logs to when it fails.
 func TestBlackHoleCutUnderLoadLosesNothing(t *testing.T) {
@@ -149,7 +149,7 @@ func TestBlackHoleCutUnderLoadLosesNothing(t *testing.T) {
 	n := len(submitted)
 	mu.Unlock()
 	// Wait for everything (bounded), plus a little for duplicates.
-	deadline := resumed.Add(60 * time.Second)
+	deadline := resumed.Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		mu.Lock()
 		done := len(got)

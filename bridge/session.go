@@ -982,7 +982,7 @@ func (s *session) finish(ij *inflightJob, res modgearman.Result, how outcome) {
 	if wc := ij.conn.get(); wc != nil {
 		// After a gearmand restart the handle is unknown; the result is
 		// already on the result queue, which is what counts.
-		if err := completeJob(s.ctx, wc, ij.handle); err != nil {
+		if err := completeJob(s.ctx, wc, ij.handle, ij.job.Type.HasResult()); err != nil {
 			s.log.Debug("complete job", "handle", ij.handle, "err", err)
 		}
 	}
@@ -1018,12 +1018,21 @@ type softCompleter interface {
 	CompleteSoon(handle string, d time.Duration) error
 }
 
-// completeJob completes a job whose result is on its result queue. The
-// WORK_COMPLETE goes out with the next request on the connection, within
-// completeDelay: the GRAB for the slot the job freed usually follows at
-// once, and both then cost one write.
-func completeJob(ctx context.Context, wc WorkerConn, handle string) error {
-	if sc, ok := wc.(softCompleter); ok {
+// completeJob completes a job towards gearmand. A job without a result (an
+// event handler, a notification) is completed within completeDelay, with
+// the next request on the connection: the GRAB for the slot the job freed
+// usually follows at once, and both then cost one write.
+//
+// A check whose result is already on its result queue is completed at
+// once. Until gearmand has its WORK_COMPLETE it holds the job under the
+// check's unique key, and the core, as soon as it has the result, may
+// submit the next run of the check under that key (at once for a check
+// that became overdue while it ran, as after a network cut): gearmand then
+// merges the new job into the finished one, which ends with the
+// completion, and the new run never happens. Holding the completion back
+// for a GRAB widened that window from a scheduling delay to milliseconds.
+func completeJob(ctx context.Context, wc WorkerConn, handle string, hasResult bool) error {
+	if sc, ok := wc.(softCompleter); ok && !hasResult {
 		return sc.CompleteSoon(handle, completeDelay)
 	}
 	return wc.Complete(ctx, handle, nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,12 +151,17 @@ type Stats struct {
 	Notifications      uint64
 	NotificationsLocal uint64
 	NotificationsLost  uint64
+	// UniqMerged are checks gearmand merged into their previous job, whose
+	// result had already come (same unique key, its WORK_COMPLETE not yet
+	// seen by gearmand): submitted again under a key of their own.
+	UniqMerged uint64
 }
 
 type counters struct {
 	intercepted, local, submitted, notSubmitted, queueFull, down, submitFailed,
 	explicit, dummy, orphans, watchdogOrphans, results, bad, latencyDiscarded, pings, sinkFull, perfdata atomic.Uint64
 	held, givenBack, outageOrphans, handlersLost, notifications, notificationsLocal, notificationsLost atomic.Uint64
+	uniqMerged                                                                                         atomic.Uint64
 	orphansDeferred                                                                                    atomic.Uint64
 	submitNanos                                                                                        atomic.Uint64
 }
@@ -177,6 +183,8 @@ type submission struct {
 // Module is one configured broker module instance. Check and the result
 // handling are safe for concurrent use; Start and Close are idempotent.
 type Module struct {
+	uniqSeq atomic.Uint64 // suffixes of keys for checks gearmand merged (submitOne)
+
 	cfg   Config
 	opts  Options
 	log   *slog.Logger
@@ -358,7 +366,7 @@ func (m *Module) Stats() Stats {
 		Perfdata: c.perfdata.Load(), Held: c.held.Load(), GivenBack: c.givenBack.Load(),
 		OutageOrphans: c.outageOrphans.Load(), HandlersLost: c.handlersLost.Load(),
 		Notifications: c.notifications.Load(), NotificationsLocal: c.notificationsLocal.Load(),
-		NotificationsLost: c.notificationsLost.Load(),
+		NotificationsLost: c.notificationsLost.Load(), UniqMerged: c.uniqMerged.Load(),
 	}
 }
 
@@ -860,8 +868,22 @@ func (m *Module) submitOne(ctx context.Context, s submission) {
 		m.watch.Track(s.check.Kind, s.check.HostName, s.check.ServiceDescription, s.queue, now,
 			now.Add(timeout+m.cfg.OrphanGrace))
 	}
-	_, err := m.client.Submit(sctx, s.queue, s.uniq, m.codec.Encode(payload), s.prio, true)
+	encoded := m.codec.Encode(payload)
+	handle, err := m.client.Submit(sctx, s.queue, s.uniq, encoded, s.prio, true)
 	cancel()
+	if err == nil && s.expected && s.uniq != "" && m.watch.Submitted(s.check.HostName, s.check.ServiceDescription, handle) {
+		// Merged into the check's previous job, which is done: it would
+		// never run. Submit it again under a key of its own.
+		m.c.uniqMerged.Add(1)
+		m.warnLimited("gearmand merged a check into its previous, finished job (same unique key); submitted again under a key of its own",
+			"queue", s.queue, "host", s.check.HostName, "service", s.check.ServiceDescription, "handle", handle)
+		sctx, cancel := context.WithTimeout(ctx, m.opts.SubmitTimeout)
+		handle, err = m.client.Submit(sctx, s.queue, s.uniq+"-"+strconv.FormatUint(m.uniqSeq.Add(1), 36), encoded, s.prio, true)
+		cancel()
+		if err == nil {
+			m.watch.Submitted(s.check.HostName, s.check.ServiceDescription, handle)
+		}
+	}
 	if err == nil {
 		m.c.submitted.Add(1)
 		if s.notify {
@@ -929,7 +951,7 @@ func (m *Module) statsLoop(ctx context.Context, every time.Duration) {
 			"submit_failed", cur.SubmitFailed-prev.SubmitFailed, "explicit_results", cur.ExplicitResults-prev.ExplicitResults,
 			"bad_results", cur.BadResults-prev.BadResults, "orphaned", cur.WatchdogOrphans-prev.WatchdogOrphans,
 			"orphans_deferred", cur.OrphansDeferred-prev.OrphansDeferred,
-			"held", cur.Held-prev.Held, "given_back", cur.GivenBack-prev.GivenBack,
+			"held", cur.Held-prev.Held, "given_back", cur.GivenBack-prev.GivenBack, "resubmitted_merged", cur.UniqMerged-prev.UniqMerged,
 			"notifications", cur.Notifications-prev.Notifications,
 			"in_flight", m.watch.Len(), "queued", m.queued())
 		prev, prevAt = cur, now

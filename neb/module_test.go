@@ -545,3 +545,73 @@ func TestLogStatsInterval(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCheckMergedIntoFinishedJobIsResubmitted: a check's next run, with
+// the same unique key, submitted after its previous result came but before
+// gearmand processed that job's WORK_COMPLETE, is merged by gearmand into
+// the finished job and would never run. The module sees its previous
+// job's handle come back and submits the check again under a key of its
+// own.
+func TestCheckMergedIntoFinishedJobIsResubmitted(t *testing.T) {
+	srv := gearmantest.Start(t)
+	h := newModule(t, "server="+srv.Addr()+" encryption=no services=yes", Options{CancelHonoured: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	wc, err := gearman.DialWorker(ctx, srv.Addr(), gearman.WorkerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	if err := wc.CanDo("service"); err != nil {
+		t.Fatal(err)
+	}
+	c := &Check{Kind: KindService, HostName: "h", ServiceDescription: "s", CommandLine: "/bin/x", Timeout: time.Minute}
+	h.m.Check(c, fakeObjects{})
+	first, err := wc.Grab(ctx) // running, never completed: gearmand keeps its unique
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its result reaches the module.
+	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
+	defer client.Close()
+	clear, _ := modgearman.NewCodec("", false)
+	now := time.Now()
+	res := modgearman.Result{Type: "active", HostName: "h", ServiceDescription: "s", StartTime: now, FinishTime: now, ExitedOK: true, Output: "OK"}
+	if _, err := client.Submit(ctx, "check_results", "", clear.Encode(res.Marshal()), gearman.PriorityNormal, true); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.next(t); r.HostName != "h" || r.Output != "OK" {
+		t.Fatalf("result %+v", r)
+	}
+	// The core runs the check again at once.
+	h.m.Check(c, fakeObjects{})
+	gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer gcancel()
+	second, err := wc.Grab(gctx)
+	if err != nil {
+		t.Fatalf("the check's next run never reached a worker: %v (merged into %s)", err, first.Handle)
+	}
+	if second.Handle == first.Handle || !strings.HasPrefix(second.Unique, first.Unique+"-") {
+		t.Errorf("next run: handle %s unique %q; first: handle %s unique %q", second.Handle, second.Unique, first.Handle, first.Unique)
+	}
+	if st := h.m.Stats(); st.UniqMerged != 1 {
+		t.Errorf("UniqMerged = %d, want 1", st.UniqMerged)
+	}
+	// Once gearmand has the WORK_COMPLETE, the usual key is used again.
+	_ = wc.Complete(first.Handle, nil)
+	_ = wc.Complete(second.Handle, nil)
+	res.Output = "OK again"
+	if _, err := client.Submit(ctx, "check_results", "", clear.Encode(res.Marshal()), gearman.PriorityNormal, true); err != nil {
+		t.Fatal(err)
+	}
+	h.next(t)
+	time.Sleep(100 * time.Millisecond)
+	h.m.Check(c, fakeObjects{})
+	third, err := wc.Grab(gctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Unique != first.Unique {
+		t.Errorf("third run unique %q, want %q", third.Unique, first.Unique)
+	}
+}

@@ -27,6 +27,8 @@ type inflight struct {
 	// deferred: its orphaning was put off at least once because the
 	// module was behind reading its results.
 	deferred bool
+	// handle is the one gearmand gave the check's job ("" until known).
+	handle string
 }
 
 // Expired is a submitted check that had no result by its deadline.
@@ -48,11 +50,34 @@ type Expired struct {
 type Watchdog struct {
 	mu    sync.Mutex
 	items map[checkKey]inflight
+	// answered holds, per check, the handle of its last job whose result
+	// came (see Submitted).
+	answered map[checkKey]string
 }
 
 // NewWatchdog returns an empty watchdog.
 func NewWatchdog() *Watchdog {
-	return &Watchdog{items: map[checkKey]inflight{}}
+	return &Watchdog{items: map[checkKey]inflight{}, answered: map[checkKey]string{}}
+}
+
+// Submitted records the handle gearmand gave a tracked check's job. It
+// reports true when that is the handle of the check's previous job, whose
+// result already came: gearmand merged the new submission (same unique
+// key) into that job because it had not yet processed the job's
+// WORK_COMPLETE, and the merged submission will never run. The handle is
+// then not recorded.
+func (w *Watchdog) Submitted(host, service, handle string) (merged bool) {
+	k := checkKey{host, service}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if handle != "" && w.answered[k] == handle {
+		return true
+	}
+	if it, ok := w.items[k]; ok {
+		it.handle = handle
+		w.items[k] = it
+	}
+	return false
 }
 
 // Track records a submitted check; a later Track of the same check
@@ -68,8 +93,11 @@ func (w *Watchdog) Track(k Kind, host, service, queue string, submitted, deadlin
 func (w *Watchdog) Done(host, service string) bool {
 	k := checkKey{host, service}
 	w.mu.Lock()
-	_, ok := w.items[k]
+	it, ok := w.items[k]
 	delete(w.items, k)
+	if ok && it.handle != "" {
+		w.answered[k] = it.handle
+	}
 	w.mu.Unlock()
 	return ok
 }

@@ -83,6 +83,12 @@ type Options struct {
 	QueueSize int
 	// Submitters is the number of goroutines submitting. Default 16.
 	Submitters int
+	// ResultsInFlight is how many results each result worker connection
+	// holds at once. Default 8: the handler only decodes and queues for the
+	// core, so reading is bound by round trips to gearmand, which a loaded
+	// machine makes long. Results of different checks may then be taken
+	// in another order, as with several result workers.
+	ResultsInFlight int
 	// SubmitTimeout bounds one submission. Default: the configured
 	// gearman_connection_timeout, else 5s.
 	SubmitTimeout time.Duration
@@ -242,6 +248,9 @@ func New(cfg Config, opts Options) (*Module, error) {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 10000
 	}
+	if opts.ResultsInFlight <= 0 {
+		opts.ResultsInFlight = 8
+	}
 	if opts.Submitters <= 0 {
 		opts.Submitters = 16
 	}
@@ -304,7 +313,7 @@ func (m *Module) Start() {
 	}
 	if m.cfg.ResultWorkers > 0 {
 		m.worker = gearman.NewWorker(m.cfg.Servers, []string{m.cfg.ResultQueue}, m.handleResult,
-			gearman.WorkerOptions{Logger: m.log, Connections: m.cfg.ResultWorkers, ClientID: "gearbridge-neb"})
+			gearman.WorkerOptions{Logger: m.log, Connections: m.cfg.ResultWorkers, InFlight: m.opts.ResultsInFlight, ClientID: "gearbridge-neb"})
 		for _, addr := range m.cfg.Servers {
 			m.admins = append(m.admins, gearman.NewAdmin(addr, gearman.AdminOptions{DialTimeout: m.opts.SubmitTimeout}))
 		}

@@ -302,7 +302,8 @@ func backlogModule(t *testing.T, args string, release chan struct{}, logs *locke
 	}
 	clk := newFakeClock()
 	h := &harness{out: NewOutbox(0, nil)}
-	h.m, err = New(c, Options{Now: clk.Now, WatchdogPeriod: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil)), Sink: func(r CheckResult) bool {
+	// One result at a time: a result held in the sink holds up the next.
+	h.m, err = New(c, Options{Now: clk.Now, ResultsInFlight: 1, WatchdogPeriod: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil)), Sink: func(r CheckResult) bool {
 		if r.ServiceDescription == "block" {
 			<-release
 		}

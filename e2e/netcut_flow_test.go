@@ -41,7 +41,7 @@ func TestBlackHoleCutUnderLoadLosesNothing(t *testing.T) {
 	const nw = 8
 	var ws []*proc
 	for i := range nw {
-		ws = append(ws, c.startWorker(fmt.Sprintf("wflow%d", i), proxy.addr(), "--services", "--hosts", "--max-workers", "8"))
+		ws = append(ws, c.startWorker(fmt.Sprintf("wflow%d", i), proxy.Addr(), "--services", "--hosts", "--max-workers", "8"))
 	}
 	for _, w := range ws {
 		c.waitLog(w, `session started`, 30*time.Second)
@@ -132,7 +132,7 @@ func TestBlackHoleCutUnderLoadLosesNothing(t *testing.T) {
 	}()
 
 	time.Sleep(3 * time.Second)
-	proxy.pause()
+	proxy.Pause()
 	cut := time.Now()
 	t.Log("network cut")
 	// The workers' keepalive (20 s ping, 10 s wait) notices a cut about
@@ -140,7 +140,7 @@ func TestBlackHoleCutUnderLoadLosesNothing(t *testing.T) {
 	// just before some notice, just after others (whose old stream then
 	// carries what it held back, until their keepalive gives up on it).
 	time.Sleep(cutFor)
-	proxy.resume()
+	proxy.Resume()
 	resumed := time.Now()
 	t.Logf("network back after %v", resumed.Sub(cut).Round(time.Millisecond))
 	time.Sleep(5 * time.Second)

@@ -3,152 +3,23 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gearbridge/gearbridge/internal/linkproxy"
 )
 
-// blackHole forwards TCP connections to target. While paused it is a cut
-// network link: connections stay open, nothing moves in either direction
-// and new connections are accepted but wait, until resume lets everything
-// through again (what was held back included).
-type blackHole struct {
-	lis    net.Listener
-	target string
-
-	mu     sync.Mutex
-	cond   *sync.Cond
-	paused bool
-	closed bool
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-}
-
-func newBlackHole(t *testing.T, target string) *blackHole {
+// newBlackHole starts a link proxy to target, closed with the test.
+func newBlackHole(t *testing.T, target string) *linkproxy.Proxy {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := linkproxy.New(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &blackHole{lis: lis, target: target, conns: map[net.Conn]struct{}{}}
-	p.cond = sync.NewCond(&p.mu)
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(p.close)
+	t.Cleanup(p.Close)
 	return p
-}
-
-func (p *blackHole) addr() string { return p.lis.Addr().String() }
-
-func (p *blackHole) close() {
-	_ = p.lis.Close()
-	p.mu.Lock()
-	p.closed, p.paused = true, false
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	p.cond.Broadcast()
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-func (p *blackHole) pause() {
-	p.mu.Lock()
-	p.paused = true
-	p.mu.Unlock()
-}
-
-func (p *blackHole) resume() {
-	p.mu.Lock()
-	p.paused = false
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
-
-// gate waits while the link is cut; false once the proxy is closed.
-func (p *blackHole) gate() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for p.paused && !p.closed {
-		p.cond.Wait()
-	}
-	return !p.closed
-}
-
-func (p *blackHole) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *blackHole) untrack(c net.Conn) {
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
-	_ = c.Close()
-}
-
-func (p *blackHole) serve() {
-	defer p.wg.Done()
-	for {
-		in, err := p.lis.Accept()
-		if err != nil {
-			return
-		}
-		if !p.track(in) {
-			_ = in.Close()
-			continue
-		}
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			defer p.untrack(in)
-			if !p.gate() {
-				return
-			}
-			out, err := net.Dial("tcp", p.target)
-			if err != nil || !p.track(out) {
-				if out != nil {
-					_ = out.Close()
-				}
-				return
-			}
-			defer p.untrack(out)
-			done := make(chan struct{}, 2)
-			go func() { p.pipe(out, in); done <- struct{}{} }()
-			go func() { p.pipe(in, out); done <- struct{}{} }()
-			<-done
-			_ = in.Close()
-			_ = out.Close()
-			<-done
-		}()
-	}
-}
-
-// pipe copies src to dst, holding every write while the link is cut.
-func (p *blackHole) pipe(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if !p.gate() {
-				return
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }
 
 // countIn is how often re matches in p's log now.
@@ -172,7 +43,7 @@ func TestBlackHoleCutReattaches(t *testing.T) {
 	const nw = 8
 	var ws []*proc
 	for i := range nw {
-		ws = append(ws, c.startWorker(fmt.Sprintf("wcut%d", i), proxy.addr(), "--services", "--hosts", "--max-workers", "4"))
+		ws = append(ws, c.startWorker(fmt.Sprintf("wcut%d", i), proxy.Addr(), "--services", "--hosts", "--max-workers", "4"))
 	}
 	for _, w := range ws {
 		c.waitLog(w, `session started`, 30*time.Second)
@@ -199,7 +70,7 @@ func TestBlackHoleCutReattaches(t *testing.T) {
 	for i, w := range ws {
 		before[i] = countIn(w, attachedRx)
 	}
-	proxy.pause()
+	proxy.Pause()
 	t.Log("network cut")
 	cutEnd := time.Now().Add(90 * time.Second)
 	for i, w := range ws {
@@ -210,7 +81,7 @@ func TestBlackHoleCutReattaches(t *testing.T) {
 	// Long enough for a reconnect attempt of every worker to run into
 	// the handshake timeout (10 s) while the link is still cut.
 	time.Sleep(min(15*time.Second, time.Until(cutEnd)))
-	proxy.resume()
+	proxy.Resume()
 	resumed := time.Now()
 	t.Log("network back")
 

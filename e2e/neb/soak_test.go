@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gearbridge/gearbridge/internal/gearmantest"
+	"github.com/gearbridge/gearbridge/internal/linkproxy"
 	"github.com/gearbridge/gearbridge/internal/nagios"
 )
 
@@ -201,8 +202,8 @@ type soak struct {
 	n      *smallNagios
 	bridge *soakProc
 	baddr  string
-	wproxy *soakProxy // workers → bridge
-	sproxy *soakProxy // sender → bridge
+	wproxy *linkproxy.Proxy // workers → bridge
+	sproxy *linkproxy.Proxy // sender → bridge
 	gmw    *soakProc
 	sender *soakProc
 
@@ -443,7 +444,7 @@ func (s *soak) setup() {
 	}
 	for i := range cfg.workers {
 		name := fmt.Sprintf("w%03d", i)
-		args := append([]string{"worker", "--bridge", s.wproxy.addr(), "--services", "--hosts",
+		args := append([]string{"worker", "--bridge", s.wproxy.Addr(), "--services", "--hosts",
 			"--max-workers", strconv.Itoa(cfg.slots), "--internal_check_dummy=no", "--log-level", "warn"}, tls(name)...)
 		s.workers = append(s.workers, s.startProc(name, freeAddr(t), args...))
 	}
@@ -451,7 +452,7 @@ func (s *soak) setup() {
 		"--identifier", "gmworker", "--services", "--hosts", "--max-workers", "8", "--internal_check_dummy=no", "--log-level", "warn")
 	state := filepath.Join(s.dir, "sender-state")
 	must(t, os.MkdirAll(state, 0o700))
-	s.sender = s.startProc("sender", freeAddr(t), append([]string{"send", "--daemon", "--bridge", s.sproxy.addr(),
+	s.sender = s.startProc("sender", freeAddr(t), append([]string{"send", "--daemon", "--bridge", s.sproxy.Addr(),
 		"--state-dir", state, "--drain-interval", "1s", "--log-level", "warn"}, tls("sender")...)...)
 	s.logf("bridge on %s, %d remote workers (%d slots each) behind a proxy, a gearman-transport worker, a sender daemon",
 		s.baddr, cfg.workers, cfg.slots)
@@ -499,9 +500,9 @@ func (s *soak) faults() []fault {
 		}},
 		{"net-cut-30s", func() {
 			s.logf("fault: network between workers and bridge cut for 30s")
-			s.wproxy.pause()
+			s.wproxy.Pause()
 			time.Sleep(30 * time.Second)
-			s.wproxy.resume()
+			s.wproxy.Resume()
 			s.logf("network back")
 		}},
 		{"reload-1", s.reload}, {"reload-2", s.reload}, {"reload-3", s.reload},
@@ -857,9 +858,9 @@ func (s *soak) run() {
 	go func() {
 		time.Sleep(time.Until(s.start.Add(outageAt)))
 		s.logf("fault: bridge away for the sender for %v (spool)", outage)
-		s.sproxy.refuse(true)
+		s.sproxy.Refuse(true)
 		time.Sleep(outage)
-		s.sproxy.refuse(false)
+		s.sproxy.Refuse(false)
 		s.logf("bridge back for the sender")
 	}()
 	time.Sleep(time.Until(s.start.Add(baseline)))

@@ -572,14 +572,10 @@ func TestCheckMergedIntoFinishedJobIsResubmitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its result reaches the module.
-	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
-	defer client.Close()
-	clear, _ := modgearman.NewCodec("", false)
+	send := resultSender(t, srv.Addr())
 	now := time.Now()
 	res := modgearman.Result{Type: "active", HostName: "h", ServiceDescription: "s", StartTime: now, FinishTime: now, ExitedOK: true, Output: "OK"}
-	if _, err := client.Submit(ctx, "check_results", "", clear.Encode(res.Marshal()), gearman.PriorityNormal, true); err != nil {
-		t.Fatal(err)
-	}
+	send(res)
 	if r := h.next(t); r.HostName != "h" || r.Output != "OK" {
 		t.Fatalf("result %+v", r)
 	}
@@ -601,9 +597,7 @@ func TestCheckMergedIntoFinishedJobIsResubmitted(t *testing.T) {
 	_ = wc.Complete(first.Handle, nil)
 	_ = wc.Complete(second.Handle, nil)
 	res.Output = "OK again"
-	if _, err := client.Submit(ctx, "check_results", "", clear.Encode(res.Marshal()), gearman.PriorityNormal, true); err != nil {
-		t.Fatal(err)
-	}
+	send(res)
 	h.next(t)
 	time.Sleep(100 * time.Millisecond)
 	h.m.Check(c, fakeObjects{})

@@ -147,21 +147,7 @@ func TestWatchdogForgetsAnsweredChecks(t *testing.T) {
 	h, clk := watchdogModule(t, "server="+srv.Addr()+" encryption=no orphan_grace=2s accept_clear_results=yes", nil)
 	c := &Check{Kind: KindService, HostName: "h", ServiceDescription: "s", CommandLine: "/bin/x", Timeout: 5 * time.Second}
 	h.m.Check(c, fakeObjects{})
-	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	clearCodec, _ := modgearman.NewCodec("", false)
-	send := func(r modgearman.Result) {
-		t.Helper()
-		payload := r.Marshal()
-		if r.IsPassive() {
-			payload = r.MarshalPassive()
-		}
-		if _, err := client.Submit(ctx, "check_results", "", clearCodec.Encode(payload), gearman.PriorityNormal, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	send := resultSender(t, srv.Addr())
 	// A passive result for the same service does not answer the check.
 	send(modgearman.Result{Type: "passive", HostName: "h", ServiceDescription: "s", Output: "passive"})
 	if r := h.next(t); r.Output != "passive" {
@@ -339,21 +325,7 @@ func TestWatchdogWaitsForResultBacklog(t *testing.T) {
 	h.m.Check(silent, fakeObjects{})
 	waitFor(t, func() bool { return h.m.Stats().Submitted == 2 })
 
-	client := gearman.NewClient([]string{srv.Addr()}, gearman.ClientOptions{})
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	clearCodec, _ := modgearman.NewCodec("", false)
-	send := func(r modgearman.Result) {
-		t.Helper()
-		payload := r.Marshal()
-		if r.IsPassive() {
-			payload = r.MarshalPassive()
-		}
-		if _, err := client.Submit(ctx, "check_results", "", clearCodec.Encode(payload), gearman.PriorityNormal, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	send := resultSender(t, srv.Addr())
 	// The reader takes this one and hangs in the sink ...
 	send(modgearman.Result{Type: "passive", HostName: "h", ServiceDescription: "block", Output: "first"})
 	waitFor(t, func() bool { return h.m.Stats().Results == 1 })
@@ -392,5 +364,26 @@ func TestWatchdogWaitsForResultBacklog(t *testing.T) {
 	h.quiet(t, 100*time.Millisecond)
 	if st := h.m.Stats(); st.WatchdogOrphans != 1 || st.OrphansDeferred != 2 || h.m.watch.Len() != 0 {
 		t.Errorf("stats %+v, in flight %d", st, h.m.watch.Len())
+	}
+}
+
+// resultSender returns a function that puts a result, in clear, on the
+// check_results queue of the gearmand at addr.
+func resultSender(t *testing.T, addr string) func(modgearman.Result) {
+	t.Helper()
+	client := gearman.NewClient([]string{addr}, gearman.ClientOptions{})
+	t.Cleanup(func() { client.Close() })
+	clearCodec, _ := modgearman.NewCodec("", false)
+	return func(r modgearman.Result) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		payload := r.Marshal()
+		if r.IsPassive() {
+			payload = r.MarshalPassive()
+		}
+		if _, err := client.Submit(ctx, "check_results", "", clearCodec.Encode(payload), gearman.PriorityNormal, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

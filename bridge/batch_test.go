@@ -87,3 +87,27 @@ func sortedCopy(s []string) []string {
 	slices.Sort(c)
 	return c
 }
+
+// TestJobIDsDifferAcrossSessions: a worker that starts a new session (its
+// old one ended, or the bridge restarted) may still hold jobs of the old
+// one; the new session's job ids must not repeat them, or the worker takes
+// a new job for a copy of an old one and never runs it.
+func TestJobIDsDifferAcrossSessions(t *testing.T) {
+	e := newTestEnv(t, nil)
+	seen := map[string]bool{}
+	for i := range 3 {
+		e.fake.add("service", serviceJob(t, "h", "s", time.Minute))
+		st, _, cancel := e.session(e.dial(certs.RoleWorker, "w1"), hello(1, "service"))
+		m := recvMsg(t, st, 5*time.Second)
+		id := m.GetJob().GetJobId()
+		if id == "" {
+			t.Fatalf("session %d: no job: %v", i, m)
+		}
+		if seen[id] {
+			t.Fatalf("session %d repeats job id %s of an earlier session", i, id)
+		}
+		seen[id] = true
+		t.Logf("session %d: job id %s", i, id)
+		cancel()
+	}
+}

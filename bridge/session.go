@@ -65,7 +65,7 @@ type session struct {
 	completedQ  []string
 	finishQ     chan finishReq // to idle finishers (see goFinish)
 	finishIdle  int            // idle finishers not yet handed a request
-	nextJob     uint64
+	nextJob     uint64         // starts at a random value: see newSession
 	jobsDone    uint64
 	graceTimer  *time.Timer
 	conns       []*serverConn
@@ -203,9 +203,14 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string, peer 
 		finishQ:     make(chan finishReq, 64),
 		completed:   map[string]bool{},
 		finishing:   map[string]bool{},
-		serial:      id.Serial,
-		notAfter:    id.NotAfter,
-		peer:        peer,
+		// Job ids count up from a random start, so that they differ from
+		// those of the worker's earlier sessions, with this bridge or one
+		// before a restart, which the worker may still hold: a new job must
+		// never be taken for a copy of an old one.
+		nextJob:  rand.Uint64() >> 16,
+		serial:   id.Serial,
+		notAfter: id.NotAfter,
+		peer:     peer,
 	}
 	for _, srv := range b.gm.Servers() {
 		s.conns = append(s.conns, &serverConn{server: srv, queues: queues})

@@ -82,6 +82,7 @@ func (s *session) restrictQueues(keep []string) {
 	for _, c := range s.conns {
 		c.mu.Lock()
 		c.queues = keep
+		c.gate = s.b.gates.get(c.server, keep)
 		wc := c.conn
 		c.mu.Unlock()
 		if wc == nil {

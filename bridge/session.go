@@ -119,6 +119,14 @@ type serverConn struct {
 	dialMu sync.Mutex // one dial at a time
 	mu     sync.Mutex
 	conn   WorkerConn // nil while reconnecting
+	gate   *sleepGate // of the sessions serving queues on server
+}
+
+// sleepGate returns the gate of c's queues on its server.
+func (c *serverConn) sleepGate() *sleepGate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gate
 }
 
 func (c *serverConn) get() WorkerConn {
@@ -213,7 +221,7 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string, peer 
 		peer:     peer,
 	}
 	for _, srv := range b.gm.Servers() {
-		s.conns = append(s.conns, &serverConn{server: srv, queues: queues})
+		s.conns = append(s.conns, &serverConn{server: srv, queues: queues, gate: b.gates.get(srv, queues)})
 		s.statusConns = append(s.statusConns, &serverConn{server: srv, queues: []string{s.statusQueue}})
 	}
 	return s
@@ -562,7 +570,7 @@ func (s *session) grabLoop(c *serverConn) {
 			continue
 		}
 		s.returnCredits(k - len(jobs))
-		gate := s.b.gates.get(c.server, s.currentQueues())
+		gate := c.sleepGate()
 		if len(jobs) > 0 {
 			gate.letIn() // there may be more: one more session looks
 		}

@@ -34,18 +34,9 @@ func TestBlackHoleCutUnderLoadLosesNothing(t *testing.T) {
 		}
 		cutFor = d
 	}
-	c := newCluster(t)
-	check, _ := writePlugins(t, c.dir)
-	bp, baddr := c.startBridge("bridge", "127.0.0.1:0", "--resume-grace", "5m")
-	proxy := newBlackHole(t, baddr)
 	const nw = 8
-	var ws []*proc
-	for i := range nw {
-		ws = append(ws, c.startWorker(fmt.Sprintf("wflow%d", i), proxy.Addr(), "--services", "--hosts", "--max-workers", "8"))
-	}
-	for _, w := range ws {
-		c.waitLog(w, `session started`, 30*time.Second)
-	}
+	c, bp, proxy, ws := cutCluster(t, "wflow", nw, 8)
+	check, _ := writePlugins(t, c.dir)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

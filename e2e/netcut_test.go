@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,6 +23,23 @@ func newBlackHole(t *testing.T, target string) *linkproxy.Proxy {
 	return p
 }
 
+// cutCluster starts a bridge (a long resume grace) and n workers named
+// prefix0.. with slots each, reaching it through a black hole, and waits
+// until every worker has a session.
+func cutCluster(t *testing.T, prefix string, n, slots int) (c *cluster, bridge *proc, proxy *linkproxy.Proxy, workers []*proc) {
+	t.Helper()
+	c = newCluster(t)
+	bridge, baddr := c.startBridge("bridge", "127.0.0.1:0", "--resume-grace", "5m")
+	proxy = newBlackHole(t, baddr)
+	for i := range n {
+		workers = append(workers, c.startWorker(fmt.Sprintf("%s%d", prefix, i), proxy.Addr(), "--services", "--hosts", "--max-workers", strconv.Itoa(slots)))
+	}
+	for _, w := range workers {
+		c.waitLog(w, `session started`, 30*time.Second)
+	}
+	return c, bridge, proxy, workers
+}
+
 // countIn is how often re matches in p's log now.
 func countIn(p *proc, re *regexp.Regexp) int {
 	b, _ := os.ReadFile(p.log)
@@ -36,18 +54,9 @@ func countIn(p *proc, re *regexp.Regexp) int {
 // every check must be answered exactly once, and the bridge must refuse
 // no result of a job it still holds.
 func TestBlackHoleCutReattaches(t *testing.T) {
-	c := newCluster(t)
-	check, _ := writePlugins(t, c.dir)
-	bp, baddr := c.startBridge("bridge", "127.0.0.1:0", "--resume-grace", "5m")
-	proxy := newBlackHole(t, baddr)
 	const nw = 8
-	var ws []*proc
-	for i := range nw {
-		ws = append(ws, c.startWorker(fmt.Sprintf("wcut%d", i), proxy.Addr(), "--services", "--hosts", "--max-workers", "4"))
-	}
-	for _, w := range ws {
-		c.waitLog(w, `session started`, 30*time.Second)
-	}
+	c, bp, proxy, ws := cutCluster(t, "wcut", nw, 4)
+	check, _ := writePlugins(t, c.dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	// Some checks end while the link is cut: their results wait in the

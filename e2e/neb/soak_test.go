@@ -778,32 +778,14 @@ func (s *soak) run() {
 	monDone := make(chan struct{})
 	go func() {
 		defer close(monDone)
-		tk := time.NewTicker(2 * time.Second)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stopMon:
-				return
-			case <-tk.C:
-				mon.sample(nagios.ReadStatus(statusPath), time.Now())
-			}
-		}
+		every(2*time.Second, stopMon, func() { mon.sample(nagios.ReadStatus(statusPath), time.Now()) })
 	}()
 
 	// The bridge's sessions every 15s, to see how fast they come back.
-	go func() {
-		tk := time.NewTicker(15 * time.Second)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stopMon:
-				return
-			case <-tk.C:
-				s.logf("bridge: %s", bridgeMetrics(s.bridge.metrics))
-				s.crashes()
-			}
-		}
-	}()
+	go every(15*time.Second, stopMon, func() {
+		s.logf("bridge: %s", bridgeMetrics(s.bridge.metrics))
+		s.crashes()
+	})
 
 	// Passive results: one line per 1/rate seconds through the daemon's
 	// stdin; each carries a sequence number.
@@ -1029,4 +1011,18 @@ func bracket(p []string) string {
 		return ""
 	}
 	return "(" + strings.Join(p, ",") + ")"
+}
+
+// every calls f every d until stop is closed.
+func every(d time.Duration, stop <-chan struct{}, f func()) {
+	tk := time.NewTicker(d)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+			f()
+		}
+	}
 }

@@ -231,8 +231,16 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string, peer 
 // Each still holds a credit, so nothing is grabbed ahead of need.
 const maxGrabWindow = 32
 
-// start launches the grab loop and the status loop for every gearmand.
+// start launches the grab loop and the status loop for every gearmand. The
+// session is registered before it starts, so an authorization reload may
+// already have closed it: then nothing starts, and close's wait never runs
+// beside an Add.
 func (s *session) start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
 	run := func(loop func()) {
 		s.wg.Add(1)
 		s.b.wg.Add(1)

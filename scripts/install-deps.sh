@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests and the demo need: the real Gearman
+# Installs the Debian packages the tests, the demo and the benches need: the real Gearman
 # job server and CLI, openssl (the independent oracle for the payload
 # codec), and perl with Monitoring::Plugin (the embedded Perl server's
 # tests and benchmark). Only root can install; others get a clear message and the tests
@@ -15,6 +15,8 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v perl >/dev/null 2>&1 || need+=(perl)
 perl -MMonitoring::Plugin -e 1 >/dev/null 2>&1 || need+=(libmonitoring-plugin-perl)
+# Real plugins (check_dummy): make bench's --exec run and make soak.
+[ -x /usr/lib/nagios/plugins/check_dummy ] || need+=(monitoring-plugins-basic)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -19,34 +19,37 @@ type finishReq struct {
 	gen uint64 // with a worker result: grant one credit afterwards
 }
 
-// goFinish hands req to an idle finisher of the session, or starts one.
-// Finishers outlive one job, so a busy session does not pay for a fresh
-// goroutine (and its stack growth) per result. The caller has added req to
-// s.wg; the finisher marks it done.
-func (s *session) goFinish(req finishReq) {
+// goFinish hands reqs, finished together, to an idle finisher of the
+// session, or starts one. Finishers outlive one batch, so a busy session
+// does not pay for a fresh goroutine (and its stack growth) per result.
+// The caller has added each req to s.wg; the finisher marks it done.
+func (s *session) goFinish(reqs ...finishReq) {
+	if len(reqs) == 0 {
+		return
+	}
 	s.mu.Lock()
 	if s.finishIdle > 0 {
 		// Reserved: an idle finisher takes it from the queue.
 		s.finishIdle--
 		s.mu.Unlock()
-		s.finishQ <- req
+		s.finishQ <- reqs
 		return
 	}
 	s.mu.Unlock()
 	s.wg.Add(1)
-	go s.finisher(req)
+	go s.finisher(reqs)
 }
 
-// finisher finishes req and then whatever is handed to it, until it has
+// finisher finishes reqs and then whatever is handed to it, until it has
 // been idle for finisherIdle or the session has ended. It leaves only while
-// it can take itself out of the idle count: every request handed to an
-// idle finisher is then still taken by one that stays.
-func (s *session) finisher(req finishReq) {
+// it can take itself out of the idle count: every batch handed to an idle
+// finisher is then still taken by one that stays.
+func (s *session) finisher(reqs []finishReq) {
 	defer s.wg.Done()
 	idle := time.NewTimer(finisherIdle)
 	defer idle.Stop()
 	for {
-		s.runFinish(req)
+		s.runFinish(reqs)
 		s.mu.Lock()
 		s.finishIdle++
 		s.mu.Unlock()
@@ -55,7 +58,7 @@ func (s *session) finisher(req finishReq) {
 	wait:
 		for {
 			select {
-			case req = <-s.finishQ:
+			case reqs = <-s.finishQ:
 				break wait
 			case <-idle.C:
 			case <-ended:
@@ -67,16 +70,26 @@ func (s *session) finisher(req finishReq) {
 				return
 			}
 			s.mu.Unlock()
-			// A request is on its way to this finisher: wait for it.
+			// A batch is on its way to this finisher: wait for it.
 			ended = nil
 		}
 	}
 }
 
-func (s *session) runFinish(req finishReq) {
-	defer s.wg.Done()
-	if req.gen != 0 {
-		defer s.creditAfter(req.gen)
+// runFinish finishes reqs, then grants the credits that came with their
+// results, all at once.
+func (s *session) runFinish(reqs []finishReq) {
+	s.finishAll(reqs)
+	credits := map[uint64]int{}
+	for _, r := range reqs {
+		if r.gen != 0 {
+			credits[r.gen]++
+		}
 	}
-	s.finish(req.ij, req.res, req.how)
+	for gen, n := range credits {
+		s.creditsAfter(gen, n)
+	}
+	for range reqs {
+		s.wg.Done()
+	}
 }

@@ -57,6 +57,36 @@ type ResultSubmitter interface {
 	SubmitResult(ctx context.Context, queue string, payload []byte) error
 }
 
+// QueuedResult is one encoded result and the queue it goes to.
+type QueuedResult struct {
+	Queue   string
+	Payload []byte
+}
+
+// batchSubmitter is a ResultSubmitter that submits several results at
+// once, sharing writes and one wait for gearmand's replies.
+type batchSubmitter interface {
+	// SubmitResults submits every result; errs[i] is that of rs[i].
+	SubmitResults(ctx context.Context, rs []QueuedResult) []error
+}
+
+// submitResults submits rs together when r can, else one by one.
+func submitResults(ctx context.Context, r ResultSubmitter, rs []QueuedResult) []error {
+	if bs, ok := r.(batchSubmitter); ok {
+		return bs.SubmitResults(ctx, rs)
+	}
+	errs := make([]error, len(rs))
+	for i, q := range rs {
+		errs[i] = r.SubmitResult(ctx, q.Queue, q.Payload)
+	}
+	return errs
+}
+
+// batchCompleter is a WorkerConn that completes several jobs in one write.
+type batchCompleter interface {
+	CompleteAll(handles []string) error
+}
+
 // NewGearman connects the bridge to real gearmand servers through the
 // gearman package.
 func NewGearman(servers []string, log *slog.Logger) Gearman {
@@ -107,6 +137,14 @@ func (g *realGearman) SubmitResult(ctx context.Context, queue string, payload []
 	return err
 }
 
+func (g *realGearman) SubmitResults(ctx context.Context, rs []QueuedResult) []error {
+	jobs := make([]gearman.BackgroundJob, len(rs))
+	for i, r := range rs {
+		jobs[i] = gearman.BackgroundJob{Function: r.Queue, Data: r.Payload, Priority: gearman.PriorityNormal}
+	}
+	return g.client.SubmitAll(ctx, jobs)
+}
+
 func (g *realGearman) Close() error { return g.client.Close() }
 
 type realWorkerConn struct{ wc *gearman.WorkerConn }
@@ -140,6 +178,8 @@ func (c realWorkerConn) Complete(_ context.Context, handle string, data []byte) 
 func (c realWorkerConn) CompleteSoon(handle string, d time.Duration) error {
 	return c.wc.CompleteSoon(handle, d)
 }
+
+func (c realWorkerConn) CompleteAll(handles []string) error { return c.wc.CompleteAll(handles) }
 
 func (c realWorkerConn) Fail(_ context.Context, handle string) error { return c.wc.Fail(handle) }
 

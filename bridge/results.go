@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -74,13 +73,14 @@ func (b *Bridge) authorizeSender(ctx context.Context) (Identity, error) {
 	return b.authorize(ctx, RoleSender)
 }
 
-// submitPassive checks, encodes and submits results concurrently (the
-// Gearman client pipelines them) and reports each one's fate. A result is
+// submitPassive checks, encodes and submits results together (pipelined
+// in shared writes) and reports each one's fate. A result is
 // accepted only once gearmand has taken it.
 func (b *Bridge) submitPassive(ctx context.Context, id Identity, results []*pb.PassiveResult) []*pb.ResultStatus {
 	out := make([]*pb.ResultStatus, len(results))
 	now := time.Now()
-	var wg sync.WaitGroup
+	var batch []QueuedResult
+	var sts []*pb.ResultStatus
 	for i, pr := range results {
 		st := &pb.ResultStatus{Index: uint32(i)}
 		out[i] = st
@@ -91,27 +91,26 @@ func (b *Bridge) submitPassive(ctx context.Context, id Identity, results []*pb.P
 			b.m.refused.WithLabelValues(strings.ReplaceAll(label, " ", "_")).Inc()
 			continue
 		}
-		payload := b.codec.Encode(res.MarshalPassive())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := b.results.SubmitResult(ctx, b.cfg.ResultQueue, payload); err != nil {
-				b.m.submitErrors.Inc()
-				if gearman.Permanent(err) {
-					st.Reason = "refused by gearmand: " + err.Error()
-					b.m.refused.WithLabelValues("gearmand_refused").Inc()
-					return
-				}
-				st.Reason, st.Retry = "gearmand unavailable: "+err.Error(), true
-				b.m.refused.WithLabelValues("unavailable").Inc()
-				return
-			}
-			st.Accepted = true
-			b.m.passiveAccepted.Inc()
-			b.copyToDups(ctx, b.cfg.ResultQueue, payload)
-		}()
+		batch = append(batch, QueuedResult{Queue: b.cfg.ResultQueue, Payload: b.codec.Encode(res.MarshalPassive())})
+		sts = append(sts, st)
 	}
-	wg.Wait()
+	for i, err := range submitResults(ctx, b.results, batch) {
+		st := sts[i]
+		if err != nil {
+			b.m.submitErrors.Inc()
+			if gearman.Permanent(err) {
+				st.Reason = "refused by gearmand: " + err.Error()
+				b.m.refused.WithLabelValues("gearmand_refused").Inc()
+				continue
+			}
+			st.Reason, st.Retry = "gearmand unavailable: "+err.Error(), true
+			b.m.refused.WithLabelValues("unavailable").Inc()
+			continue
+		}
+		st.Accepted = true
+		b.m.passiveAccepted.Inc()
+		b.copyToDups(ctx, batch[i].Queue, batch[i].Payload)
+	}
 	return out
 }
 

@@ -190,16 +190,22 @@ func (w *workerService) recvLoop(s *session, stream pb.WorkerService_WorkServer)
 			// A credit that came with a result is granted once that job
 			// is completed towards gearmand, so that the GRAB it causes
 			// carries the completion in the same write (see finish).
+			// The batch is finished together: one submit, one completion
+			// write per gearmand, one grant of its credits.
 			rs, credit := m.Results.GetResults(), m.Results.GetCredit()
 			tied := min(int(credit), len(rs))
 			gen := s.generation()
+			reqs := make([]finishReq, 0, len(rs))
 			for i, r := range rs {
+				g := uint64(0)
 				if i < tied {
-					s.handleResultCredit(r, gen)
-				} else {
-					s.handleResult(r)
+					g = gen
+				}
+				if req, ok := s.acceptResult(r, g); ok {
+					reqs = append(reqs, req)
 				}
 			}
+			s.goFinish(reqs...)
 			if rest := int(credit) - tied; rest > 0 {
 				s.addCredit(uint32(rest))
 			}

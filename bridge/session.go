@@ -63,9 +63,9 @@ type session struct {
 	finishing   map[string]bool // ids whose answer is being submitted → answered by a timeout
 	tied        int             // credits of this attachment held back until their result's job is done (creditAfter)
 	completedQ  []string
-	finishQ     chan finishReq // to idle finishers (see goFinish)
-	finishIdle  int            // idle finishers not yet handed a request
-	nextJob     uint64         // starts at a random value: see newSession
+	finishQ     chan []finishReq // to idle finishers (see goFinish)
+	finishIdle  int              // idle finishers not yet handed a request
+	nextJob     uint64           // starts at a random value: see newSession
 	jobsDone    uint64
 	graceTimer  *time.Timer
 	conns       []*serverConn
@@ -208,7 +208,7 @@ func (b *Bridge) newSession(id Identity, hello *pb.Hello, queues []string, peer 
 		cancel:      cancel,
 		creditWake:  make(chan struct{}),
 		inflight:    map[string]*inflightJob{},
-		finishQ:     make(chan finishReq, 64),
+		finishQ:     make(chan []finishReq, 64),
 		completed:   map[string]bool{},
 		finishing:   map[string]bool{},
 		// Job ids count up from a random start, so that they differ from
@@ -866,6 +866,16 @@ func (s *session) generation() uint64 {
 // handleResultCredit accepts a result; with gen set, one credit the worker
 // sent with it is granted when the job is done (see creditAfter).
 func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
+	if req, ok := s.acceptResult(r, gen); ok {
+		s.goFinish(req)
+	}
+}
+
+// acceptResult takes a worker's result for one of the session's jobs out
+// of the jobs in flight and returns what is to be finished, which the
+// caller hands to goFinish; every other result is answered here (an ack,
+// or a refusal).
+func (s *session) acceptResult(r *pb.JobResult, gen uint64) (finishReq, bool) {
 	s.mu.Lock()
 	if gen != 0 && gen == s.attachGen {
 		s.tied++ // until creditAfter(gen), which every path below calls
@@ -881,7 +891,7 @@ func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
 				s.mu.Unlock()
 				s.creditAfter(gen)
 				s.log.Debug("result received again while it is being submitted; the ack follows", "job_id", r.GetJobId())
-				return
+				return finishReq{}, false
 			}
 			timedOut, done = true, true // the bridge is writing its own answer
 		}
@@ -896,11 +906,11 @@ func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
 			// Sent again after a reconnect, or late: acknowledge so the
 			// worker forgets it.
 			s.ack(r.GetJobId())
-			return
+			return finishReq{}, false
 		}
 		s.b.m.refused.WithLabelValues("unknown_job").Inc()
 		s.b.rl.Warn(s.log, s.id+" unknown_job", "refused result for a job not handed to this session", "job_id", r.GetJobId(), "peer", s.peerAddr())
-		return
+		return finishReq{}, false
 	}
 	delete(s.inflight, r.GetJobId())
 	s.finishing[r.GetJobId()] = false
@@ -908,24 +918,27 @@ func (s *session) handleResultCredit(r *pb.JobResult, gen uint64) {
 	s.wg.Add(1) // under mu, so that close (which sets closed under mu) waits for it
 	s.mu.Unlock()
 
-	res := s.workerResult(ij, r)
-	s.goFinish(finishReq{ij: ij, res: res, how: outcomeWorker, gen: gen})
+	return finishReq{ij: ij, res: s.workerResult(ij, r), how: outcomeWorker, gen: gen}, true
 }
 
 // creditAfter grants one credit held back for a result (gen set), unless
 // the worker has attached again since: its hello counted the slot.
-func (s *session) creditAfter(gen uint64) {
-	if gen == 0 {
+func (s *session) creditAfter(gen uint64) { s.creditsAfter(gen, 1) }
+
+// creditsAfter grants n credits held back for results of attachment gen
+// (see creditAfter), with one wake-up of the grab loops.
+func (s *session) creditsAfter(gen uint64, n int) {
+	if gen == 0 || n <= 0 {
 		return
 	}
 	s.mu.Lock()
-	if s.attachGen == gen && s.tied > 0 {
-		s.tied--
+	if s.attachGen == gen {
+		s.tied = max(s.tied-n, 0)
 	}
 	same := s.attachGen == gen && s.stream != nil && !s.closed
 	s.mu.Unlock()
 	if same {
-		s.addCredit(1)
+		s.addCredit(uint32(n))
 	}
 }
 
@@ -971,42 +984,113 @@ func (o outcome) String() string {
 	return "refused"
 }
 
-// finish puts the result on the job's result queue, then completes the job
-// towards gearmand. Temporary submit errors are retried until the result
-// is submitted or the session closes (then gearmand requeues the job and
-// it runs again); a permanent one fails the job at once.
-func (s *session) finish(ij *inflightJob, res modgearman.Result, how outcome) {
+// finishAll puts the results of reqs on their result queues, then
+// completes their jobs towards gearmand: all the results in one pipelined
+// submit, and the completions on each gearmand connection in one write.
+// Temporary submit errors are retried, each job on its own, until its
+// result is submitted or the session closes (then gearmand requeues the
+// job and it runs again); a permanent one fails the job at once.
+func (s *session) finishAll(reqs []finishReq) {
 	defer func() {
 		// After completed is set (or the job went back to gearmand, or
 		// failed): a result that comes now is answered from there.
 		s.mu.Lock()
-		delete(s.finishing, ij.id)
+		for _, r := range reqs {
+			delete(s.finishing, r.ij.id)
+		}
 		s.mu.Unlock()
 	}()
-	if ij.job.Type.HasResult() {
-		payload := s.b.codec.Encode(res.Marshal())
-		queue := ij.job.ResultQueue
+	done := s.submitAll(reqs)
+	s.completeAll(reqs, done)
+	for i, r := range reqs {
+		if done[i] {
+			s.jobDone(r)
+		}
+	}
+}
+
+// submitAll submits the results of reqs; done[i] reports whether reqs[i]'s
+// result is on its queue, or whether it has none to put there.
+func (s *session) submitAll(reqs []finishReq) []bool {
+	done := make([]bool, len(reqs))
+	var batch []QueuedResult
+	var of []int // index in reqs of each result in batch
+	for i, r := range reqs {
+		if !r.ij.job.Type.HasResult() {
+			done[i] = true
+			continue
+		}
+		queue := r.ij.job.ResultQueue
 		if queue == "" {
 			queue = s.b.cfg.ResultQueue
 		}
-		if !s.submit(ij, queue, payload) {
-			return
+		batch = append(batch, QueuedResult{Queue: queue, Payload: s.b.codec.Encode(r.res.Marshal())})
+		of = append(of, i)
+	}
+	if len(batch) == 0 {
+		return done
+	}
+	for k, err := range submitResults(s.ctx, s.b.results, batch) {
+		r := reqs[of[k]]
+		if !s.submit(r.ij, batch[k], err) {
+			continue
 		}
+		done[of[k]] = true
 		if len(s.b.dups) > 0 {
 			// As a classic worker with dup_results_are_passive=yes (its
 			// default): the copy feeds a second core as a passive result.
-			dup := res
+			dup := r.res
 			dup.Type = modgearman.ResultPassive
-			s.b.copyToDups(s.ctx, queue, s.b.codec.Encode(dup.Marshal()))
+			s.b.copyToDups(s.ctx, batch[k].Queue, s.b.codec.Encode(dup.Marshal()))
 		}
 	}
-	if wc := ij.conn.get(); wc != nil {
-		// After a gearmand restart the handle is unknown; the result is
-		// already on the result queue, which is what counts.
-		if err := completeJob(s.ctx, wc, ij.handle, ij.job.Type.HasResult()); err != nil {
-			s.log.Debug("complete job", "handle", ij.handle, "err", err)
+	return done
+}
+
+// completeAll completes the jobs of reqs that are done towards gearmand.
+// The checks of one connection share a write; a job without a result
+// rides with the next request (see completeJob). After a gearmand restart
+// the handles are unknown; the results are already on their queues,
+// which is what counts.
+func (s *session) completeAll(reqs []finishReq, done []bool) {
+	checks := map[*serverConn][]string{}
+	for i, r := range reqs {
+		if !done[i] {
+			continue
+		}
+		if r.ij.job.Type.HasResult() {
+			checks[r.ij.conn] = append(checks[r.ij.conn], r.ij.handle)
+			continue
+		}
+		if wc := r.ij.conn.get(); wc != nil {
+			if err := completeJob(s.ctx, wc, r.ij.handle, false); err != nil {
+				s.log.Debug("complete job", "handle", r.ij.handle, "err", err)
+			}
 		}
 	}
+	for c, handles := range checks {
+		wc := c.get()
+		if wc == nil {
+			continue
+		}
+		if bc, ok := wc.(batchCompleter); ok {
+			if err := bc.CompleteAll(handles); err != nil {
+				s.log.Debug("complete jobs", "server", c.server, "jobs", len(handles), "err", err)
+			}
+			continue
+		}
+		for _, h := range handles {
+			if err := completeJob(s.ctx, wc, h, true); err != nil {
+				s.log.Debug("complete job", "handle", h, "err", err)
+			}
+		}
+	}
+}
+
+// jobDone records a job whose result is on its queue and whose job is
+// completed, and acknowledges a worker's result.
+func (s *session) jobDone(r finishReq) {
+	ij, how := r.ij, r.how
 	s.mu.Lock()
 	s.completed[ij.id] = how != outcomeWorker
 	s.completedQ = append(s.completedQ, ij.id)
@@ -1020,7 +1104,7 @@ func (s *session) finish(ij *inflightJob, res modgearman.Result, how outcome) {
 		// One line per job, as a classic worker's debug=1; the session's
 		// logger names the session, identity and worker.
 		s.log.Debug("job done", "job_id", ij.id, "queue", ij.queue, "host", ij.job.HostName, "service", ij.job.ServiceDescription,
-			"rc", res.ReturnCode, "outcome", how, "duration", time.Since(ij.dispatched))
+			"rc", r.res.ReturnCode, "outcome", how, "duration", time.Since(ij.dispatched))
 	}
 	if how == outcomeWorker {
 		s.b.m.completed.WithLabelValues(ij.queue).Inc()
@@ -1059,19 +1143,19 @@ func completeJob(ctx context.Context, wc WorkerConn, handle string, hasResult bo
 	return wc.Complete(ctx, handle, nil)
 }
 
-// submit puts one result on queue, retrying temporary errors with backoff
-// (logged once, then summed up when it succeeds). It reports false when
-// the result was not submitted: the session closed (gearmand requeues the
-// job) or the error is permanent (the job is failed towards gearmand).
-func (s *session) submit(ij *inflightJob, queue string, payload []byte) bool {
+// submit sees one result's submission through: err is the outcome of its
+// first attempt. Temporary errors are retried with backoff (logged once,
+// then summed up when it succeeds). It reports false when the result was
+// not submitted: the session closed (gearmand requeues the job) or the
+// error is permanent (the job is failed towards gearmand).
+func (s *session) submit(ij *inflightJob, r QueuedResult, err error) bool {
 	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
 	var first error
 	attempts := 0
 	for {
-		err := s.b.results.SubmitResult(s.ctx, queue, payload)
 		if err == nil {
 			if attempts > 0 {
-				s.log.Info("result submitted after retries", "queue", queue, "job_id", ij.id, "attempts", attempts+1, "first_err", first)
+				s.log.Info("result submitted after retries", "queue", r.Queue, "job_id", ij.id, "attempts", attempts+1, "first_err", first)
 			}
 			return true
 		}
@@ -1083,7 +1167,7 @@ func (s *session) submit(ij *inflightJob, queue string, payload []byte) bool {
 			return false
 		case gearman.Permanent(err):
 			s.b.m.failedJobs.Inc()
-			s.log.Error("result can never be submitted; failed the job", "queue", queue, "job_id", ij.id, "host", ij.job.HostName, "err", err)
+			s.log.Error("result can never be submitted; failed the job", "queue", r.Queue, "job_id", ij.id, "host", ij.job.HostName, "err", err)
 			if wc := ij.conn.get(); wc != nil {
 				if ferr := wc.Fail(s.ctx, ij.handle); ferr != nil {
 					s.log.Debug("fail job", "handle", ij.handle, "err", ferr)
@@ -1092,9 +1176,11 @@ func (s *session) submit(ij *inflightJob, queue string, payload []byte) bool {
 			return false
 		case attempts == 1:
 			first = err
-			s.log.Warn("submit result failed; retrying with backoff", "queue", queue, "job_id", ij.id, "err", err)
+			// A gearmand outage fails a whole batch: one line per interval.
+			s.b.rl.Warn(s.log, s.id+" submit", "submit result failed; retrying with backoff", "queue", r.Queue, "job_id", ij.id, "err", err)
 		}
 		sleepCtx(s.ctx, backoff.next())
+		err = s.b.results.SubmitResult(s.ctx, r.Queue, r.Payload)
 	}
 }
 

@@ -437,21 +437,137 @@ func (c *Client) Echo(ctx context.Context, data []byte) ([]byte, error) {
 	return cl.data, nil
 }
 
+// BackgroundJob is one job of SubmitAll.
+type BackgroundJob struct {
+	Function string
+	Unique   string // empty: a fresh key (ClientOptions.NewUnique)
+	Data     []byte
+	Priority Priority
+}
+
+// SubmitAll submits jobs as background jobs, pipelined: their requests
+// share writes, without FlushDelay, and it returns once gearmand answered
+// every one. errs[i] is the error of jobs[i], nil when gearmand created
+// it; the errors are those of Submit. It is how one caller submits a batch
+// without a goroutine per job.
+func (c *Client) SubmitAll(ctx context.Context, jobs []BackgroundJob) []error {
+	errs := make([]error, len(jobs))
+	calls := make([]*call, len(jobs))
+	var unflushed *clientConn // buffered requests not yet written
+	flush := func() {
+		if unflushed != nil {
+			unflushed.flush()
+			unflushed = nil
+		}
+	}
+	for i, j := range jobs {
+		unique := j.Unique
+		if unique == "" {
+			unique = c.opts.NewUnique()
+		}
+		t, err := c.checkRequest(kindSubmitBg, j.Priority, j.Function, unique)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		select {
+		case c.sem <- struct{}{}:
+		default:
+			// The window is full: what is buffered must leave before
+			// replies can free it.
+			flush()
+			select {
+			case c.sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				continue
+			}
+		}
+		cl := &call{kind: kindSubmitBg, slot: true, done: make(chan struct{})}
+		cc, err := c.sendCall(ctx, cl, t, j.Function, unique, j.Data, func(cc *clientConn) bool {
+			if unflushed != cc {
+				flush()
+			}
+			return false
+		})
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		unflushed = cc
+		calls[i] = cl
+	}
+	flush()
+	for i, cl := range calls {
+		if cl == nil {
+			continue
+		}
+		select {
+		case <-cl.done:
+			if cl.err != nil {
+				errs[i] = fmt.Errorf("submit job to %s: %w", jobs[i].Function, cl.err)
+			}
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+	}
+	return errs
+}
+
+// checkRequest validates a request and returns its packet type.
+func (c *Client) checkRequest(kind callKind, prio Priority, fn, unique string) (PacketType, error) {
+	if kind == kindEcho {
+		return PktEchoReq, nil
+	}
+	t, err := submitType(prio, kind == kindSubmitBg)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkFunction(fn); err != nil {
+		return 0, err
+	}
+	if err := checkUnique(unique); err != nil {
+		return 0, err
+	}
+	return t, nil
+}
+
+// sendCall writes cl's request on the current connection, moving on to the
+// next one when the current one turns out dead before the write. The
+// caller holds a window token; on error it is given back. flushNow, called
+// with the connection about to take the request, reports whether the
+// request is written at once (else it stays buffered until cc.flush).
+func (c *Client) sendCall(ctx context.Context, cl *call, t PacketType, fn, unique string, data []byte, flushNow func(*clientConn) bool) (*clientConn, error) {
+	for {
+		cc, err := c.conn(ctx)
+		if err != nil {
+			<-c.sem
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		if cc.send(cl, t, fn, unique, data, flushNow(cc)) {
+			return cc, nil
+		}
+		// Never written: the connection was dead already. Try the next one.
+		if err := ctx.Err(); err != nil {
+			<-c.sem
+			return nil, err
+		}
+	}
+}
+
 // roundTrip sends one request and waits for the call to finish. A context
 // error is returned as is; other errors are in cl.err or wrapped here.
 func (c *Client) roundTrip(ctx context.Context, kind callKind, prio Priority, fn, unique string, data []byte) (*call, error) {
-	t := PktEchoReq
-	if kind != kindEcho {
-		var err error
-		if t, err = submitType(prio, kind == kindSubmitBg); err != nil {
-			return nil, err
-		}
-		if err := checkFunction(fn); err != nil {
-			return nil, err
-		}
-		if err := checkUnique(unique); err != nil {
-			return nil, err
-		}
+	t, err := c.checkRequest(kind, prio, fn, unique)
+	if err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -462,23 +578,8 @@ func (c *Client) roundTrip(ctx context.Context, kind callKind, prio Priority, fn
 		return nil, ctx.Err()
 	}
 	cl := &call{kind: kind, slot: true, done: make(chan struct{})}
-	for {
-		cc, err := c.conn(ctx)
-		if err != nil {
-			<-c.sem
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, err
-		}
-		if cc.send(cl, t, fn, unique, data) {
-			break
-		}
-		// Never written: the connection was dead already. Try the next one.
-		if err := ctx.Err(); err != nil {
-			<-c.sem
-			return nil, err
-		}
+	if _, err := c.sendCall(ctx, cl, t, fn, unique, data, func(*clientConn) bool { return true }); err != nil {
+		return nil, err
 	}
 	select {
 	case <-cl.done:
@@ -536,10 +637,19 @@ func (cc *clientConn) cause() error {
 	return cc.err
 }
 
-// send queues cl and writes its request. It reports false when nothing was
-// written because the connection had already failed. Once queued, the call
-// is finished by the reader or by fail, even if writing fails.
-func (cc *clientConn) send(cl *call, t PacketType, fn, unique string, data []byte) bool {
+// flush writes out requests buffered by send with now false.
+func (cc *clientConn) flush() {
+	if err := cc.w.send(true, func(*PacketWriter) error { return nil }); err != nil {
+		cc.fail(err)
+	}
+}
+
+// send queues cl and writes its request: at once with now true (or within
+// FlushDelay when that is set), else when cc.flush is called. It reports
+// false when nothing was written because the connection had already
+// failed. Once queued, the call is finished by the reader or by fail, even
+// if writing fails.
+func (cc *clientConn) send(cl *call, t PacketType, fn, unique string, data []byte, now bool) bool {
 	queued := false
 	write := func(pw *PacketWriter) error {
 		cc.mu.Lock()
@@ -557,10 +667,10 @@ func (cc *clientConn) send(cl *call, t PacketType, fn, unique string, data []byt
 		return pw.writeStrings(t, data, true, fn, unique)
 	}
 	var err error
-	if d := cc.c.opts.FlushDelay; d > 0 {
+	if d := cc.c.opts.FlushDelay; d > 0 && now {
 		err = cc.w.sendSoon(d, write)
 	} else {
-		err = cc.w.send(true, write)
+		err = cc.w.send(now, write)
 	}
 	if err != nil {
 		cc.fail(err)

@@ -826,3 +826,83 @@ func (w *writeCounter) Write(p []byte) (int, error) {
 	w.n.Add(1)
 	return w.Conn.Write(p)
 }
+
+// TestSubmitAllAndCompleteAll: a batch larger than the client's window is
+// submitted in a few writes, each job created on gearmand; an invalid job
+// gets its own error without failing the others; CompleteAll finishes the
+// grabbed jobs in one write and gearmand holds none of them afterwards.
+func TestSubmitAllAndCompleteAll(t *testing.T) {
+	checkGoroutines(t)
+	srv := gearmantest.Start(t)
+	var writes atomic.Int64
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &writeCounter{Conn: nc, n: &writes}, nil
+	}
+	c := newClient(t, []string{srv.Addr()}, gearman.ClientOptions{Window: 8, Dialer: dial})
+	ctx := testContext(t)
+	fn := funcName(t, "all")
+	const n = 40
+	jobs := make([]gearman.BackgroundJob, n)
+	for i := range jobs {
+		jobs[i] = gearman.BackgroundJob{Function: fn, Data: []byte("job " + strconv.Itoa(i))}
+	}
+	jobs[7].Function = "bad\x00name"
+	if _, err := c.Echo(ctx, []byte("connect")); err != nil {
+		t.Fatal(err)
+	}
+	before := writes.Load()
+	errs := c.SubmitAll(ctx, jobs)
+	if len(errs) != n {
+		t.Fatalf("%d errors for %d jobs", len(errs), n)
+	}
+	for i, err := range errs {
+		if i == 7 {
+			if !errors.Is(err, gearman.ErrInvalidArgument) {
+				t.Errorf("job with a NUL in its function: err %v, want ErrInvalidArgument", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("job %d: %v", i, err)
+		}
+	}
+	// A window of 8 lets at most 8 requests wait for replies: about n/8
+	// writes, never one per job.
+	if w := writes.Load() - before; w > n/4 {
+		t.Errorf("%d submits took %d writes, want at most %d", n, w, n/4)
+	}
+	a := newAdmin(t, srv.Addr())
+	if st := status(t, a, fn); st.Total != n-1 {
+		t.Fatalf("gearmand holds %d jobs of %s, want %d", st.Total, fn, n-1)
+	}
+
+	wc := dialWorker(t, srv.Addr(), fn)
+	got, err := wc.TryGrabN(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n-1 {
+		t.Fatalf("grabbed %d jobs, want %d", len(got), n-1)
+	}
+	seen := map[string]bool{}
+	handles := make([]string, len(got))
+	for i, j := range got {
+		seen[string(j.Data)] = true
+		handles[i] = j.Handle
+	}
+	for i := range n {
+		if want := "job " + strconv.Itoa(i); seen[want] == (i == 7) {
+			t.Errorf("job %q grabbed: %v", want, seen[want])
+		}
+	}
+	if err := wc.CompleteAll(handles); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "gearmand to drop the completed jobs", func() bool {
+		return status(t, a, fn).Total == 0
+	})
+}

@@ -214,19 +214,38 @@ func (wc *WorkerConn) Complete(handle string, data []byte) error {
 	return wc.result(true, PktWorkComplete, handle, data)
 }
 
+// CompleteAll sends WORK_COMPLETE without data for every handle, in one
+// write.
+func (wc *WorkerConn) CompleteAll(handles []string) error {
+	return wc.sendCompletions(handles, func(write func(*PacketWriter) error) error { return wc.w.send(true, write) })
+}
+
 // CompleteSoon sends WORK_COMPLETE without data within d: together with
 // the next request written on the connection (typically the GRAB for the
 // slot the job freed), or on its own when none comes in time. Close sends
 // it before closing.
 func (wc *WorkerConn) CompleteSoon(handle string, d time.Duration) error {
-	if !validArg(handle) {
-		return fmt.Errorf("%w: %s argument %q", ErrInvalidArgument, PktWorkComplete, handle)
+	return wc.sendCompletions([]string{handle}, func(write func(*PacketWriter) error) error { return wc.w.sendSoon(d, write) })
+}
+
+// sendCompletions writes WORK_COMPLETE without data for handles through
+// send, one of the wire's send methods.
+func (wc *WorkerConn) sendCompletions(handles []string, send func(write func(*PacketWriter) error) error) error {
+	for _, h := range handles {
+		if !validArg(h) {
+			return fmt.Errorf("%w: %s argument %q", ErrInvalidArgument, PktWorkComplete, h)
+		}
 	}
-	err := wc.w.sendSoon(d, func(pw *PacketWriter) error {
+	err := send(func(pw *PacketWriter) error {
 		if err := wc.Err(); err != nil {
 			return err
 		}
-		return pw.writeStrings(PktWorkComplete, nil, true, handle)
+		for _, h := range handles {
+			if err := pw.writeStrings(PktWorkComplete, nil, true, h); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		wc.fail(err)

@@ -450,6 +450,13 @@ func (b *Bridge) ServerOptions(tlsConfig *tls.Config) []grpc.ServerOption {
 		grpc.Creds(handshakeCreds{TransportCredentials: credentials.NewTLS(tlsConfig), b: b}),
 		grpc.MaxRecvMsgSize(b.cfg.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		// Fixed flow-control windows: gRPC's default estimates the
+		// bandwidth-delay product with a PING for every read of data, a
+		// write and a read more for each message of a worker. A worker's
+		// stream carries small messages; a fixed window bounds what one
+		// connection may have unread as well as the estimate does.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(streamWindow),
 		grpc.ConnectionTimeout(b.cfg.HandshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             15 * time.Second, // below the workers' 20 s pings, so none is punished
@@ -462,6 +469,10 @@ func (b *Bridge) ServerOptions(tlsConfig *tls.Config) []grpc.ServerOption {
 		}),
 	}
 }
+
+// streamWindow is the flow-control window of each worker stream and
+// connection, in both directions (see worker's dial options).
+const streamWindow = 1 << 20
 
 // Register adds the bridge's services and the standard health service to s.
 func (b *Bridge) Register(s *grpc.Server) {

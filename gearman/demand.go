@@ -72,8 +72,9 @@ func (wc *WorkerConn) TryGrabN(ctx context.Context, n int) ([]*Job, error) {
 		return jobs, nil
 	}
 	calls := make([]*grabCall, n)
+	done := make(chan struct{})
 	for i := range calls {
-		calls[i] = &grabCall{done: make(chan struct{})}
+		calls[i] = &grabCall{done: done, last: i == n-1}
 	}
 	queued := false
 	err := wc.w.send(true, func(pw *PacketWriter) error {
@@ -99,30 +100,30 @@ func (wc *WorkerConn) TryGrabN(ctx context.Context, n int) ([]*Job, error) {
 			return nil, fmt.Errorf("grab from %s: %w", wc.addr, connLost(wc.Err()))
 		}
 	}
-	for i, g := range calls {
-		select {
-		case <-g.done:
+	select {
+	case <-done: // every call is answered
+		for _, g := range calls {
 			if g.err != nil {
 				return nil, fmt.Errorf("grab from %s: %w", wc.addr, g.err)
 			}
 			if g.job != nil {
 				jobs = append(jobs, g.job)
 			}
-		case <-ctx.Done():
-			// Jobs already handed out, and those assigned later, wait
-			// for the next grab.
-			wc.mu.Lock()
-			wc.orphans = append(wc.orphans, jobs...)
-			for _, g := range calls[i:] {
-				if !g.delivered {
-					g.abandoned = true
-				} else if g.job != nil {
-					wc.orphans = append(wc.orphans, g.job)
-				}
-			}
-			wc.mu.Unlock()
-			return nil, ctx.Err()
 		}
+		return jobs, nil
+	case <-ctx.Done():
+		// Jobs already handed out, and those assigned later, wait for
+		// the next grab.
+		wc.mu.Lock()
+		wc.orphans = append(wc.orphans, jobs...)
+		for _, g := range calls {
+			if !g.delivered {
+				g.abandoned = true
+			} else if g.job != nil {
+				wc.orphans = append(wc.orphans, g.job)
+			}
+		}
+		wc.mu.Unlock()
+		return nil, ctx.Err()
 	}
-	return jobs, nil
 }

@@ -111,8 +111,12 @@ type WorkerConn struct {
 	noop    chan struct{} // closed and replaced on every NOOP (and on failure)
 }
 
+// grabCall is one GRAB_JOB_UNIQ awaiting its answer. The calls written
+// together by TryGrabN share done, closed with the answer to the last of
+// them (answers come in order), so their caller wakes once, not per job.
 type grabCall struct {
 	done      chan struct{}
+	last      bool // closes done when answered
 	job       *Job // nil for NO_JOB
 	err       error
 	delivered bool // guarded by WorkerConn.mu
@@ -341,7 +345,7 @@ func (wc *WorkerConn) Grab(ctx context.Context) (*Job, error) {
 // grabOnce sends one GRAB_JOB_UNIQ and waits for its answer; it returns a
 // nil job for NO_JOB.
 func (wc *WorkerConn) grabOnce(ctx context.Context) (*Job, error) {
-	g := &grabCall{done: make(chan struct{})}
+	g := &grabCall{done: make(chan struct{}), last: true}
 	wc.mu.Lock()
 	if wc.err != nil {
 		err := wc.err
@@ -404,7 +408,9 @@ func (wc *WorkerConn) fail(cause error) {
 	for _, g := range wc.grabs {
 		g.err = lost
 		g.delivered = true
-		close(g.done)
+		if g.last {
+			close(g.done)
+		}
 	}
 	wc.grabs = nil
 	wc.orphans = nil
@@ -469,7 +475,9 @@ func (wc *WorkerConn) dispatch(p *Packet) error {
 		}
 		g.job = job
 		g.delivered = true
-		close(g.done)
+		if g.last {
+			close(g.done)
+		}
 	case PktError:
 		se := &ServerError{Code: string(p.Arg(0)), Text: string(p.Arg(1))}
 		wc.log.Warn("gearman worker: server error", "server", wc.addr, "code", se.Code, "text", se.Text)

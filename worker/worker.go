@@ -32,6 +32,9 @@ const (
 	// (which would break the stream on every reconnect). Jobs are command
 	// lines and, for notifications, plugin output: 16 MiB is plenty.
 	maxReceiveBytes = 16 << 20
+	// streamWindow is the flow-control window of the stream and its
+	// connection; a larger message flows as the window is updated.
+	streamWindow = 1 << 20
 	// closeTimeout bounds the wait for the bridge to end a stream the worker
 	// half-closed.
 	closeTimeout = 2 * time.Second
@@ -71,6 +74,11 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(deps.Credentials),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxReceiveBytes)),
+		// Fixed flow-control windows, as the bridge's: gRPC's default
+		// estimates the bandwidth-delay product with a PING for every read
+		// of data, which the bridge must read and answer for each message.
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(streamWindow),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                keepaliveTime,
 			Timeout:             keepaliveTimeout,

@@ -97,6 +97,7 @@ worker in this process, check_dummy answered without starting a process.`,
 	f.DurationVar(&x.Steady, "steady", 5*time.Second, "with --exec: length of the steady phase (0 skips it)")
 	f.IntVar(&x.GearmandPID, "gearmand-pid", 0, "with --exec: pid of gearmand for its CPU figures (default: ask gearmand)")
 	f.StringVar(&cpuProfile, "bridge-cpuprofile", "", "with --exec: the bridge writes a CPU profile to `FILE`")
+	f.StringArrayVar(&x.BridgeArgs, "bridge-arg", nil, "with --exec: an extra flag for the bridge, e.g. --bridge-arg=--metrics-listen=127.0.0.1:9400 (repeatable)")
 	f.StringArrayVar(&x.RemoteWorkerArgs, "remote-worker-arg", nil, "with --exec: an extra flag for the remote worker, e.g. --remote-worker-arg=--result-batch-wait=0 (repeatable)")
 	f.IntVar(&o.Sessions, "sessions", 4, "bridge sessions (remote workers); also direct worker connections")
 	f.IntVar(&o.Slots, "slots", 32, "slots per session")

@@ -112,18 +112,7 @@ func (wc *WorkerConn) TryGrabN(ctx context.Context, n int) ([]*Job, error) {
 		}
 		return jobs, nil
 	case <-ctx.Done():
-		// Jobs already handed out, and those assigned later, wait for
-		// the next grab.
-		wc.mu.Lock()
-		wc.orphans = append(wc.orphans, jobs...)
-		for _, g := range calls {
-			if !g.delivered {
-				g.abandoned = true
-			} else if g.job != nil {
-				wc.orphans = append(wc.orphans, g.job)
-			}
-		}
-		wc.mu.Unlock()
+		wc.abandonGrabs(jobs, calls...)
 		return nil, ctx.Err()
 	}
 }

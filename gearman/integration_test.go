@@ -768,13 +768,7 @@ func TestFlushDelayBatchesSubmits(t *testing.T) {
 	checkGoroutines(t)
 	srv := gearmantest.Start(t)
 	var writes atomic.Int64
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		return &writeCounter{Conn: nc, n: &writes}, nil
-	}
+	dial := countingDialer(&writes)
 	c := newClient(t, []string{srv.Addr()}, gearman.ClientOptions{FlushDelay: 20 * time.Millisecond, Dialer: dial})
 	ctx := testContext(t)
 	if _, err := c.Submit(ctx, "flushdelay", "", []byte("one"), gearman.PriorityNormal, true); err != nil {
@@ -817,6 +811,17 @@ func TestFlushDelayBatchesSubmits(t *testing.T) {
 	}
 }
 
+// countingDialer dials TCP connections that count their writes in n.
+func countingDialer(n *atomic.Int64) func(ctx context.Context, addr string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &writeCounter{Conn: nc, n: n}, nil
+	}
+}
+
 type writeCounter struct {
 	net.Conn
 	n *atomic.Int64
@@ -835,13 +840,7 @@ func TestSubmitAllAndCompleteAll(t *testing.T) {
 	checkGoroutines(t)
 	srv := gearmantest.Start(t)
 	var writes atomic.Int64
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		return &writeCounter{Conn: nc, n: &writes}, nil
-	}
+	dial := countingDialer(&writes)
 	c := newClient(t, []string{srv.Addr()}, gearman.ClientOptions{Window: 8, Dialer: dial})
 	ctx := testContext(t)
 	fn := funcName(t, "all")

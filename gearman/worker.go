@@ -385,14 +385,24 @@ func (wc *WorkerConn) grabOnce(ctx context.Context) (*Job, error) {
 		}
 		return g.job, nil
 	case <-ctx.Done():
-		wc.mu.Lock()
+		wc.abandonGrabs(nil, g)
+		return nil, ctx.Err()
+	}
+}
+
+// abandonGrabs is for a grab whose caller gave up: the jobs it already
+// holds, and those assigned to its calls, now or later, wait for the next
+// grab.
+func (wc *WorkerConn) abandonGrabs(jobs []*Job, calls ...*grabCall) {
+	wc.mu.Lock()
+	defer wc.mu.Unlock()
+	wc.orphans = append(wc.orphans, jobs...)
+	for _, g := range calls {
 		if !g.delivered {
 			g.abandoned = true
 		} else if g.job != nil {
 			wc.orphans = append(wc.orphans, g.job)
 		}
-		wc.mu.Unlock()
-		return nil, ctx.Err()
 	}
 }
 

@@ -138,11 +138,16 @@ func (g *realGearman) SubmitResult(ctx context.Context, queue string, payload []
 }
 
 func (g *realGearman) SubmitResults(ctx context.Context, rs []QueuedResult) []error {
+	return g.client.SubmitAll(ctx, backgroundJobs(rs))
+}
+
+// backgroundJobs are rs as NORMAL background jobs with fresh uniques.
+func backgroundJobs(rs []QueuedResult) []gearman.BackgroundJob {
 	jobs := make([]gearman.BackgroundJob, len(rs))
 	for i, r := range rs {
 		jobs[i] = gearman.BackgroundJob{Function: r.Queue, Data: r.Payload, Priority: gearman.PriorityNormal}
 	}
-	return g.client.SubmitAll(ctx, jobs)
+	return jobs
 }
 
 func (g *realGearman) Close() error { return g.client.Close() }

@@ -94,6 +94,7 @@ func (b *Bridge) submitPassive(ctx context.Context, id Identity, results []*pb.P
 		batch = append(batch, QueuedResult{Queue: b.cfg.ResultQueue, Payload: b.codec.Encode(res.MarshalPassive())})
 		sts = append(sts, st)
 	}
+	var accepted []QueuedResult
 	for i, err := range submitResults(ctx, b.results, batch) {
 		st := sts[i]
 		if err != nil {
@@ -109,19 +110,26 @@ func (b *Bridge) submitPassive(ctx context.Context, id Identity, results []*pb.P
 		}
 		st.Accepted = true
 		b.m.passiveAccepted.Inc()
-		b.copyToDups(ctx, batch[i].Queue, batch[i].Payload)
+		accepted = append(accepted, batch[i])
 	}
+	b.copyToDups(ctx, accepted)
 	return out
 }
 
-// copyToDups gives every dupserver a copy of a result that is already on
-// the primary result queue. A copy is best effort, as with classic
-// dupservers: a failure is logged and counted, and the result stands.
-func (b *Bridge) copyToDups(ctx context.Context, queue string, payload []byte) {
+// copyToDups gives every dupserver a copy of results that are already on
+// the primary result queue, all in one pipelined submit. A copy is best
+// effort, as with classic dupservers: a failure is logged (once per
+// dupserver and interval) and counted, and the result stands.
+func (b *Bridge) copyToDups(ctx context.Context, rs []QueuedResult) {
+	if len(rs) == 0 {
+		return
+	}
 	for i, d := range b.dups {
-		if _, err := d.Submit(ctx, queue, "", payload, gearman.PriorityNormal, true); err != nil {
-			b.m.dupErrors.Inc()
-			b.log.Warn("dupserver did not take a result copy", "dupserver", b.cfg.DupServers[i], "queue", queue, "err", err)
+		for k, err := range d.SubmitAll(ctx, backgroundJobs(rs)) {
+			if err != nil {
+				b.m.dupErrors.Inc()
+				b.rl.Warn(b.log, "dupserver "+b.cfg.DupServers[i], "dupserver did not take a result copy", "dupserver", b.cfg.DupServers[i], "queue", rs[k].Queue, "err", err)
+			}
 		}
 	}
 }

@@ -1030,6 +1030,7 @@ func (s *session) submitAll(reqs []finishReq) []bool {
 	if len(batch) == 0 {
 		return done
 	}
+	var dups []QueuedResult
 	for k, err := range submitResults(s.ctx, s.b.results, batch) {
 		r := reqs[of[k]]
 		if !s.submit(r.ij, batch[k], err) {
@@ -1041,9 +1042,10 @@ func (s *session) submitAll(reqs []finishReq) []bool {
 			// default): the copy feeds a second core as a passive result.
 			dup := r.res
 			dup.Type = modgearman.ResultPassive
-			s.b.copyToDups(s.ctx, batch[k].Queue, s.b.codec.Encode(dup.Marshal()))
+			dups = append(dups, QueuedResult{Queue: batch[k].Queue, Payload: s.b.codec.Encode(dup.Marshal())})
 		}
 	}
+	s.b.copyToDups(s.ctx, dups)
 	return done
 }
 

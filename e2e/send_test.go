@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gearbridge/gearbridge/gearman"
+	"github.com/gearbridge/gearbridge/internal/gearmantest"
 	"github.com/gearbridge/gearbridge/modgearman"
 )
 
@@ -271,4 +272,43 @@ func TestSendDaemonSpool(t *testing.T) {
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket left behind: %v", err)
 	}
+}
+
+// TestDupServerGetsPassiveResults: with --dupserver, a batch of passive
+// results sent through the bridge reaches both gearmand servers, each
+// result once, as sent.
+func TestDupServerGetsPassiveResults(t *testing.T) {
+	c := newCluster(t)
+	dup := gearmantest.Start(t)
+	writeFile(t, c.authz, senderAuthz, 0o644)
+	_, addr := c.startBridge("bridge", "127.0.0.1:0", "--dupserver", dup.Addr())
+	tlsFlags := c.senderFlags("sender", "sender-e2e")
+	const n = 50
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "dup-%03d\tsvc\t%d\tpassive %d\n", i, i%4, i)
+	}
+	code, out := c.send(in.String(), append([]string{"--bridge", addr, "--state-dir", t.TempDir(), "--batch-size", "100"}, tlsFlags...)...)
+	if code != 0 {
+		t.Fatalf("send: exit %d\n%s", code, out)
+	}
+	check := func(where string, got []result) {
+		t.Helper()
+		seen := map[string]bool{}
+		for _, r := range got {
+			var i int
+			if _, err := fmt.Sscanf(r.HostName, "dup-%03d", &i); err != nil || seen[r.HostName] {
+				t.Fatalf("%s: unexpected or repeated host %q", where, r.HostName)
+			}
+			seen[r.HostName] = true
+			if r.Type != modgearman.ResultPassive || r.ReturnCode != i%4 || r.Output != fmt.Sprintf("passive %d", i) {
+				t.Errorf("%s: %s: type %q rc %d output %q", where, r.HostName, r.Type, r.ReturnCode, r.Output)
+			}
+		}
+		if len(seen) != n {
+			t.Fatalf("%s: %d of %d results", where, len(seen), n)
+		}
+	}
+	check("primary", c.collect("check_results", n, time.Minute))
+	check("dupserver", c.collectFrom(dup.Addr(), "check_results", time.Minute, func(got []result) bool { return len(got) >= n }))
 }

@@ -223,12 +223,34 @@ func (s *soak) logf(format string, a ...any) {
 	s.mu.Unlock()
 }
 
+// freeAddr returns a loopback address that nothing listens on. The port
+// comes from below the kernel's ephemeral range: a port the
+// kernel hands out (127.0.0.1:0) is free again once closed, and among the
+// soak's hundreds of outgoing connections one could take it before the
+// process it is meant for binds it (seen: a worker that exited at start,
+// its metrics address in use).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	if low <= 11024 {
+		t.Fatalf("the ephemeral port range starts at %d: no room below it for the soak's listeners", low)
+	}
+	for range 1000 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+rand.IntN(low-11024)))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // launch starts p (again) in its own process group, its output appended

@@ -36,10 +36,13 @@ const (
 	maxJobsBatch = 128
 	// ackDelay is how long an ack waits for a job to ride with. An ack
 	// is not urgent (the worker only forgets a result it keeps for a
-	// resend), and the job taking the freed slot usually follows within a
-	// gearmand round trip: sent together, they cost one write. Short, so
-	// that a draining worker is not kept waiting.
-	ackDelay = 2 * time.Millisecond
+	// resend; a result resent after a reconnect is acknowledged again),
+	// and at a steady rate of a few checks per second or more the next
+	// job comes within it: sent together, they cost one write and one
+	// read on each side (at 100 checks/s, 0.8 writes and 5 context
+	// switches less per check than with 2ms). Short enough that a
+	// draining worker, which waits for its acks, is hardly kept waiting.
+	ackDelay = 50 * time.Millisecond
 	// batchOverhead is room left in a Jobs message for its framing.
 	batchOverhead = 1024
 )

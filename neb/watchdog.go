@@ -138,25 +138,34 @@ func (w *Watchdog) Expired(now time.Time) []Expired {
 // result came and it was not submitted again since); it reports whether it
 // did, so that each expired check is settled once.
 func (w *Watchdog) Take(e Expired) bool {
-	k := checkKey{e.HostName, e.ServiceDescription}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	it, ok := w.items[k]
-	if !ok || !it.submitted.Equal(e.Submitted) || !it.deadline.Equal(e.Deadline) {
+	k, _, ok := w.currentLocked(e)
+	if !ok {
 		return false
 	}
 	delete(w.items, k)
 	return true
 }
 
+// currentLocked returns e's entry while it is still the submission that
+// Expired returned; w.mu is held.
+func (w *Watchdog) currentLocked(e Expired) (checkKey, inflight, bool) {
+	k := checkKey{e.HostName, e.ServiceDescription}
+	it, ok := w.items[k]
+	if !ok || !it.submitted.Equal(e.Submitted) || !it.deadline.Equal(e.Deadline) {
+		return k, it, false
+	}
+	return k, it, true
+}
+
 // Defer marks e, still in flight, as kept past its deadline; it reports
 // whether this is the first time for this submission.
 func (w *Watchdog) Defer(e Expired) bool {
-	k := checkKey{e.HostName, e.ServiceDescription}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	it, ok := w.items[k]
-	if !ok || it.deferred || !it.submitted.Equal(e.Submitted) || !it.deadline.Equal(e.Deadline) {
+	k, it, ok := w.currentLocked(e)
+	if !ok || it.deferred {
 		return false
 	}
 	it.deferred = true

@@ -188,9 +188,9 @@ func (w *workerService) recvLoop(s *session, stream pb.WorkerService_WorkServer)
 		case *pb.WorkRequest_Results:
 			// The results first: each frees the slot its credit is for.
 			// A credit that came with a result is granted once that job
-			// is completed towards gearmand, so that the GRAB it causes
-			// carries the completion in the same write (see finish).
-			// The batch is finished together: one submit, one completion
+			// is completed towards gearmand (see runFinish), so that the
+			// GRAB it causes never runs ahead of the completion. The
+			// batch is finished together: one submit, one completion
 			// write per gearmand, one grant of its credits.
 			rs, credit := m.Results.GetResults(), m.Results.GetCredit()
 			tied := min(int(credit), len(rs))

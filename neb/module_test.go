@@ -28,10 +28,6 @@ type harness struct {
 
 func newModule(t *testing.T, args string, opts Options) *harness {
 	t.Helper()
-	c, err := ParseBrokerArgs(args, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := &harness{woke: make(chan struct{}, 1)}
 	h.out = NewOutbox(0, func() {
 		select {
@@ -40,6 +36,18 @@ func newModule(t *testing.T, args string, opts Options) *harness {
 		}
 	})
 	opts.Sink = h.out.Push
+	h.start(t, args, opts)
+	return h
+}
+
+// start builds h's module from args and opts, starts it and closes it when
+// the test ends.
+func (h *harness) start(t *testing.T, args string, opts Options) {
+	t.Helper()
+	c, err := ParseBrokerArgs(args, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.m, err = New(c, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +58,6 @@ func newModule(t *testing.T, args string, opts Options) *harness {
 		defer cancel()
 		_ = h.m.Close(ctx)
 	})
-	return h
 }
 
 // next waits for the next result delivered to the outbox.

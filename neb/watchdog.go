@@ -2,6 +2,7 @@ package neb
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -105,17 +106,8 @@ func (w *Watchdog) Done(host, service string) bool {
 // Sweep removes and returns every check whose deadline is before or at
 // now. Each is returned once.
 func (w *Watchdog) Sweep(now time.Time) []Expired {
-	var out []Expired
-	w.mu.Lock()
-	for k, it := range w.items {
-		if !it.deadline.After(now) {
-			out = append(out, Expired{Kind: it.kind, HostName: k.host, ServiceDescription: k.service,
-				Queue: it.queue, Submitted: it.submitted, Deadline: it.deadline})
-			delete(w.items, k)
-		}
-	}
-	w.mu.Unlock()
-	return out
+	out := w.Expired(now)
+	return slices.DeleteFunc(out, func(e Expired) bool { return !w.Take(e) })
 }
 
 // Expired returns every check whose deadline is before or at now without

@@ -282,28 +282,15 @@ func TestWatchdogGivesBackChecksLostWithGearmand(t *testing.T) {
 // the results behind it wait in gearmand.
 func backlogModule(t *testing.T, args string, release chan struct{}, logs *lockedBuffer) (*harness, *fakeClock) {
 	t.Helper()
-	c, err := ParseBrokerArgs(args, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := newFakeClock()
 	h := &harness{out: NewOutbox(0, nil)}
 	// One result at a time: a result held in the sink holds up the next.
-	h.m, err = New(c, Options{Now: clk.Now, ResultsInFlight: 1, WatchdogPeriod: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil)), Sink: func(r CheckResult) bool {
+	h.start(t, args, Options{Now: clk.Now, ResultsInFlight: 1, WatchdogPeriod: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil)), Sink: func(r CheckResult) bool {
 		if r.ServiceDescription == "block" {
 			<-release
 		}
 		return h.out.Push(r)
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.m.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.m.Close(ctx)
-	})
 	return h, clk
 }
 
